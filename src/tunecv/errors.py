@@ -1,0 +1,51 @@
+"""The exceptions tunecv raises for problems a user can act on.
+
+Every user-facing error derives from :class:`TunecvError`. The CLI prints such an error as one line and
+exits with code 2 (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ResumeError",
+    "RunFailedError",
+    "SearchSpaceError",
+    "StorageError",
+    "TunecvError",
+]
+
+
+class TunecvError(Exception):
+    """Root of every error tunecv raises on purpose."""
+
+
+class ConfigError(TunecvError, ValueError):
+    """A config key has a value that breaks a constraint."""
+
+
+class SearchSpaceError(ConfigError):
+    """A search-space file is malformed or names an unknown config key."""
+
+
+class DataError(ConfigError):
+    """The data does not fit the split that was asked for (columns, folds, groups)."""
+
+
+class ResumeError(TunecvError):
+    """``--resume`` / ``--reset`` asked for something the artifact folder cannot give."""
+
+
+class StorageError(TunecvError):
+    """An Optuna storage cannot be reached or opened."""
+
+
+class RunFailedError(TunecvError):
+    """Every run of a cross-validation failed."""
+
+
+def one_of(key: str, value: object, options: object) -> ConfigError:
+    """Build the standard "must be one of" error: names the key, the options and the value received."""
+    opts = ", ".join(str(o) for o in options)  # type: ignore[union-attr]
+    return ConfigError(f"`{key}` must be one of {opts}; got {value!r}")

@@ -1,0 +1,127 @@
+"""One naming scheme and one folder layout for the three levels.
+
+``tune_name``, ``cv_name`` and ``run_name`` are human-readable; ``run_id`` is 8 random characters
+``[a-z0-9]`` (also the wandb run id). Generated names come from :mod:`coolname`.
+
+Folders::
+
+    {artifact_dir}/_runs/{run_name}-{run_id}/                         train alone
+    {artifact_dir}/_cross_validations/{cv_name}/{run_name}-{run_id}/  cv alone
+    {artifact_dir}/{tune_name}/{cv_name}/{run_name}-{run_id}/         under a tune
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from pathlib import Path
+
+from tunecv.errors import ConfigError
+
+__all__ = [
+    "RUNS_DIR",
+    "CVS_DIR",
+    "cv_dir",
+    "cv_name",
+    "find_run_dirs",
+    "generate_name",
+    "new_run_id",
+    "retrain_name",
+    "run_dir",
+    "run_name",
+    "split_run_dir_name",
+    "tune_dir",
+    "validate_name",
+]
+
+RUNS_DIR = "_runs"
+CVS_DIR = "_cross_validations"
+RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+RUN_ID_LENGTH = 8
+_RUN_ID_RE = re.compile(rf"^[a-z0-9]{{{RUN_ID_LENGTH}}}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+_RESERVED = {RUNS_DIR, CVS_DIR, "report"}
+
+
+def generate_name(words: int = 2) -> str:
+    """A fresh human-readable name such as ``brave-otter``."""
+    import coolname
+
+    return coolname.generate_slug(words)
+
+
+def new_run_id() -> str:
+    """8 random characters from ``[a-z0-9]``."""
+    return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(RUN_ID_LENGTH))
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID_RE.match(text))
+
+
+def validate_name(name: str, key: str = "name") -> str:
+    """Return ``name`` if it is safe as a folder name, else raise :class:`ConfigError`."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"`{key}` must be a non-empty string; got {name!r}")
+    if "/" in name or "\\" in name or ".." in name or name in _RESERVED or not _NAME_RE.match(name):
+        raise ConfigError(
+            f"`{key}` must be a folder name of letters, digits and _ . = + - (no path separator, no "
+            f"'..', not {' / '.join(sorted(_RESERVED))}); got {name!r}")
+    return name
+
+
+def cv_name(tune_name: str, index: int) -> str:
+    """``{tune_name}-cv{index}``."""
+    return f"{tune_name}-cv{index}"
+
+
+def run_name(cv: str, fold: int, seed: int) -> str:
+    """``{cv_name}-run-f{fold}s{seed}``."""
+    return f"{cv}-run-f{fold}s{seed}"
+
+
+def retrain_name(tune_name: str) -> str:
+    """``{tune_name}-retrain``: the run that retrains the best parameters."""
+    return f"{tune_name}-retrain"
+
+
+def run_dir(parent: str | Path, name: str, run_id: str) -> Path:
+    """``{parent}/{run_name}-{run_id}``."""
+    return Path(parent) / f"{name}-{run_id}"
+
+
+def standalone_runs_parent(artifact_dir: str | Path) -> Path:
+    """Where ``tunecv train`` alone puts its runs."""
+    return Path(artifact_dir) / RUNS_DIR
+
+
+def cv_dir(artifact_dir: str | Path, name: str) -> Path:
+    """Where ``tunecv cv`` alone puts a cross-validation."""
+    return Path(artifact_dir) / CVS_DIR / name
+
+
+def tune_dir(artifact_dir: str | Path, name: str) -> Path:
+    """Where ``tunecv tune`` puts a sweep."""
+    return Path(artifact_dir) / name
+
+
+def split_run_dir_name(folder: str) -> tuple[str, str] | None:
+    """``("name", "id")`` for a folder named ``{name}-{id}``, else ``None``."""
+    name, sep, rid = folder.rpartition("-")
+    if sep and name and is_run_id(rid):
+        return name, rid
+    return None
+
+
+def find_run_dirs(parent: str | Path, name: str) -> list[Path]:
+    """Existing run folders ``{parent}/{name}-{id}`` (newest last)."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    found = []
+    for child in parent.iterdir():
+        parts = split_run_dir_name(child.name)
+        if child.is_dir() and parts and parts[0] == name:
+            found.append(child)
+    return sorted(found, key=lambda p: p.stat().st_mtime)
