@@ -1,0 +1,218 @@
+"""The ``tunecv`` command line: parses, then calls the Python API.
+
+``tunecv --help`` (and ``tunecv train --help``) import neither torch, lightning, optuna nor wandb.
+A user error is printed as one line and exits with code 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional
+
+__all__ = ["main"]
+
+COMMANDS = {
+    "train": "one training run",
+    "cv": "a cross-validation: folds x seeds",
+    "tune": "a hyperparameter sweep (Optuna) over cross-validations",
+    "report": "tables and plots of what a run, cv or tune left",
+}
+
+USAGE = """usage: tunecv [--version] {train,cv,tune,report} ...
+
+tunecv: tune -> cross-validate -> train any PyTorch Lightning model.
+
+commands:
+  train    one training run
+  cv       a cross-validation: folds x seeds
+  tune     a hyperparameter sweep (Optuna) over cross-validations
+  report   tables and plots of what a run, cv or tune left
+
+common options (train, cv, tune):
+  --config FILE         a YAML config (repeatable, later wins)
+  --KEY VALUE           any config key, dotted: --model.init_args.lr 0.01 --split.total_folds 3
+  --print_config        print the resolved config and exit
+  --resume              finish what an earlier call with the same --name left
+  --reset               delete that name's artifacts and start over
+  --dry_run             (cv, tune) print the plan and create nothing
+  --debug               show tracebacks
+
+Run `tunecv COMMAND --help` for every config key.
+"""
+
+FLAGS = {"--print_config", "--resume", "--reset", "--dry_run", "--debug", "--help", "-h", "--quiet"}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tunecv")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def _command_help(command: str) -> str:
+    from tunecv.config import build_parser
+
+    parser = build_parser(prog=f"tunecv {command}", description=COMMANDS[command])
+    text = parser.format_help()
+    extra = ("\ncommand options:\n  --config FILE         a YAML config (repeatable, later wins)\n"
+             "  --print_config        print the resolved config and exit\n"
+             "  --resume              finish what an earlier call with the same name left\n"
+             "  --reset               delete that name's artifacts and start over\n"
+             "  --debug               show tracebacks\n")
+    if command in ("cv", "tune"):
+        extra += "  --dry_run             print the plan and create nothing\n"
+    if command == "tune":
+        extra += "  --tune.search_space FILE   the search-space file (YAML or TOML)\n"
+    return text + extra
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _error(message: str, debug: bool, exc: Optional[BaseException] = None) -> int:
+    if debug and exc is not None:
+        raise exc
+    line = " ".join(str(message).split("\n")[0].split())
+    print(f"tunecv: error: {line}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``tunecv`` and ``python -m tunecv``; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = _main(args)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _main(args: list[str]) -> int:
+    debug = "--debug" in args
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"tunecv {_version()}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        return _error(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", debug)
+    if "-h" in rest or "--help" in rest:
+        if command == "report":
+            print("usage: tunecv report PATH [--format table|json] [--no-plots]\n\n"
+                  "Tables and plots of a run, cv or tune folder (also while a tune is still running).")
+        else:
+            print(_command_help(command), end="")
+        return 0
+
+    from tunecv.errors import TunecvError
+
+    try:
+        if command == "report":
+            return _report(rest)
+        return _run(command, rest)
+    except TunecvError as exc:
+        return _error(str(exc), debug, exc)
+    except KeyboardInterrupt:
+        print("tunecv: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(command: str, rest: list[str]) -> int:
+    from tunecv.config import config_from_args, dump_yaml, split_argv
+    from tunecv.errors import ConfigError
+
+    configs, overrides, other = split_argv(rest)
+    flags = set()
+    for word in other:
+        if word not in FLAGS:
+            raise ConfigError(f"unknown option {word!r}; options are --config, --KEY VALUE for any config key, "
+                              f"{', '.join(sorted(FLAGS - {'-h'}))}")
+        flags.add(word)
+    if "--dry_run" in flags and command == "train":
+        raise ConfigError("`--dry_run` applies to cv and tune; for train use --print_config")
+    cfg = config_from_args(configs, overrides)
+    if "--print_config" in flags:
+        print(dump_yaml(cfg), end="")
+        return 0
+    _setup_logging()
+    resume, reset, dry_run = "--resume" in flags, "--reset" in flags, "--dry_run" in flags
+    if command == "train":
+        import tunecv.train as train_mod
+
+        result = train_mod.train(cfg, resume=resume, reset=reset)
+        _print_train(result)
+        return 0
+    if command == "cv":
+        import tunecv.cv as cv_mod
+
+        res = cv_mod.cross_validate(cfg, resume=resume, reset=reset, dry_run=dry_run)
+        return 0 if res is None or res.n_completed > 0 else 1
+    import tunecv.tune as tune_mod
+
+    tune_res = tune_mod.tune(cfg, resume=resume, reset=reset, dry_run=dry_run)
+    return 0 if tune_res is None or tune_res.n_finished > 0 else 1
+
+
+def _report(rest: list[str]) -> int:
+    from tunecv.errors import ConfigError
+
+    paths = [w for w in rest if not w.startswith("--")]
+    fmt = "table"
+    if "--format" in rest:
+        i = rest.index("--format")
+        if i + 1 >= len(rest):
+            raise ConfigError("`--format` needs a value: table or json")
+        fmt = rest[i + 1]
+        paths = [p for p in paths if p != fmt]
+    for w in rest:
+        if w.startswith("--format="):
+            fmt = w.split("=", 1)[1]
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"`--format` must be one of table, json; got {fmt!r}")
+    if len(paths) != 1:
+        raise ConfigError(f"`tunecv report` needs exactly one PATH (a run, cv or tune folder); got {paths}")
+    import tunecv.report as report_mod
+
+    report_mod.report(paths[0], fmt=fmt, plots="--no-plots" not in rest)
+    return 0
+
+
+def _setup_logging() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    level = os.environ.get("TUNECV_LOG_LEVEL", "INFO").upper()
+    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    root = logging.getLogger("tunecv")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _print_train(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {result.name} ({result.run_id})", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(result.metrics):
+        table.add_row(key, f"{result.metrics[key]:.6g}")
+    console.print(table)
+    console.print(f"folder:     {result.run_dir}")
+    console.print(f"checkpoint: {result.checkpoint}")
+    console.print(f"duration:   {result.duration:.1f} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

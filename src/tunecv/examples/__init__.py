@@ -1,0 +1,6 @@
+"""Small bundled examples that run offline on CPU in seconds.
+
+- :mod:`tunecv.examples.digits`: a classifier of scikit-learn's 8x8 digits.
+- :mod:`tunecv.examples.penguins`: a species classifier of the Palmer penguins, whose ``island`` column
+  gives natural groups for region folds.
+"""

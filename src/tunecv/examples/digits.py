@@ -1,0 +1,89 @@
+"""A classifier of scikit-learn's bundled 8x8 digits, as a LightningModule and a SplitDataModule."""
+
+from __future__ import annotations
+
+import lightning as L
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from tunecv.data import SplitDataModule
+
+__all__ = ["DigitsClassifier", "DigitsDataModule"]
+
+
+class DigitsDataModule(SplitDataModule):
+    """The 1,797 digits that ship with scikit-learn; metadata has ``label`` and a pseudo-``region``.
+
+    Args:
+        batch_size: samples per batch.
+        num_workers: dataloader workers.
+        n_regions: the digits carry no natural groups; samples are dealt into this many pseudo-regions
+            (by sample order) so that region folds can be tried on them too.
+        limit: use only the first ``limit`` samples (for quick tests).
+    """
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, n_regions: int = 10,
+                 limit: int | None = None) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.n_regions = n_regions
+        self.limit = limit
+
+    def load(self) -> tuple[TensorDataset, pd.DataFrame]:
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        if self.limit is not None:
+            x, y = x[: self.limit], y[: self.limit]
+        features = torch.tensor(x / 16.0, dtype=torch.float32)
+        labels = torch.tensor(y, dtype=torch.long)
+        metadata = pd.DataFrame({"label": y, "region": [f"r{i % self.n_regions}" for i in range(len(y))]},
+                                index=pd.RangeIndex(len(y), name="sample_id"))
+        return TensorDataset(features, labels), metadata
+
+
+class DigitsClassifier(L.LightningModule):
+    """A small MLP; logs ``train/loss``, ``val/loss``, ``val/acc`` (and ``test/...``).
+
+    Args:
+        hidden_dim: width of the hidden layer.
+        lr: Adam learning rate (used unless an ``optimizer:`` section is configured).
+        dropout: dropout after the hidden layer.
+        weight_decay: Adam weight decay.
+    """
+
+    def __init__(self, hidden_dim: int = 64, lr: float = 1e-2, dropout: float = 0.1,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.Linear(64, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train",
+                 batch_size=len(y))
+        return loss
+
+    def training_step(self, batch, batch_idx):  # noqa: D102
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):  # noqa: D102
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):  # noqa: D102
+        self._step(batch, "test")
+
+    def configure_optimizers(self):  # noqa: D102
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+

@@ -1,0 +1,520 @@
+"""The ``train`` level: one Lightning run with its own accelerator, strategy and devices.
+
+``train`` never learns whether a cv or a tune called it: a caller passes down the run's resolved name
+and folder (``run_dir``); called alone it places the run in ``{artifact_dir}/_runs/{run_name}-{run_id}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from tunecv import naming
+from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml, import_class, load_config
+from tunecv.errors import ConfigError, ResumeError, TunecvError
+
+__all__ = ["RUN_INFO_FILE", "TrainResult", "build_objects", "lightning_devices", "train"]
+
+log = logging.getLogger(__name__)
+
+RUN_INFO_FILE = "run_info.json"
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run left.
+
+    Attributes:
+        name: the run name.
+        run_id: 8 characters ``[a-z0-9]``; also the wandb run id.
+        run_dir: the run folder.
+        metrics: every metric in ``trainer.callback_metrics`` (validation metrics of the best checkpoint,
+            and test metrics when there is a test split).
+        checkpoint: path of the best checkpoint (``None`` without checkpointing).
+        last_checkpoint: path of the ``last`` checkpoint.
+        fold: the fold trained.
+        seed: the seed used.
+        status: ``completed`` or ``failed``.
+        error: the error message of a failed run.
+        started_at: UTC start time.
+        finished_at: UTC end time.
+        duration: seconds.
+    """
+
+    name: str
+    run_id: str
+    run_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: Optional[str] = None
+    last_checkpoint: Optional[str] = None
+    fold: int = 0
+    seed: int = 42
+    status: str = "completed"
+    error: Optional[str] = None
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    duration: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        """The run as one ``run_infos`` row (level names are added by the caller)."""
+        return {
+            "run_name": self.name, "run_id": self.run_id, "fold": self.fold, "seed": self.seed,
+            "started_at": self.started_at, "finished_at": self.finished_at, "duration": self.duration,
+            "checkpoint": self.checkpoint, "status": self.status, "error": self.error, **self.metrics,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        for key in ("started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainResult:
+        kwargs = dict(data)
+        kwargs["run_dir"] = Path(kwargs["run_dir"])
+        for key in ("started_at", "finished_at"):
+            if kwargs.get(key):
+                kwargs[key] = datetime.fromisoformat(kwargs[key])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in kwargs.items() if k in known})
+
+
+def read_result(run_dir: str | Path) -> Optional[TrainResult]:
+    """The result a run folder recorded, or ``None`` when the run never finished."""
+    data = read_json(Path(run_dir) / RUN_INFO_FILE)
+    if not data:
+        return None
+    try:
+        return TrainResult.from_json(data)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def as_config(config: Union[Config, Mapping, str, os.PathLike]) -> Config:
+    """Accept a :class:`Config`, a mapping or a YAML path."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config)
+
+
+# -- devices -------------------------------------------------------------------------------------------
+
+def lightning_devices(devices: Any, accelerator: str) -> Any:
+    """Translate tunecv's ``devices`` list into what ``lightning.Trainer(devices=...)`` expects.
+
+    ``[auto]`` → ``"auto"``; on CPU a list means that many processes; otherwise a list of device indices.
+    A non-list (from a LightningCLI ``trainer.devices``) is passed through unchanged.
+    """
+    if not isinstance(devices, (list, tuple)):
+        return devices
+    if list(devices) == ["auto"]:
+        return "auto"
+    if any(isinstance(d, str) for d in devices):
+        if len(devices) == 1 and str(devices[0]).lstrip("-").isdigit():
+            devices = [int(devices[0])]
+        else:
+            raise ConfigError(f"`devices` must be [auto] or a list of device indices such as [0, 2]; got {devices!r}")
+    if accelerator == "cpu":
+        return len(devices)
+    if list(devices) == [-1]:
+        return -1
+    return [int(d) for d in devices]
+
+
+def trainer_device_kwargs(cfg: Config) -> dict[str, Any]:
+    """``accelerator``, ``strategy``, ``devices`` and ``num_nodes`` for this run's Trainer."""
+    accelerator = cfg.device_setting("accelerator")
+    strategy = cfg.device_setting("strategy")
+    if isinstance(strategy, str) and strategy in PARALLEL_STRATEGIES:
+        strategy = "auto"  # how a cv/tune shares devices; one run alone uses Lightning's default
+    return {
+        "accelerator": accelerator,
+        "strategy": strategy,
+        "devices": lightning_devices(cfg.device_setting("devices"), str(accelerator)),
+        "num_nodes": cfg.device_setting("num_nodes"),
+    }
+
+
+# -- building objects from class_path specs ------------------------------------------------------------
+
+def instantiate(spec: Any, base: type, key: str) -> Any:
+    """Instantiate ``{class_path, init_args}`` (nested specs included) with jsonargparse."""
+    from jsonargparse import ArgumentParser
+
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    if not isinstance(spec, Mapping) or "class_path" not in spec:
+        raise ConfigError(f"`{key}` must be {{class_path: ..., init_args: {{...}}}}; got {spec!r}")
+    cls = import_class(spec["class_path"], f"{key}.class_path")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"`{key}.class_path` must name a subclass of {base.__module__}.{base.__qualname__}; "
+                          f"got {spec['class_path']!r}")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--obj", type=cls)
+    try:
+        ns = parser.parse_object({"obj": dict(spec)})
+        init = parser.instantiate(ns) if hasattr(parser, "instantiate") else parser.instantiate_classes(ns)
+    except TunecvError:
+        raise
+    except Exception as exc:
+        from tunecv.config import _format_parser_error
+
+        msg = _format_parser_error(exc).replace("`obj.", f"`{key}.").replace("`obj`", f"`{key}`")
+        msg = msg.replace('"obj.', f'"{key}.').replace("Key 'obj", f"Key '{key}")
+        raise ConfigError(f"`{key}` ({spec['class_path']}) cannot be built: {msg}") from None
+    return init.obj
+
+
+def _optimizer_class(spec: Any, module: str, key: str) -> tuple[type, dict]:
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    if not isinstance(spec, Mapping) or "class_path" not in spec:
+        raise ConfigError(f"`{key}` must be a class name or {{class_path, init_args}}; got {spec!r}")
+    path = spec["class_path"]
+    if "." not in path:
+        path = f"{module}.{path}"
+    return import_class(path, f"{key}.class_path"), dict(spec.get("init_args") or {})
+
+
+def attach_optimizers(model: Any, optimizer: Any, lr_scheduler: Any) -> None:
+    """LightningCLI's ``optimizer:`` / ``lr_scheduler:`` sections: replace ``configure_optimizers``."""
+    if optimizer is None:
+        if lr_scheduler is not None:
+            raise ConfigError("`lr_scheduler` needs an `optimizer` section too")
+        return
+    opt_cls, opt_args = _optimizer_class(optimizer, "torch.optim", "optimizer")
+    sched = None
+    if lr_scheduler is not None:
+        sched = _optimizer_class(lr_scheduler, "torch.optim.lr_scheduler", "lr_scheduler")
+
+    def configure_optimizers(self: Any = model) -> Any:
+        opt = opt_cls(model.parameters(), **opt_args)
+        if sched is None:
+            return opt
+        sched_cls, sched_args = sched
+        sched_args = dict(sched_args)
+        monitor = sched_args.pop("monitor", None)
+        interval = sched_args.pop("interval", "epoch")
+        scheduler = sched_cls(opt, **sched_args)
+        config = {"scheduler": scheduler, "interval": interval}
+        if monitor is not None or sched_cls.__name__ == "ReduceLROnPlateau":
+            config["monitor"] = monitor or "val/loss"
+        return {"optimizer": opt, "lr_scheduler": config}
+
+    model.configure_optimizers = configure_optimizers
+
+
+def build_objects(cfg: Config) -> tuple[Any, Any]:
+    """The model and data module of a config, with the split of ``cfg.fold`` / ``cfg.seed`` prepared.
+
+    Raises :class:`ConfigError` / :class:`DataError` for anything wrong, before any folder is made.
+    """
+    import lightning as L
+
+    from tunecv.data import SplitDataModule
+
+    if cfg.model is None:
+        raise ConfigError("`model` must be set: {class_path: my_pkg.MyLightningModule, init_args: {...}}")
+    if cfg.data is None:
+        raise ConfigError("`data` must be set: {class_path: my_pkg.MyDataModule, init_args: {...}}")
+    model = instantiate(cfg.model, L.LightningModule, "model")
+    data = instantiate(cfg.data, L.LightningDataModule, "data")
+    if isinstance(data, SplitDataModule):
+        data.configure_split(cfg.split, cfg.fold, cfg.seed)
+        data.prepare_split()
+    attach_optimizers(model, cfg.optimizer, cfg.lr_scheduler)
+    return model, data
+
+
+def build_callbacks(cfg: Config, run_dir: Path) -> tuple[list[Any], Any]:
+    """Checkpointing (best and last), early stopping, and the callbacks listed under ``trainer.callbacks``."""
+    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+    ck = cfg.checkpoint
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    if ck is not None and ck.monitor:
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}", auto_insert_metric_name=False,
+            monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k, save_last=True)
+    else:
+        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
+                                     auto_insert_metric_name=False, save_top_k=1, save_last=True)
+    callbacks: list[Any] = [checkpoint]
+    es = cfg.early_stopping
+    if es is not None:
+        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience,
+                                       min_delta=es.min_delta, check_finite=True))
+    user = (cfg.trainer or {}).get("callbacks") or []
+    if isinstance(user, Mapping):
+        user = [user]
+    for i, spec in enumerate(user):
+        callbacks.append(instantiate(spec, Callback, f"trainer.callbacks[{i}]"))
+    return callbacks, checkpoint
+
+
+# -- the run folder ---------------------------------------------------------------------------------
+
+def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool, reset: bool) -> tuple[str, Path, bool]:
+    """Name and folder of a run called alone; checks ``--resume`` / ``--reset``.
+
+    Returns:
+        ``(run_name, run_dir, existed)``.
+    """
+    if resume and reset:
+        raise ResumeError("--resume and --reset exclude each other: --resume continues a run, --reset "
+                          "deletes it and starts over")
+    run_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
+    parent = naming.standalone_runs_parent(cfg.artifact_dir)
+    if run_name is None:
+        if resume:
+            raise ResumeError("--resume needs the `name` of the run to continue (--name NAME)")
+        for _ in range(100):
+            candidate = naming.generate_name()
+            if not naming.find_run_dirs(parent, candidate):
+                run_name = candidate
+                break
+        else:  # pragma: no cover - 100 collisions of a 2-word slug
+            raise TunecvError("could not generate a free run name")
+    existing = naming.find_run_dirs(parent, run_name)
+    if existing and not (resume or reset):
+        raise ResumeError(f"a run named {run_name!r} exists in {existing[-1]}; pass --resume to continue it "
+                          f"or --reset to delete it and start over")
+    if resume and not existing:
+        raise ResumeError(f"nothing to resume: no run named {run_name!r} in {parent}")
+    if resume:
+        return run_name, existing[-1], True
+    return run_name, naming.run_dir(parent, run_name, naming.new_run_id()), False
+
+
+def _last_checkpoint(run_dir: Path) -> Optional[Path]:
+    last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def _to_float(value: Any) -> Optional[float]:
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _metrics(source: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in source.items():
+        number = _to_float(value)
+        if number is not None:
+            out[str(key)] = number
+    return out
+
+
+# -- train --------------------------------------------------------------------------------------------------
+
+def train(
+    config: Union[Config, Mapping, str, os.PathLike],
+    *,
+    name: Optional[str] = None,
+    run_dir: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = False,
+    reset: bool = False,
+    callbacks: Sequence[Any] = (),
+    tracking: Optional[Mapping[str, Any]] = None,
+    progress_bar: Optional[bool] = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Fit one model (then test it when the split holds out a test set).
+
+    Args:
+        config: a :class:`~tunecv.config.Config`, a mapping or a YAML path.
+        name: the run name (default ``config.name``, else generated).
+        run_dir: the folder ``{...}/{run_name}-{run_id}`` chosen by a caller (cv, tune); when given,
+            ``name`` must be given too, and ``resume`` continues whatever that folder holds.
+        resume: continue an interrupted run from its ``last`` checkpoint (a completed run is returned
+            as it is).
+        reset: delete the run's folder first and start over.
+        callbacks: extra Lightning callbacks (a tune passes its pruning reporter here).
+        tracking: extra wandb settings from the caller: ``group``, ``job_type``, ``tags``, ``config``.
+        progress_bar: show Lightning's progress bar (default: the trainer config, else on).
+        quiet: no model summary, no progress bar, fewer log lines (parallel workers).
+
+    Returns:
+        The run's :class:`TrainResult`.
+
+    Raises:
+        ConfigError: a bad key or value (raised before anything is written).
+        ResumeError: ``--resume`` / ``--reset`` misuse.
+    """
+    cfg = as_config(config)
+    if run_dir is None:
+        run_name, folder, existed = resolve_standalone_dir(cfg, name, resume, reset)
+    else:
+        if not name:
+            raise ConfigError("`train(run_dir=...)` needs the run `name` too")
+        if resume and reset:
+            raise ResumeError("--resume and --reset exclude each other")
+        run_name, folder = naming.validate_name(name), Path(run_dir)
+        existed = folder.exists()
+    parts = naming.split_run_dir_name(folder.name)
+    if parts is None or parts[0] != run_name:
+        raise ConfigError(f"the run folder must be named {{run_name}}-{{run_id}}; got {folder.name!r}")
+    run_id = parts[1]
+
+    if resume and existed:
+        done = read_result(folder)
+        if done is not None and done.status == "completed":
+            log.info("run %s is already completed; nothing to resume", run_name)
+            return done
+
+    model, data = build_objects(cfg)  # every config error surfaces here, before the folder exists
+    callbacks_list, checkpoint_cb = build_callbacks(cfg, folder)
+    device_kwargs = trainer_device_kwargs(cfg)
+
+    if reset and existed:
+        shutil.rmtree(folder)
+        existed = False
+    if not resume and existed and run_dir is not None:
+        shutil.rmtree(folder)  # a caller asked for a fresh run in a folder left by an older attempt
+    folder.mkdir(parents=True, exist_ok=True)
+    run_cfg = cfg.replace(name=run_name)
+    atomic_write_text(folder / CONFIG_FILE, f"# run_id: {run_id}\n" + dump_yaml(run_cfg))
+    (folder / RUN_INFO_FILE).unlink(missing_ok=True)
+
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    try:
+        result = _fit(cfg, run_name, run_id, folder, model, data, callbacks_list, checkpoint_cb, device_kwargs,
+                      resume=resume and existed, callbacks=callbacks, tracking=tracking,
+                      progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
+    except BaseException as exc:
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
+            failed = TrainResult(
+                name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
+                error=f"{type(exc).__name__}: {exc}".strip()[:2000], started_at=started,
+                finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0,
+                last_checkpoint=str(_last_checkpoint(folder) or "") or None)
+            with contextlib.suppress(OSError):
+                atomic_write_json(folder / RUN_INFO_FILE, failed.to_json())
+        raise
+    if _is_rank_zero():
+        atomic_write_json(folder / RUN_INFO_FILE, result.to_json())
+    return result
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data: Any, callbacks_list: list,
+         checkpoint_cb: Any, device_kwargs: dict, *, resume: bool, callbacks: Sequence[Any],
+         tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
+         started: datetime, t0: float) -> TrainResult:
+    import lightning as L
+
+    from tunecv import tracking as trk
+    from tunecv.data import SplitDataModule
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    loggers: list[Any] = [trk.csv_logger(folder)]
+    tracking = dict(tracking or {})
+    if cfg.logging.wandb_project:
+        loggers.append(trk.wandb_logger(
+            project=cfg.logging.wandb_project, entity=cfg.logging.wandb_entity, run_id=run_id, run_name=run_name,
+            group=tracking.get("group", run_name), job_type=tracking.get("job_type", "train"), save_dir=folder,
+            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags")))
+
+    trainer_kwargs = {k: v for k, v in (cfg.trainer or {}).items()
+                      if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",
+                                   "default_root_dir")}
+    if quiet:
+        trainer_kwargs["enable_progress_bar"] = False
+        trainer_kwargs.setdefault("enable_model_summary", False)
+    elif progress_bar is not None:
+        trainer_kwargs["enable_progress_bar"] = progress_bar
+    trainer_kwargs.setdefault("log_every_n_steps", cfg.logging.log_every_n_steps)
+    user_loggers = (cfg.trainer or {}).get("logger")
+    if isinstance(user_loggers, (Mapping, list)):
+        from lightning.pytorch.loggers import Logger
+
+        specs = [user_loggers] if isinstance(user_loggers, Mapping) else user_loggers
+        loggers += [instantiate(s, Logger, f"trainer.logger[{i}]") for i, s in enumerate(specs)]
+    elif user_loggers is False:
+        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
+        try:
+            trainer = L.Trainer(**trainer_kwargs, **device_kwargs, logger=loggers,
+                                callbacks=[*callbacks_list, *callbacks], default_root_dir=str(folder))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {exc}") from None
+        except Exception as exc:
+            if type(exc).__name__ == "MisconfigurationException":
+                raise ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {exc}") from None
+            raise
+        ckpt_path = None
+        if resume:
+            last = _last_checkpoint(folder)
+            if last is not None:
+                ckpt_path = str(last)
+                log.info("resuming %s from %s", run_name, last)
+            else:
+                log.warning("run %s has no last checkpoint; it starts again from scratch", run_name)
+        try:
+            trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        except RuntimeError as exc:
+            if "conditioned on metric" in str(exc) or "not available. Available metrics" in str(exc):
+                raise ConfigError(f"`early_stopping.monitor` / `checkpoint.monitor`: {exc}") from None
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "MisconfigurationException" and "monitor" in str(exc):
+                raise ConfigError(f"`checkpoint.monitor`: {exc}") from None
+            raise
+        if trainer.interrupted:
+            raise KeyboardInterrupt(f"run {run_name} was interrupted")
+        metrics = _metrics(trainer.callback_metrics)
+        best = checkpoint_cb.best_model_path or None
+        monitor = checkpoint_cb.monitor
+        if best and monitor and monitor in metrics:
+            best_score = _to_float(checkpoint_cb.best_model_score)
+            if best_score is not None and not math.isclose(best_score, metrics[monitor], rel_tol=1e-9, abs_tol=0):
+                # the metrics of the run are those of its best checkpoint, not of the last epoch
+                out = trainer.validate(model, datamodule=data, ckpt_path=best, verbose=False)
+                for part in out:
+                    metrics.update(_metrics(part))
+        has_test = data.has_test if isinstance(data, SplitDataModule) else _defines_test(data)
+        if has_test:
+            out = trainer.test(model, datamodule=data, ckpt_path=best, verbose=False)
+            for part in out:
+                metrics.update(_metrics(part))
+    for lg in loggers:
+        with contextlib.suppress(Exception):
+            lg.finalize("success")
+    if cfg.logging.wandb_project:
+        trk.finish_wandb(0)
+    last = _last_checkpoint(folder)
+    return TrainResult(
+        name=run_name, run_id=run_id, run_dir=folder, metrics=metrics, checkpoint=best,
+        last_checkpoint=str(last) if last else None, fold=cfg.fold, seed=cfg.seed, status="completed",
+        started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
+
+
+def _defines_test(data: Any) -> bool:
+    import lightning as L
+
+    return type(data).test_dataloader is not L.LightningDataModule.test_dataloader
