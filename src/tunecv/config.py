@@ -287,10 +287,22 @@ def _interpolate(obj: dict) -> dict:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_container(OmegaConf.create(obj), resolve=True)  # type: ignore[return-value]
+        resolved = OmegaConf.to_container(OmegaConf.create(obj), resolve=True)
     except OmegaConfBaseException as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"config interpolation failed: {first}") from None
+    return _retype(obj, resolved)  # type: ignore[return-value]
+
+
+def _retype(original: Any, resolved: Any) -> Any:
+    """Read an interpolated string as YAML (``${oc.env:EPOCHS}`` → int), as if written in the file."""
+    if isinstance(original, Mapping) and isinstance(resolved, Mapping):
+        return {k: _retype(original.get(k), v) for k, v in resolved.items()}
+    if isinstance(original, list) and isinstance(resolved, list):
+        return [_retype(o, r) for o, r in zip(original, resolved)]
+    if isinstance(original, str) and "${" in original and isinstance(resolved, str):
+        return parse_value(resolved)
+    return resolved
 
 
 def parse_value(text: str) -> Any:

@@ -8,7 +8,7 @@ then those values are averaged over the runs.
 
 A run is *unstable* when a scoring metric is missing, not finite, or exactly 0. The harmonic and
 geometric strategies skip unstable runs (the score is 0.0 when none is left); arithmetic and min use
-every run whose combined value is finite.
+every run whose metrics and combined value are finite.
 
 This is a leaf module: it imports numpy and pandas only.
 """
@@ -172,7 +172,8 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
     inverting a ``:lower`` metric: the tune then minimizes). Several metrics: per run, the metrics are
     combined by ``multi_score_strategy`` (a ``:lower`` metric enters as ``1/value``), then the combined
     values are averaged over the runs. Harmonic and geometric skip unstable runs (see
-    :func:`is_unstable`); arithmetic and min use every run whose combined value is finite. The geometric
+    :func:`is_unstable`); arithmetic and min use every run whose metrics and combined value are finite
+    (a 0 in a ``:lower`` metric makes the arithmetic mean infinite, not the minimum). The geometric
     mean expects positive metrics: a run with a negative one has no combined value and is skipped.
 
     Args:
@@ -207,7 +208,7 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
         oriented = np.column_stack([raw[:, i] if higher else 1.0 / raw[:, i]
                                     for i, (_, higher) in enumerate(metrics)])
     combined = _combine(oriented, multi_score_strategy)
-    keep = np.isfinite(combined)
+    keep = np.isfinite(combined) & np.isfinite(raw).all(axis=1)
     if multi_score_strategy in ("harmonic", "geometric"):
         keep &= ~_unstable(raw)
         if not keep.any():

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -322,7 +322,7 @@ def _class_counts(metadata: pd.DataFrame, column: Any, rows: np.ndarray) -> tupl
     codes, uniques = _codes(metadata[column])
     counts = np.bincount(codes[rows], minlength=len(uniques))
     present = counts > 0
-    return [u for u, p in zip(uniques, present) if p], counts[present]
+    return [u for u, p in zip(uniques, present, strict=True) if p], counts[present]
 
 
 # -- checks --------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def _check_metadata(metadata: Any) -> None:
         raise DataError(f"`metadata` must be a pandas DataFrame with one row per sample; got "
                         f"{type(metadata).__name__}")
     if len(metadata) == 0:
-        raise DataError("`metadata` must have one row per sample; got an empty DataFrame")
+        raise DataError("`metadata` must be a DataFrame with one row per sample; got an empty DataFrame")
 
 
 def _check_split_config(split: SplitConfig) -> None:
@@ -417,7 +417,7 @@ def _check_stratified_shuffle(metadata: pd.DataFrame, split: SplitConfig, rows: 
     """The needs of StratifiedShuffleSplit: 2 members per class, every class in both parts."""
     column = split.stratify_column
     classes, counts = _class_counts(metadata, column, rows)
-    single = [c for c, n in zip(classes, counts) if n < 2]
+    single = [c for c, n in zip(classes, counts, strict=True) if n < 2]
     if single:
         raise DataError(f"`split.stratify_column` must have at least 2 samples per class to stratify {use}; "
                         f"class{'es' if len(single) > 1 else ''} {_listing(single, quote=True)} of column "
@@ -452,7 +452,7 @@ def _check_folds(metadata: pd.DataFrame, split: SplitConfig, rest: np.ndarray) -
                                   "`split.total_folds`", k, f"fold_method 'shuffle'{after}")
         return
     classes, counts = _class_counts(metadata, column, rest)
-    small = [(c, n) for c, n in zip(classes, counts) if n < k]
+    small = [(c, n) for c, n in zip(classes, counts, strict=True) if n < k]
     if method == "stratified" and small:
         listed = _listing((f"{_fmt(c)} has {n}" for c, n in small))
         raise DataError(f"`split.total_folds` must be at most the size of every class of stratify_column "

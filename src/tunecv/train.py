@@ -270,11 +270,12 @@ def build_callbacks(cfg: Config, run_dir: Path) -> tuple[list[Any], Any]:
 
 # -- the run folder ---------------------------------------------------------------------------------
 
-def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool, reset: bool) -> tuple[str, Path, bool]:
+def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool,
+                           reset: bool) -> tuple[str, Path, bool, list[Path]]:
     """Name and folder of a run called alone; checks ``--resume`` / ``--reset``.
 
     Returns:
-        ``(run_name, run_dir, existed)``.
+        ``(run_name, run_dir, existed, folders_to_delete)``.
     """
     if resume and reset:
         raise ResumeError("--resume and --reset exclude each other: --resume continues a run, --reset "
@@ -298,8 +299,8 @@ def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool, reset
     if resume and not existing:
         raise ResumeError(f"nothing to resume: no run named {run_name!r} in {parent}")
     if resume:
-        return run_name, existing[-1], True
-    return run_name, naming.run_dir(parent, run_name, naming.new_run_id()), False
+        return run_name, existing[-1], True, []
+    return run_name, naming.run_dir(parent, run_name, naming.new_run_id()), False, existing if reset else []
 
 
 def _last_checkpoint(run_dir: Path) -> Optional[Path]:
@@ -361,7 +362,7 @@ def train(
     """
     cfg = as_config(config)
     if run_dir is None:
-        run_name, folder, existed = resolve_standalone_dir(cfg, name, resume, reset)
+        run_name, folder, existed, stale = resolve_standalone_dir(cfg, name, resume, reset)
     else:
         if not name:
             raise ConfigError("`train(run_dir=...)` needs the run `name` too")
@@ -369,6 +370,7 @@ def train(
             raise ResumeError("--resume and --reset exclude each other")
         run_name, folder = naming.validate_name(name), Path(run_dir)
         existed = folder.exists()
+        stale = [folder] if reset and existed else []
     parts = naming.split_run_dir_name(folder.name)
     if parts is None or parts[0] != run_name:
         raise ConfigError(f"the run folder must be named {{run_name}}-{{run_id}}; got {folder.name!r}")
@@ -384,9 +386,9 @@ def train(
     callbacks_list, checkpoint_cb = build_callbacks(cfg, folder)
     device_kwargs = trainer_device_kwargs(cfg)
 
-    if reset and existed:
-        shutil.rmtree(folder)
-        existed = False
+    for old in stale:
+        shutil.rmtree(old)
+    existed = existed and folder.exists()
     if not resume and existed and run_dir is not None:
         shutil.rmtree(folder)  # a caller asked for a fresh run in a folder left by an older attempt
     folder.mkdir(parents=True, exist_ok=True)

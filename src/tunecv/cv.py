@@ -1,0 +1,582 @@
+"""The ``cv`` level: one cross-validation, folds x seeds, each pair one ``train`` run.
+
+A :class:`CrossValidation` plans its runs, records each result in ``run_infos.parquet`` (rewritten
+atomically after every run) and scores them. :func:`drive` runs the runs of one or several
+cross-validations on an executor; the tune level uses it too, for ``tune-parallel``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from tunecv import naming
+from tunecv.config import Config
+from tunecv.errors import ConfigError, ResumeError, RunFailedError
+
+__all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
+
+log = logging.getLogger(__name__)
+
+RUN_INFOS = "run_infos.parquet"
+FIRST_SEEDS = (42, 21, 69)
+
+
+def plan_seeds(n: int) -> list[int]:
+    """``n`` seeds: 42, 21, 69, then 1000, 1001, ... (deterministic)."""
+    return [*FIRST_SEEDS[:n], *range(1000, 1000 + max(0, n - len(FIRST_SEEDS)))]
+
+
+@dataclass(frozen=True)
+class CVRun:
+    """One planned run of a cross-validation."""
+
+    index: int
+    fold: int
+    seed: int
+    name: str
+    run_dir: Path
+
+
+@dataclass
+class CVResult:
+    """What a cross-validation left.
+
+    Attributes:
+        name: the cv name.
+        cv_dir: its folder.
+        score: the cv score (see :mod:`tunecv.scoring`); NaN when no run completed.
+        score_is_unstable: a completed run had a non-finite or zero scoring metric.
+        run_infos: one row per run (the content of ``run_infos.parquet``).
+        pruned: the cv was stopped early by a pruner.
+    """
+
+    name: str
+    cv_dir: Path
+    score: float
+    score_is_unstable: bool
+    run_infos: Any
+    pruned: bool = False
+
+    @property
+    def n_completed(self) -> int:
+        return int((self.run_infos["status"] == "completed").sum()) if len(self.run_infos) else 0
+
+    @property
+    def n_failed(self) -> int:
+        return int((self.run_infos["status"] == "failed").sum()) if len(self.run_infos) else 0
+
+
+def _run_one(cfg_dict: dict, run_name: str, run_dir: str, resume: bool, tracking: Optional[dict],
+             quiet: bool, pinned: bool) -> Any:
+    """Worker body: one train run (in this process or a pool worker)."""
+    import warnings as _w
+
+    from tunecv.config import config_from_dict
+    from tunecv.train import train
+
+    _w.filterwarnings("ignore", message=".*LeafSpec.*")
+    cfg = config_from_dict(cfg_dict)
+    if pinned:
+        # The pool pinned this process to one device: CUDA_VISIBLE_DEVICES for GPUs, a thread budget on CPU.
+        cfg = cfg.replace(devices=[0], strategy="auto", num_nodes=1)
+    return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+
+
+class CrossValidation:
+    """The runs of one cross-validation and their results.
+
+    Args:
+        cfg: the config (its ``fold`` and ``seed`` are ignored: the plan sets them).
+        name: the cv name.
+        cv_dir: the folder of the cv (its runs are sub-folders).
+        resume: keep completed runs found in ``cv_dir`` and continue the others.
+        tracking: wandb ``group`` / ``job_type`` / ``config`` for every run.
+        extra_columns: values added to every row (a tune adds ``tune_name``, ``trial``, hyperparameters).
+    """
+
+    def __init__(self, cfg: Config, name: str, cv_dir: Union[str, Path], *, resume: bool = False,
+                 tracking: Optional[Mapping[str, Any]] = None,
+                 extra_columns: Optional[Mapping[str, Any]] = None) -> None:
+        self.cfg = _cv_strategy(cfg)
+        self.name = naming.validate_name(name)
+        self.cv_dir = Path(cv_dir)
+        self.tracking = {"group": name, "job_type": name, **dict(tracking or {})}
+        self.extra_columns = dict(extra_columns or {})
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.pruned = False
+        self.runs = self._plan(resume)
+        self._launched: set[int] = set()
+        if resume:
+            self._adopt_finished()
+
+    # -- plan ---------------------------------------------------------------------------------------------
+    def _plan(self, resume: bool) -> list[CVRun]:
+        sp = self.cfg.split
+        total = sp.total_folds if sp.fold_method != "none" else 1
+        n_folds = self.cfg.cv.n_folds or total
+        runs = []
+        for seed in plan_seeds(self.cfg.cv.n_seeds):
+            for fold in range(n_folds):
+                run_name = naming.run_name(self.name, fold, seed)
+                existing = naming.find_run_dirs(self.cv_dir, run_name) if resume else []
+                folder = existing[-1] if existing else naming.run_dir(self.cv_dir, run_name, naming.new_run_id())
+                runs.append(CVRun(len(runs), fold, seed, run_name, folder))
+        return runs
+
+    def _adopt_finished(self) -> None:
+        from tunecv.train import read_result
+
+        for run in self.runs:
+            result = read_result(run.run_dir)
+            if result is not None and result.status == "completed":
+                self.rows[run.index] = self._row(run, result)
+                self._launched.add(run.index)
+
+    # -- progress -----------------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Every run recorded, or pruned with nothing in flight."""
+        return len(self.rows) == len(self.runs) or (self.pruned and self._launched <= set(self.rows))
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._launched - set(self.rows))
+
+    def next_run(self) -> Optional[CVRun]:
+        """The next run to launch, or ``None`` (all launched, or pruned)."""
+        if self.pruned:
+            return None
+        for run in self.runs:
+            if run.index not in self._launched:
+                self._launched.add(run.index)
+                return run
+        return None
+
+    def job_args(self, run: CVRun, *, quiet: bool, pinned: bool) -> tuple:
+        """Arguments of :func:`_run_one` for ``run`` (picklable)."""
+        cfg = self.cfg.replace(fold=run.fold, seed=run.seed, name=run.name)
+        resume = run.run_dir.exists()
+        return (cfg.to_dict(), run.name, str(run.run_dir), resume, dict(self.tracking), quiet, pinned)
+
+    def record(self, run: CVRun, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
+        """Record a finished run (a :class:`~tunecv.train.TrainResult`, or the error it raised)."""
+        from tunecv.train import TrainResult
+
+        if error is not None or not isinstance(result, TrainResult):
+            message = f"{type(error).__name__}: {error}" if error is not None else f"unexpected result {result!r}"
+            now = datetime.now(timezone.utc)
+            result = TrainResult(name=run.name, run_id=run.run_dir.name.rsplit("-", 1)[1], run_dir=run.run_dir,
+                                 fold=run.fold, seed=run.seed, status="failed", error=message.strip()[:2000],
+                                 started_at=now, finished_at=now)
+        row = self._row(run, result)
+        self.rows[run.index] = row
+        self.write()
+        return row
+
+    def _row(self, run: CVRun, result: Any) -> dict[str, Any]:
+        from tunecv.scoring import is_unstable
+
+        row = {**result.to_row(), "cv_name": self.name, "tune_name": self.extra_columns.get("tune_name")}
+        row["run_name"], row["fold"], row["seed"] = run.name, run.fold, run.seed
+        row["is_unstable"] = (bool(is_unstable(row, self.cfg.cv.scoring_metric))
+                              if row["status"] == "completed" else None)
+        row.update({k: v for k, v in self.extra_columns.items() if k != "tune_name"})
+        return row
+
+    def prune(self) -> None:
+        """Stop launching runs; the finished ones are kept."""
+        self.pruned = True
+
+    # -- results ------------------------------------------------------------------------------------------
+    def frame(self) -> Any:
+        """``run_infos`` of the runs recorded so far, with the current score on every row."""
+        from tunecv.results import run_infos_frame
+
+        rows = [dict(self.rows[i]) for i in sorted(self.rows)]
+        score, unstable = self.score(rows)
+        for row in rows:
+            row["score"], row["score_is_unstable"] = score, unstable
+            if self.pruned and row["status"] == "completed" and "trial_state" in self.extra_columns:
+                row["trial_state"] = "pruned"
+        return run_infos_frame(rows)
+
+    def score(self, rows: Optional[Sequence[Mapping[str, Any]]] = None) -> tuple[float, bool]:
+        """``(score, score_is_unstable)`` over the completed runs so far (NaN, True when none)."""
+        import pandas as pd
+
+        from tunecv.scoring import cv_score
+
+        rows = [self.rows[i] for i in sorted(self.rows)] if rows is None else rows
+        completed = [r for r in rows if r["status"] == "completed"]
+        if not completed:
+            return float("nan"), True
+        return cv_score(pd.DataFrame(completed), self.cfg.cv.scoring_metric, self.cfg.cv.multi_score_strategy)
+
+    def write(self) -> None:
+        """Rewrite ``run_infos.parquet`` atomically."""
+        from tunecv.results import write_parquet_atomic
+
+        self.cv_dir.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS)
+
+    def result(self) -> CVResult:
+        score, unstable = self.score()
+        return CVResult(self.name, self.cv_dir, score, unstable, self.frame(), pruned=self.pruned)
+
+    def failure_summary(self) -> str:
+        """Errors of failed runs grouped by message, with counts."""
+        errors = collections.Counter(r["error"] or "unknown error" for r in self.rows.values()
+                                     if r["status"] == "failed")
+        return "; ".join(f"{n}x {msg}" for msg, n in errors.most_common())
+
+
+def _cv_strategy(cfg: Config) -> Config:
+    strategy = cfg.device_setting("strategy")
+    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn"):
+        warnings.warn(f"strategy {strategy!r} under cv/tune becomes 'ddp_fork' (plain ddp re-runs the whole "
+                      f"script once per process)", stacklevel=3)
+        log.warning("strategy %r under cv/tune becomes 'ddp_fork'", strategy)
+        return cfg.replace(strategy="ddp_fork", trainer={k: v for k, v in cfg.trainer.items() if k != "strategy"})
+    return cfg
+
+
+# -- running on an executor -------------------------------------------------------------------------------
+
+def drive(
+    executor: Any,
+    sessions: Callable[[], Optional[CrossValidation]] | Sequence[CrossValidation],
+    *,
+    per_session: int,
+    quiet: bool,
+    pinned: bool,
+    on_run_end: Optional[Callable[[CrossValidation, CVRun, dict], None]] = None,
+    on_session_end: Optional[Callable[[CrossValidation], None]] = None,
+) -> None:
+    """Run the runs of cross-validations on ``executor`` until every session is done.
+
+    Args:
+        executor: a :mod:`tunecv.executors` executor.
+        sessions: the cross-validations, or a callable giving the next one (``None`` when there is
+            none) — called whenever a slot is free and no open session can use it.
+        per_session: runs of one session in flight at once (1 = in series).
+        quiet: switch off Lightning's bars and summaries (parallel workers).
+        pinned: the executor pins each worker to one device.
+        on_run_end: called after each run is recorded (pruning decisions happen here).
+        on_session_end: called when a session has no run left in flight and nothing to launch.
+    """
+    source = sessions if callable(sessions) else _iter_source(sessions)
+    open_sessions: list[CrossValidation] = []
+    jobs: dict[Any, tuple[CrossValidation, CVRun]] = {}
+
+    def close_finished() -> None:
+        for s in list(open_sessions):
+            if s.in_flight == 0 and s.next_run_peek() is None:
+                open_sessions.remove(s)
+                if on_session_end is not None:
+                    on_session_end(s)
+
+    try:
+        while True:
+            close_finished()
+            while len(jobs) < executor.n_slots:
+                session = next((s for s in open_sessions
+                                if s.in_flight < per_session and s.next_run_peek() is not None), None)
+                if session is None:
+                    new = source()
+                    if new is None:
+                        break
+                    open_sessions.append(new)
+                    close_finished()  # a resumed session may have nothing left to run
+                    continue
+                run = session.next_run()
+                if run is None:  # pragma: no cover - guarded by next_run_peek
+                    continue
+                job = executor.submit(_run_one, *session.job_args(run, quiet=quiet, pinned=pinned))
+                jobs[job] = (session, run)
+            if not jobs:
+                close_finished()
+                return
+            done, _ = executor.wait(list(jobs), return_when="FIRST_COMPLETED")
+            for job in done:
+                session, run = jobs.pop(job)
+                try:
+                    result, error = job.result(), None
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # recorded as a failed run, never swallowed silently
+                    result, error = None, exc
+                row = session.record(run, result, error)
+                if on_run_end is not None:
+                    on_run_end(session, run, row)
+    except BaseException:
+        executor.shutdown(cancel_pending=True, kill=True)
+        raise
+
+
+def _iter_source(sessions: Sequence[CrossValidation]) -> Callable[[], Optional[CrossValidation]]:
+    pending = list(sessions)
+    return lambda: pending.pop(0) if pending else None
+
+
+def _peek(self: CrossValidation) -> Optional[CVRun]:
+    if self.pruned:
+        return None
+    return next((r for r in self.runs if r.index not in self._launched), None)
+
+
+CrossValidation.next_run_peek = _peek  # type: ignore[attr-defined]
+
+
+# -- the public entry point ----------------------------------------------------------------------------
+
+def resolve_parallel(cfg: Config) -> tuple[bool, str]:
+    """Whether runs share a device pool, and the accelerator of that pool."""
+    strategy = cfg.device_setting("strategy")
+    accelerator = str(cfg.device_setting("accelerator"))
+    parallel = strategy in ("cv-parallel", "tune-parallel")
+    if parallel and accelerator == "auto":
+        from tunecv.executors import gpu_count
+
+        accelerator = "gpu" if gpu_count() > 0 else "cpu"
+    return parallel, accelerator
+
+
+def make_cv_executor(cfg: Config, parallel: bool, accelerator: str) -> Any:
+    from tunecv.executors import make_executor
+
+    devices = cfg.device_setting("devices")
+    if not isinstance(devices, list):
+        devices = [devices]
+    return make_executor(devices, accelerator, parallel, runs_per_device=cfg.runs_per_device)
+
+
+def cross_validate(
+    config: Union[Config, Mapping, str, os.PathLike],
+    *,
+    name: Optional[str] = None,
+    cv_dir: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = False,
+    reset: bool = False,
+    dry_run: bool = False,
+    executor: Any = None,
+    tracking: Optional[Mapping[str, Any]] = None,
+    extra_columns: Optional[Mapping[str, Any]] = None,
+    progress: bool = True,
+) -> Optional[CVResult]:
+    """Cross-validate: ``cv.n_folds`` folds x ``cv.n_seeds`` seeds, each one ``train`` run.
+
+    Args:
+        config: a :class:`~tunecv.config.Config`, a mapping or a YAML path.
+        name: the cv name (default ``config.name``, else generated).
+        cv_dir: the folder chosen by a caller (a tune); default
+            ``{artifact_dir}/_cross_validations/{cv_name}``.
+        resume: keep the completed runs of an earlier call with the same name, rerun the others.
+        reset: delete that name's folder first.
+        dry_run: print the plan and create nothing; returns ``None``.
+        executor: run on this executor (default: from ``strategy`` / ``devices``).
+        tracking: wandb settings passed to every run (``group``, ``job_type``).
+        extra_columns: values added to every ``run_infos`` row.
+        progress: show a progress bar and one line per finished run.
+
+    Returns:
+        The :class:`CVResult` (score, instability, run_infos DataFrame).
+
+    Raises:
+        RunFailedError: every run failed (the errors are grouped and counted in the message).
+    """
+    from tunecv.train import as_config, build_objects
+
+    cfg = as_config(config)
+    if resume and reset:
+        raise ResumeError("--resume and --reset exclude each other: --resume finishes the cv, --reset deletes it "
+                          "and starts over")
+    cv_name = name or cfg.name
+    if cv_dir is None:
+        if cv_name is None:
+            if resume:
+                raise ResumeError("--resume needs the `name` of the cv to continue (--name NAME)")
+            cv_name = _free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
+        folder = naming.cv_dir(cfg.artifact_dir, naming.validate_name(cv_name))
+        if folder.exists() and not (resume or reset or dry_run):
+            raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or --reset "
+                              f"to delete it and start over")
+        if resume and not folder.exists():
+            raise ResumeError(f"nothing to resume: no cv named {cv_name!r} in {folder.parent}")
+    else:
+        if cv_name is None:
+            raise ConfigError("`cross_validate(cv_dir=...)` needs the cv `name` too")
+        folder = Path(cv_dir)
+    _check_data_module(cfg)
+    build_objects(cfg.replace(fold=0))  # every config / data error surfaces before anything is written
+    parallel, accelerator = resolve_parallel(cfg)
+    if cfg.device_setting("strategy") == "tune-parallel" and cv_dir is None:
+        raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
+                          "cv-parallel")
+    session = CrossValidation(cfg, cv_name, folder, resume=resume and not dry_run, tracking=tracking,
+                              extra_columns=extra_columns)
+    if dry_run:
+        _print_plan(session, cfg, parallel, accelerator)
+        return None
+    if reset and folder.exists():
+        shutil.rmtree(folder)
+        session = CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_config(folder, cfg.replace(name=cv_name))
+    own_executor = executor is None
+    if executor is None:
+        executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
+    pinned = getattr(executor, "pinned", executor.n_slots > 1 or type(executor).__name__ == "DevicePoolExecutor")
+    reporter = _Progress(session, enabled=progress, live=pinned)
+    try:
+        with reporter:
+            drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
+                  on_run_end=lambda s, r, row: reporter.run_done(row))
+    finally:
+        if own_executor:
+            executor.shutdown()
+    session.write()
+    result = session.result()
+    if result.n_completed == 0 and len(result.run_infos) > 0:
+        raise RunFailedError(f"every run of cv {cv_name!r} failed ({result.n_failed} runs): "
+                             f"{session.failure_summary()}")
+    if progress:
+        reporter.summary(result)
+    return result
+
+
+def _check_data_module(cfg: Config) -> None:
+    import lightning as L
+
+    from tunecv.config import import_class
+    from tunecv.data import SplitDataModule
+
+    if cfg.data is None:
+        raise ConfigError("`data` must be set: a tunecv.data.SplitDataModule subclass")
+    cls = import_class(cfg.data.get("class_path"), "data.class_path")
+    if isinstance(cls, type) and issubclass(cls, L.LightningDataModule) and not issubclass(cls, SplitDataModule):
+        raise ConfigError(f"`data.class_path` must be a tunecv.data.SplitDataModule for cv and tune (folds come "
+                          f"from its load()); got {cfg.data['class_path']!r}, a plain LightningDataModule")
+
+
+def _free_name(parent: Path) -> str:
+    for _ in range(100):
+        candidate = naming.generate_name()
+        if not (parent / candidate).exists():
+            return candidate
+    raise ConfigError("could not generate a free name; pass --name")  # pragma: no cover
+
+
+def _write_config(folder: Path, cfg: Config) -> None:
+    from tunecv._io import atomic_write_text
+    from tunecv.config import dump_yaml
+
+    atomic_write_text(folder / "config.yaml", dump_yaml(cfg))
+
+
+def plan_rows(session: CrossValidation, cfg: Config, parallel: bool) -> list[dict[str, Any]]:
+    devices = cfg.device_setting("devices")
+    devices = devices if isinstance(devices, list) else [devices]
+    slots = [d for d in devices for _ in range(cfg.runs_per_device)] if parallel else [devices]
+    rows = []
+    for i, run in enumerate(session.runs):
+        device = slots[i % len(slots)] if parallel else devices
+        rows.append({"run_name": run.name, "fold": run.fold, "seed": run.seed, "device": device,
+                     "folder": str(run.run_dir)})
+    return rows
+
+
+def _print_plan(session: CrossValidation, cfg: Config, parallel: bool, accelerator: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cv {session.name}: {len(session.runs)} runs "
+                        f"({'parallel over ' + accelerator + ' devices' if parallel else 'in series'})")
+    for col in ("run_name", "fold", "seed", "device", "folder"):
+        table.add_column(col)
+    for row in plan_rows(session, cfg, parallel):
+        table.add_row(*(str(row[c]) for c in ("run_name", "fold", "seed", "device", "folder")))
+    Console().print(table)
+    Console().print("dry run: nothing was created")
+
+
+class _Progress:
+    """A rich progress bar over the runs of one cv, and one line per finished run."""
+
+    def __init__(self, session: CrossValidation, *, enabled: bool, live: bool) -> None:
+        self.session = session
+        self.enabled = enabled
+        self.live = live and enabled
+        self.progress: Any = None
+        self.task: Any = None
+        self.t0 = time.perf_counter()
+        self.done_count = len(session.rows)
+
+    def __enter__(self) -> _Progress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("cv {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                     console=self.console, transient=False)
+            self.progress.start()
+            self.task = self.progress.add_task(self.session.name, total=len(self.session.runs),
+                                               completed=self.done_count)
+        else:
+            self.console.print(f"cv {self.session.name}: {len(self.session.runs)} runs, "
+                               f"{self.done_count} already done")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def run_done(self, row: Mapping[str, Any]) -> None:
+        self.done_count += 1
+        if not self.enabled:
+            return
+        metrics = [m.rsplit(":", 1)[0] if m.endswith((":higher", ":lower")) else m
+                   for m in self.session.cfg.cv.scoring_metric]
+        shown = ", ".join(f"{m}={row[m]:.4g}" for m in metrics if isinstance(row.get(m), (int, float)))
+        status = row["status"] if row["status"] == "completed" else f"[red]{row['status']}[/red]: {row['error']}"
+        elapsed = time.perf_counter() - self.t0
+        total = len(self.session.runs)
+        line = (f"[{self.done_count}/{total}] {row['run_name']} {status} in {row['duration'] or 0:.1f}s"
+                f"{' ' + shown if shown else ''}")
+        if not self.live and self.done_count < total:
+            remaining = elapsed / max(1, self.done_count - (len(self.session.rows) - self.done_count)) \
+                * (total - self.done_count)
+            line += f" | elapsed {elapsed:.0f}s, eta {remaining:.0f}s"
+        if self.progress is not None:
+            self.progress.console.print(line)
+            self.progress.update(self.task, completed=self.done_count)
+        else:
+            self.console.print(line)
+
+    def summary(self, result: CVResult) -> None:
+        if not self.enabled:
+            return
+        state = "unstable" if result.score_is_unstable else "stable"
+        self.console.print(f"cv {result.name}: score {result.score:.6g} ({state}); "
+                           f"{result.n_completed} completed, {result.n_failed} failed; "
+                           f"{result.cv_dir / RUN_INFOS}")
+
+
+def iter_rows(frame: Any) -> Iterator[dict[str, Any]]:
+    """Rows of a DataFrame as dicts."""
+    yield from frame.to_dict("records")

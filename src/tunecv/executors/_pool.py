@@ -1,0 +1,455 @@
+"""The device-pool executor: one new worker process per job, each pinned to a free device slot.
+
+Why not :class:`concurrent.futures.ProcessPoolExecutor`: one killed worker breaks that whole pool
+(every pending future fails with ``BrokenProcessPool``), and a reused worker keeps its GPU memory. Here
+each job gets a fresh process, started from a fork server that has already imported torch and
+lightning, and a dead worker only fails its own job.
+
+A scheduler thread in the driver launches queued jobs when slots free up and watches every worker's
+pipe and ``sentinel`` with :func:`multiprocessing.connection.wait`. It runs only while there is work.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.forkserver
+import os
+import pickle
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from tunecv.errors import ConfigError, one_of
+from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
+from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
+
+__all__ = ["DevicePoolExecutor", "available_cpus"]
+
+# After a worker sent its result it should exit at once; one still alive after this long is terminated.
+EXIT_GRACE = 10.0
+# After SIGTERM, a worker still alive after this long gets SIGKILL.
+TERMINATE_GRACE = 3.0
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+def _check_device(device: Any) -> Device:
+    if isinstance(device, bool) or not isinstance(device, (int, str)) or device == "" or (
+        isinstance(device, int) and device < 0
+    ):
+        raise ConfigError(
+            f"`devices` entries must be device indices (int >= 0) or device names; got {device!r}"
+        )
+    return device
+
+
+@dataclass
+class _Running:
+    """A job whose worker process is alive (or not yet reaped)."""
+
+    job: Job
+    slot: Device
+    process: Any  # multiprocessing.process.BaseProcess
+    conn: Any  # the read end of the job's pipe, None once read
+    reply: Optional[tuple[bool, Any]] = None
+    deadline: Optional[float] = None  # when to escalate (terminate, then kill)
+    terminated: bool = False
+    killed: bool = False
+    kill_reason: Optional[str] = None
+
+
+class DevicePoolExecutor(Executor):
+    """Runs each job in a new worker process pinned to a free device slot.
+
+    Each entry of ``devices`` is a slot ``runs_per_device`` times. A job waits until a slot is free;
+    then one new worker process runs exactly that job and exits, so a GPU's memory is released between
+    runs. The slot goes back to the pool when the job ends: with a value, an exception, or the worker
+    dying (then ``result()`` raises :class:`WorkerDiedError`).
+
+    Before the job's function runs, the worker:
+
+    - ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the driver decides),
+      and on Linux asks the kernel to SIGKILL it if its parent ends;
+    - takes the driver's current ``os.environ`` (under forkserver it would otherwise have the
+      environment of when the fork server started), plus ``TUNECV_DEVICE=<device>``;
+    - for ``accelerator`` gpu/cuda, or auto with an integer device, sets ``CUDA_VISIBLE_DEVICES`` to
+      that one GPU, so the run sees it as device 0;
+    - limits CPU threads to ``threads_per_worker``: ``torch.set_num_threads`` when torch is already
+      imported (preloaded), and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``.
+
+    Workers start from a fork server that has imported ``preload`` once (importing torch does not
+    initialise CUDA; the driver must never call ``torch.cuda.*``). The fork server is one per driver
+    process (a :mod:`multiprocessing` singleton): the first pool that starts it decides what it
+    preloads, and later pools reuse it as it is, whatever their ``preload``. Modules that fail to import
+    are skipped. Where forkserver is not available, ``spawn`` is used.
+
+    The function, its arguments and its return value must pickle (define functions at module level).
+    Ctrl-C (``KeyboardInterrupt``) or SIGTERM in the driver: leave the ``with`` block, or call
+    ``shutdown(kill=True)``, and every worker is terminated (SIGTERM, then SIGKILL after a grace
+    period) and reaped. While a pool is alive, SIGTERM in the main thread raises ``SystemExit(143)``
+    (only if SIGTERM had its default handler), and an atexit hook kills the workers of every pool
+    left running.
+
+    Args:
+        devices: device indices (GPUs) or slot labels (CPU), e.g. ``[0, 1]``.
+        accelerator: ``"cpu"``, ``"gpu"``/``"cuda"``, ``"auto"``, ... (only decides the pinning).
+        runs_per_device: how many jobs share one device at once.
+        start_method: ``"forkserver"`` (default), ``"spawn"`` or ``"fork"`` (fork is unsafe once the
+            driver has threads or has touched CUDA).
+        preload: modules the fork server imports once, before it forks workers.
+        threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        accelerator: str = "cpu",
+        runs_per_device: int = 1,
+        start_method: str = "forkserver",
+        preload: Sequence[str] = ("torch", "lightning"),
+        threads_per_worker: Optional[int] = None,
+    ) -> None:
+        if isinstance(devices, (str, int)) or not devices:
+            raise ConfigError(f"`devices` must be a non-empty list such as [0] or [0, 1]; got {devices!r}")
+        self.devices: list[Device] = [_check_device(d) for d in devices]
+        if isinstance(runs_per_device, bool) or not isinstance(runs_per_device, int) or runs_per_device < 1:
+            raise ConfigError(f"`runs_per_device` must be an integer >= 1; got {runs_per_device!r}")
+        if threads_per_worker is not None and (
+            isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int)
+            or threads_per_worker < 1
+        ):
+            raise ConfigError(f"`threads_per_worker` must be an integer >= 1 or None; got {threads_per_worker!r}")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method == "forkserver" and start_method not in methods:
+            start_method = "spawn"
+        if start_method not in methods:
+            raise one_of("start_method", start_method, methods)
+
+        self.accelerator = str(accelerator).lower()
+        self.runs_per_device = runs_per_device
+        self.start_method = start_method
+        self.n_slots = len(self.devices) * runs_per_device
+        self.threads_per_worker = threads_per_worker or max(1, available_cpus() // self.n_slots)
+        for device in self.devices:  # fail now, not in the scheduler, on a device CUDA cannot see
+            pin_environment(device, self.accelerator, None, os.environ)
+
+        self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver" and not _forkserver_running():
+            self._ctx.set_forkserver_preload(list(preload))
+
+        self._lock = threading.Lock()
+        self._pending: collections.deque[tuple[Job, bytes]] = collections.deque()
+        # Slots interleave devices, so jobs spread over the devices before they share one.
+        self._free: collections.deque[Device] = collections.deque(
+            d for _ in range(runs_per_device) for d in self.devices
+        )
+        self._running: dict[Job, _Running] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._shut_down = False
+        self._kill = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._close_wake = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        _register(self)
+
+    # -- the Executor API ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        name = function_name(fn)
+        try:
+            payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"cannot send {name} and its arguments to a worker process: {exc}. Jobs run in other "
+                "processes: define the function at module level and pass picklable arguments"
+            ) from exc
+        job = Job(name)
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("cannot submit a job to an executor that was shut down")
+            self._pending.append((job, payload))
+            self._ensure_thread()
+        self._wake()
+        return job
+
+    def shutdown(self, cancel_pending: bool = True, kill: bool = False) -> None:
+        with self._lock:
+            self._shut_down = True
+            cancelled = []
+            if cancel_pending or kill:
+                cancelled = [job for job, _ in self._pending]
+                self._pending.clear()
+            if kill:
+                self._kill = True
+            thread = self._thread
+        for job in cancelled:  # outside the lock: cancelling runs the jobs' done callbacks
+            job.cancel()
+        self._wake()
+        if thread is threading.current_thread():  # called from a done callback: the thread ends itself
+            return
+        if thread is not None:
+            thread.join()
+        _unregister(self)
+        self._close_wake()
+
+    def __repr__(self) -> str:
+        return (f"DevicePoolExecutor(devices={self.devices!r}, accelerator={self.accelerator!r}, "
+                f"runs_per_device={self.runs_per_device}, start_method={self.start_method!r})")
+
+    # -- the scheduler thread -----------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:  # holds self._lock
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._schedule, name="tunecv-device-pool", daemon=True)
+            self._thread.start()
+
+    def _wake(self) -> None:
+        if not self._close_wake.alive:
+            return
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):  # already woken / closed
+            pass
+
+    def _schedule(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:  # pragma: no cover - a bug here must not leave workers or waiters
+            self._abort(exc)
+            raise
+
+    def _step(self) -> bool:
+        """One round: launch what fits, wait for an event, handle it. False when there is no work left."""
+        with self._lock:
+            launches = []
+            while self._pending and self._free and not self._kill:
+                job, payload = self._pending.popleft()
+                if job._future.set_running_or_notify_cancel():
+                    launches.append((job, payload, self._free.popleft()))
+        for job, payload, slot in launches:
+            self._launch(job, payload, slot)
+        with self._lock:
+            if not self._running and not self._pending:
+                self._thread = None
+                return False
+            if self._kill:
+                for rec in self._running.values():
+                    self._terminate(rec, "terminated by shutdown(kill=True)")
+            records = list(self._running.values())
+        waitables: list[Any] = [self._wake_r]
+        for rec in records:
+            waitables.append(rec.process.sentinel)
+            if rec.conn is not None:
+                waitables.append(rec.conn)
+        deadlines = [rec.deadline for rec in records if rec.deadline is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        ready = set(multiprocessing.connection.wait(waitables, timeout=timeout))
+        self._drain_wake()
+        finished = []
+        for rec in records:
+            if rec.conn is not None and rec.conn in ready:
+                self._read(rec)
+            if rec.process.sentinel in ready:
+                if rec.conn is not None:
+                    self._read(rec)
+                finished.append(rec)
+            elif rec.deadline is not None and time.monotonic() >= rec.deadline:
+                self._escalate(rec)
+        for rec in finished:
+            self._finish(rec)
+        return True
+
+    def _launch(self, job: Job, payload: bytes, slot: Device) -> None:
+        reader, writer = self._ctx.Pipe(duplex=False)
+        job.device = slot
+        try:
+            environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
+            process = self._ctx.Process(
+                target=worker_main,
+                args=(writer, payload, slot, environ, self.threads_per_worker, job.name),
+                name=f"tunecv-worker-{slot}",
+                daemon=False,
+            )
+            process.start()
+        except Exception as exc:
+            reader.close()
+            with self._lock:
+                self._free.append(slot)
+            job._future.set_exception(exc)
+            return
+        finally:
+            writer.close()  # only the worker holds the write end, so its death reads as EOF
+        job.pid = process.pid
+        with self._lock:
+            self._running[job] = _Running(job, slot, process, reader)
+
+    def _read(self, rec: _Running) -> None:
+        try:
+            message: Optional[bytes] = rec.conn.recv_bytes()
+        except (EOFError, OSError):  # died before or while sending
+            message = None
+        rec.conn.close()
+        rec.conn = None
+        if message is not None and not rec.terminated:
+            try:
+                rec.reply = unpack_reply(message)
+            except Exception as exc:  # pragma: no cover - the outer message holds only builtins
+                rec.reply = (False, RemoteError(type(exc).__qualname__, f"unreadable reply from the worker: {exc}"))
+            if rec.process.exitcode is None:  # it should exit now; do not let it hold the slot forever
+                rec.deadline = time.monotonic() + EXIT_GRACE
+
+    def _terminate(self, rec: _Running, reason: Optional[str]) -> None:  # holds self._lock
+        if rec.terminated:
+            return
+        rec.terminated = True
+        rec.kill_reason = reason
+        rec.deadline = time.monotonic() + TERMINATE_GRACE
+        try:
+            rec.process.terminate()
+        except (OSError, ValueError):  # already gone
+            pass
+
+    def _escalate(self, rec: _Running) -> None:
+        if not rec.terminated:  # sent its result but did not exit
+            with self._lock:
+                self._terminate(rec, None)
+        elif not rec.killed:
+            rec.killed = True
+            rec.deadline = None
+            try:
+                rec.process.kill()
+            except (OSError, ValueError):
+                pass
+
+    def _finish(self, rec: _Running) -> None:
+        rec.process.join()
+        exitcode = rec.process.exitcode
+        rec.process.close()
+        with self._lock:
+            del self._running[rec.job]
+            self._free.append(rec.slot)
+        if rec.reply is not None:
+            ok, outcome = rec.reply
+            if ok:
+                rec.job._future.set_result(outcome)
+            else:
+                rec.job._future.set_exception(outcome)
+            return
+        rec.job._future.set_exception(WorkerDiedError(
+            _death_message(rec.slot, rec.job.name, exitcode, rec.kill_reason), rec.slot, exitcode
+        ))
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _abort(self, exc: BaseException) -> None:  # pragma: no cover - only on a scheduler bug
+        with self._lock:
+            self._shut_down = True
+            records = list(self._running.values())
+            pending = list(self._pending)
+            self._pending.clear()
+            self._running.clear()
+            self._thread = None
+        for rec in records:
+            try:
+                rec.process.kill()
+                rec.process.join(TERMINATE_GRACE)
+            except Exception:
+                pass
+            if not rec.job.done():
+                rec.job._future.set_exception(WorkerDiedError(
+                    f"worker on device {rec.slot} was killed: the device pool's scheduler failed: {exc!r}",
+                    rec.slot,
+                ))
+        for job, _ in pending:
+            job.cancel()
+
+
+def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
+    """The message of a :class:`WorkerDiedError`."""
+    if reason is not None:
+        return f"worker on device {device} was {reason} while running {name}"
+    if exitcode is not None and exitcode < 0:
+        try:
+            sig_name = signal.Signals(-exitcode).name
+        except ValueError:
+            sig_name = "signal"
+        message = f"worker on device {device} died: killed by signal {sig_name} ({-exitcode}) while running {name}"
+        if -exitcode == signal.SIGKILL:
+            message += " (the kernel's out-of-memory killer sends SIGKILL: check the job's memory use)"
+        elif -exitcode == signal.SIGSEGV:
+            message += " (a segmentation fault in native code)"
+        return message
+    return (f"worker on device {device} died: exited with code {exitcode} without sending a result "
+            f"while running {name} (its stderr may say why)")
+
+
+def _forkserver_running() -> bool:
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    return getattr(server, "_forkserver_pid", None) is not None
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# -- process-wide safety net: atexit and SIGTERM ---------------------------------------------------------
+
+_LIVE: weakref.WeakSet[DevicePoolExecutor] = weakref.WeakSet()
+_HOOKS_LOCK = threading.Lock()
+_hooks = {"atexit": False, "sigterm": False}
+
+
+def _kill_live_pools() -> None:
+    """atexit: no worker outlives the driver."""
+    for pool in list(_LIVE):
+        pool.shutdown(cancel_pending=True, kill=True)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _register(pool: DevicePoolExecutor) -> None:
+    with _HOOKS_LOCK:
+        _LIVE.add(pool)
+        if not _hooks["atexit"]:
+            atexit.register(_kill_live_pools)
+            _hooks["atexit"] = True
+        if (not _hooks["sigterm"] and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            # Turn SIGTERM into SystemExit so that with-blocks, finally clauses and atexit kill the workers.
+            signal.signal(signal.SIGTERM, _raise_on_sigterm)
+            _hooks["sigterm"] = True
+
+
+def _unregister(pool: DevicePoolExecutor) -> None:
+    with _HOOKS_LOCK:
+        _LIVE.discard(pool)
+        if (_hooks["sigterm"] and not _LIVE and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) is _raise_on_sigterm):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _hooks["sigterm"] = False

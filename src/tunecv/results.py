@@ -1,0 +1,357 @@
+"""The one results table of all three levels: ``run_infos.parquet``, one row per training run.
+
+Columns, in order:
+
+- the fixed columns :data:`RUN_INFO_COLUMNS`: ``run_name``, ``run_id``, ``cv_name``, ``tune_name``,
+  ``fold``, ``seed``, ``started_at``, ``finished_at`` (UTC), ``duration`` (seconds), ``checkpoint``
+  (best checkpoint path), ``status`` (completed | failed | pruned), ``error``, ``is_unstable``;
+- one column per metric, under its own name (``val/loss``, ...);
+- :data:`SCORE_COLUMNS`: ``score``, ``score_is_unstable`` (the same on every row of one cv);
+- at tune level :data:`TUNE_COLUMNS` (``trial``, ``trial_state``) and one column per tuned
+  hyperparameter, named by its dotted config key (``model.init_args.lr``).
+
+A column is a hyperparameter when its first dotted part is a top-level config key (see
+:func:`is_hyperparameter_column`); any other column that is not fixed is a metric.
+
+Files are written atomically (:func:`write_parquet_atomic`), so a killed process never leaves a
+truncated table behind. This is a leaf module: it imports numpy, pandas and pyarrow only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tunecv.errors import TunecvError
+
+__all__ = [
+    "RUN_INFOS_FILE",
+    "RUN_INFO_COLUMNS",
+    "SCORE_COLUMNS",
+    "STATUSES",
+    "TUNE_COLUMNS",
+    "hyperparameter_columns",
+    "is_hyperparameter_column",
+    "load_run_infos",
+    "metric_columns",
+    "read_run_infos",
+    "run_infos_frame",
+    "summarize_metrics",
+    "write_parquet_atomic",
+]
+
+RUN_INFOS_FILE = "run_infos.parquet"
+RUN_INFO_COLUMNS = (
+    "run_name", "run_id", "cv_name", "tune_name", "fold", "seed", "started_at", "finished_at",
+    "duration", "checkpoint", "status", "error", "is_unstable",
+)
+SCORE_COLUMNS = ("score", "score_is_unstable")
+TUNE_COLUMNS = ("trial", "trial_state")
+STATUSES = ("completed", "failed", "pruned")
+
+# Top-level keys of tunecv.config.Config (a test keeps the two in step); a hyperparameter column is
+# named by a dotted config key, so its first part is one of these.
+CONFIG_KEYS = (
+    "name", "artifact_dir", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
+    "accelerator", "strategy", "devices", "num_nodes", "runs_per_device", "fold", "seed",
+    "early_stopping", "checkpoint", "logging", "cv", "tune",
+)
+
+_STR = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas 3, object before)
+_TIMESTAMP = pd.DatetimeTZDtype("ns", "UTC")
+_DTYPES: dict[str, object] = {
+    "run_name": _STR, "run_id": _STR, "cv_name": _STR, "tune_name": _STR,
+    "fold": pd.Int64Dtype(), "seed": pd.Int64Dtype(),
+    "started_at": _TIMESTAMP, "finished_at": _TIMESTAMP,
+    "duration": np.dtype("float64"), "checkpoint": _STR, "status": _STR, "error": _STR,
+    "is_unstable": pd.BooleanDtype(),
+    "score": np.dtype("float64"), "score_is_unstable": pd.BooleanDtype(),
+    "trial": pd.Int64Dtype(), "trial_state": _STR,
+}
+_BOOKKEEPING = frozenset(RUN_INFO_COLUMNS + SCORE_COLUMNS + TUNE_COLUMNS)
+
+
+# -- columns ---------------------------------------------------------------------------------------------
+
+def is_hyperparameter_column(name: str) -> bool:
+    """Whether a column holds a tuned hyperparameter.
+
+    Args:
+        name: A column name.
+
+    Returns:
+        True for a dotted config key such as ``model.init_args.lr`` or ``trainer.gradient_clip_val``
+        (first dotted part a top-level config key, no ``/``) that is not a fixed column.
+    """
+    if not isinstance(name, str) or name in _BOOKKEEPING or "/" in name:
+        return False
+    return name.split(".", 1)[0] in CONFIG_KEYS
+
+
+def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns of ``df``, in column order."""
+    return [c for c in df.columns if is_hyperparameter_column(c)]
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of ``df`` (neither fixed, score, tune nor hyperparameter), in column order."""
+    return [c for c in df.columns if c not in _BOOKKEEPING and not is_hyperparameter_column(c)]
+
+
+def _ordered(columns: Iterable[str]) -> list[str]:
+    """Fixed columns, metrics, score columns, tune columns, hyperparameters (each group in given order)."""
+    present = list(dict.fromkeys(columns))
+    metrics = [c for c in present if c not in _BOOKKEEPING and not is_hyperparameter_column(c)]
+    hyper = [c for c in present if is_hyperparameter_column(c)]
+    tune = list(TUNE_COLUMNS) if any(c in present for c in TUNE_COLUMNS) else []
+    return [*RUN_INFO_COLUMNS, *metrics, *SCORE_COLUMNS, *tune, *hyper]
+
+
+# -- dtypes ----------------------------------------------------------------------------------------------
+
+def _as_str(series: pd.Series) -> pd.Series:
+    if series.dtype == _STR:
+        return series
+    values = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in series]
+    return pd.Series(values, index=series.index, dtype=_STR, name=series.name)
+
+
+def _as_timestamp(series: pd.Series) -> pd.Series:
+    if series.dtype == _TIMESTAMP:
+        return series
+    return pd.to_datetime(series, utc=True).astype(_TIMESTAMP)
+
+
+def _as_float(series: pd.Series) -> pd.Series:
+    if series.dtype == np.dtype("float64"):
+        return series
+    numeric = pd.to_numeric(series, errors="raise")
+    return pd.Series(numeric.to_numpy(dtype="float64", na_value=np.nan), index=series.index,
+                     name=series.name)
+
+
+def _cast(series: pd.Series, dtype: object) -> pd.Series:
+    if dtype is _STR:
+        return _as_str(series)
+    if dtype is _TIMESTAMP:
+        return _as_timestamp(series)
+    if dtype == np.dtype("float64"):
+        return _as_float(series)
+    return series if series.dtype == dtype else series.astype(dtype)  # type: ignore[call-overload]
+
+
+def _normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every column in order and the fixed columns (and metrics) at their stable dtypes."""
+    columns = _ordered(df.columns)
+    out: dict[str, pd.Series] = {}
+    for name in columns:
+        series = df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index,
+                                                               dtype=object)
+        if name in _DTYPES:
+            series = _cast(series, _DTYPES[name])
+        elif not is_hyperparameter_column(name):
+            # A metric: float64 when it is numeric (or all missing), else left as it is.
+            with contextlib.suppress(TypeError, ValueError):
+                series = _as_float(series)
+        elif series.isna().all():  # a hyperparameter no run had: null in parquet, None here
+            series = pd.Series([None] * len(df), index=df.index, dtype=object)
+        out[name] = series.rename(name)
+    return pd.DataFrame(out, index=df.index, columns=columns)
+
+
+def run_infos_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """A ``run_infos`` table from one mapping per run.
+
+    Missing fixed and score columns are added empty; every fixed column gets its stable dtype (strings
+    in pandas' string dtype, ``fold``/``seed``/``trial`` ``Int64``, timestamps ``datetime64[ns, UTC]``
+    (naive times are taken as UTC), booleans ``boolean``), metrics are float64, so the table
+    round-trips through parquet unchanged even when a column is all missing.
+
+    Args:
+        rows: One mapping per run; keys are column names. A key missing from a row is a missing value.
+
+    Returns:
+        The table, columns ordered as described in the module docstring.
+    """
+    df = pd.DataFrame.from_records([dict(r) for r in rows]) if rows else pd.DataFrame()
+    return _normalize(df.reset_index(drop=True))
+
+
+# -- files -----------------------------------------------------------------------------------------------
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``df`` to a parquet file so that ``path`` is always either the old or the new file.
+
+    The table goes to a uniquely named temp file in the same folder (``.{name}.{pid}.{random}.tmp``),
+    which is flushed and fsynced, then moved onto ``path`` with ``os.replace``; the folder is fsynced
+    last. On any error (or interrupt) the temp file is removed and the error re-raised. The folder is
+    created when missing.
+
+    Args:
+        df: The table; its index is not written.
+        path: The target file.
+    """
+    path = Path(path)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(directory)
+
+
+def _empty() -> pd.DataFrame:
+    return _normalize(pd.DataFrame())
+
+
+def _read_table(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise TunecvError(f"cannot read {path}: {exc}; delete or restore the file") from exc
+    # The pandas metadata of one file would mislead the conversion of several concatenated ones.
+    return table.replace_schema_metadata(None)
+
+
+def read_run_infos(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one ``run_infos.parquet`` file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The table with stable dtypes; an empty table with the fixed and score columns when the file
+        does not exist.
+
+    Raises:
+        TunecvError: The file exists but is not a readable parquet file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return _empty()
+    return _normalize(_read_table(path).to_pandas())
+
+
+def _outermost_files(root: Path) -> list[Path]:
+    """Every ``run_infos.parquet`` below ``root`` that has no ancestor below ``root`` holding one.
+
+    Outer files come first (shallow before deep, then by path).
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if RUN_INFOS_FILE in filenames:
+            found.append(Path(dirpath) / RUN_INFOS_FILE)
+            dirnames.clear()  # a tune's file already holds the runs of the cvs below it
+        else:
+            dirnames.sort()
+    return sorted(found, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+
+def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
+    """Every run below a folder, read from its ``run_infos.parquet`` files into one table.
+
+    ``path`` may be a run, cv or tune folder, a whole artifact folder, or one parquet file. A file in a
+    folder whose ancestor (within ``path``) also holds one is skipped: a tune's file already holds the
+    runs of its cvs. Files with different metric or hyperparameter columns are unified (missing values
+    are null). A ``run_id`` seen in several files keeps the row of the outermost file.
+
+    Args:
+        path: A folder or a parquet file.
+
+    Returns:
+        One row per run with stable dtypes; an empty table with the fixed and score columns when no file
+        is found.
+
+    Raises:
+        TunecvError: ``path`` does not exist, or a file is not a readable parquet file.
+    """
+    root = Path(path)
+    if root.is_file():
+        return read_run_infos(root)
+    if not root.is_dir():
+        raise TunecvError(f"cannot load run infos: {root} does not exist")
+    files = _outermost_files(root)
+    if not files:
+        return _empty()
+    if len(files) == 1:
+        tables = [_read_table(files[0])]
+    else:  # reading releases the GIL: a few threads hide the per-file latency
+        with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+            tables = list(pool.map(_read_table, files))
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # Columns whose types cannot be unified (e.g. a hyperparameter that is a number in one tune
+        # and a string in another): let pandas concatenate them as objects.
+        df = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    else:
+        df = table.to_pandas()
+    if "run_id" in df.columns and len(tables) > 1:
+        ids = df["run_id"]
+        df = df[~(ids.duplicated(keep="first") & ids.notna())].reset_index(drop=True)
+    return _normalize(df)
+
+
+# -- summaries -------------------------------------------------------------------------------------------
+
+def summarize_metrics(df: pd.DataFrame, metrics: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Mean and standard deviation of metrics over the completed runs.
+
+    Args:
+        df: A ``run_infos`` table. When it has a ``status`` column only ``"completed"`` rows count.
+        metrics: Metric names or scoring-metric specs (``val/loss:lower``; the direction is dropped).
+            Default: every metric column.
+
+    Returns:
+        One row per metric (index ``metric``) with columns ``mean``, ``std`` (sample standard
+        deviation; NaN for a single run) and ``count`` (runs with a finite value). A metric no run has
+        gets NaN and count 0.
+    """
+    from tunecv.scoring import parse_metric
+
+    if metrics is None:
+        names = metric_columns(df)
+    else:
+        specs = [metrics] if isinstance(metrics, str) else list(metrics)
+        names = [s if s in df.columns else parse_metric(s)[0] for s in specs]
+    if "status" in df.columns:
+        df = df[(df["status"] == "completed").fillna(False).to_numpy(dtype=bool)]
+    records = []
+    for name in dict.fromkeys(names):
+        values = (pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                  if name in df.columns else np.array([], dtype="float64"))
+        finite = pd.Series(values[np.isfinite(values)], dtype="float64")
+        records.append({"metric": name, "mean": finite.mean(), "std": finite.std(), "count": len(finite)})
+    return pd.DataFrame.from_records(records, columns=["metric", "mean", "std", "count"]).set_index("metric")
