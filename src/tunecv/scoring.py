@@ -166,7 +166,9 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
                multi_score_strategy: str = "harmonic") -> float:
     """The score of a cross-validation from its runs' metrics.
 
-    Only rows whose ``status`` is ``"completed"`` count, when a ``status`` column exists.
+    Only rows whose ``status`` is ``"completed"`` count, when a ``status`` column exists. Whether a
+    scoring metric was logged at all is checked over every row, and only when some run completed (when
+    none did, the caller has a failed cv to report, not a wrong metric name).
 
     One metric: the mean of its finite values over the runs (whatever the strategy, and without
     inverting a ``:lower`` metric: the tune then minimizes). Several metrics: per run, the metrics are

@@ -1,0 +1,97 @@
+"""Choosing an executor from the device settings, without touching CUDA in the driver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import Any, Union
+
+from tunecv.errors import ConfigError
+from tunecv.executors._base import Device, Executor
+from tunecv.executors._pool import DevicePoolExecutor, available_cpus
+from tunecv.executors._serial import SerialExecutor
+from tunecv.executors._worker import CUDA_ACCELERATORS
+
+__all__ = ["gpu_count", "make_executor"]
+
+AUTO_DEVICES = ("auto", -1, "-1")
+
+
+def gpu_count() -> int:
+    """How many GPUs this process may use, found without initialising CUDA.
+
+    ``CUDA_VISIBLE_DEVICES`` when it is set (its entries up to the first invalid one, as CUDA reads
+    it), else the ``GPU`` lines of ``nvidia-smi -L``; 0 when neither says there is a GPU.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = 0
+        for entry in visible.split(","):
+            entry = entry.strip()
+            if not entry or entry.startswith("-"):
+                break
+            count += 1
+        return count
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if out.returncode != 0:
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def _resolve_devices(devices: Union[Sequence[Device], Device], accelerator: str) -> tuple[list[Device], str]:
+    """Concrete device slots (and the accelerator) for a device pool."""
+    as_list = [devices] if isinstance(devices, (str, int)) else list(devices)
+    if len(as_list) == 1 and isinstance(as_list[0], int) and not isinstance(as_list[0], bool) \
+            and as_list[0] > 0 and not isinstance(devices, (list, tuple)):
+        as_list = list(range(as_list[0]))  # Lightning's devices=N: N devices
+    if not (len(as_list) == 1 and as_list[0] in AUTO_DEVICES):
+        return as_list, accelerator
+    if accelerator == "cpu":
+        return list(range(available_cpus())), accelerator
+    if accelerator == "mps":
+        return [0], accelerator
+    if accelerator in (*CUDA_ACCELERATORS, "auto"):
+        count = gpu_count()
+        if count > 0:
+            return list(range(count)), accelerator
+        if accelerator == "auto":
+            return list(range(available_cpus())), "cpu"
+    raise ConfigError(
+        f"`devices` must list GPU indices for cv-parallel/tune-parallel, e.g. [0, 1]; got {as_list!r}"
+        if accelerator in CUDA_ACCELERATORS else
+        f"`devices` must list device indices for cv-parallel/tune-parallel with accelerator "
+        f"{accelerator!r}, e.g. [0, 1]; got {as_list!r}"
+    )
+
+
+def make_executor(
+    devices: Union[Sequence[Device], Device],
+    accelerator: Any,
+    parallel: bool,
+    runs_per_device: int = 1,
+) -> Executor:
+    """The executor for these device settings.
+
+    Args:
+        devices: the ``devices`` setting, e.g. ``[0, 1]`` or ``["auto"]``. With ``parallel`` and
+            ``["auto"]``: one slot per CPU for accelerator cpu; for gpu, the GPUs that
+            ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L`` show (CUDA is never initialised here); for
+            auto, GPUs if there are any, else CPU slots.
+        accelerator: the ``accelerator`` setting (``"cpu"``, ``"gpu"``, ``"auto"``, ...).
+        parallel: ``True`` for a :class:`DevicePoolExecutor` (cv-parallel / tune-parallel), ``False``
+            for a :class:`SerialExecutor`.
+        runs_per_device: how many runs share one device at once.
+
+    Raises:
+        ConfigError: ``devices`` is ``["auto"]`` with a GPU accelerator and no GPU can be found, or a
+            setting is out of range.
+    """
+    if not parallel:
+        return SerialExecutor()
+    accel = accelerator.lower() if isinstance(accelerator, str) else "auto"
+    slots, accel = _resolve_devices(devices, accel)
+    return DevicePoolExecutor(slots, accelerator=accel, runs_per_device=runs_per_device)
