@@ -230,6 +230,22 @@ _KEY_HELP = {
 }
 
 
+class YamlLoader(yaml.SafeLoader):
+    """Safe YAML that also reads ``1e-3`` as a float (YAML 1.1 alone wants ``1.0e-3``)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML with :class:`YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _is_yaml_path(value: Any) -> bool:
     return isinstance(value, str) and value.endswith((".yaml", ".yml")) and "\n" not in value
 
@@ -238,7 +254,7 @@ def _read_yaml(path: Path, key: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"`{key}` must name an existing YAML file; got {str(path)!r}")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return yaml_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -308,7 +324,7 @@ def _retype(original: Any, resolved: Any) -> Any:
 def parse_value(text: str) -> Any:
     """A command-line value read as YAML (``0.1`` → float, ``[0, 1]`` → list, ``null`` → None)."""
     try:
-        return yaml.safe_load(text) if text != "" else ""
+        return yaml_load(text) if text != "" else ""
     except yaml.YAMLError:
         return text
 

@@ -85,6 +85,12 @@ def _run_one(cfg_dict: dict, run_name: str, run_dir: str, resume: bool, tracking
     from tunecv.train import train
 
     _w.filterwarnings("ignore", message=".*LeafSpec.*")
+    if quiet:
+        import logging as _logging
+
+        for noisy in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
+            _logging.getLogger(noisy).setLevel(_logging.WARNING)
+        _w.filterwarnings("ignore", module="lightning")
     cfg = config_from_dict(cfg_dict)
     if pinned:
         # The pool pinned this process to one device: CUDA_VISIBLE_DEVICES for GPUs, a thread budget on CPU.
@@ -257,6 +263,7 @@ def drive(
     sessions: Callable[[], Optional[CrossValidation]] | Sequence[CrossValidation],
     *,
     per_session: int,
+    max_sessions: Optional[int] = None,
     quiet: bool,
     pinned: bool,
     on_run_end: Optional[Callable[[CrossValidation, CVRun, dict], None]] = None,
@@ -269,6 +276,7 @@ def drive(
         sessions: the cross-validations, or a callable giving the next one (``None`` when there is
             none) — called whenever a slot is free and no open session can use it.
         per_session: runs of one session in flight at once (1 = in series).
+        max_sessions: sessions open at once (default: no limit but the executor's slots).
         quiet: switch off Lightning's bars and summaries (parallel workers).
         pinned: the executor pins each worker to one device.
         on_run_end: called after each run is recorded (pruning decisions happen here).
@@ -292,6 +300,8 @@ def drive(
                 session = next((s for s in open_sessions
                                 if s.in_flight < per_session and s.next_run_peek() is not None), None)
                 if session is None:
+                    if max_sessions is not None and len(open_sessions) >= max_sessions:
+                        break
                     new = source()
                     if new is None:
                         break

@@ -44,10 +44,12 @@ def gpu_count() -> int:
 
 def _resolve_devices(devices: Union[Sequence[Device], Device], accelerator: str) -> tuple[list[Device], str]:
     """Concrete device slots (and the accelerator) for a device pool."""
-    as_list = [devices] if isinstance(devices, (str, int)) else list(devices)
-    if len(as_list) == 1 and isinstance(as_list[0], int) and not isinstance(as_list[0], bool) \
-            and as_list[0] > 0 and not isinstance(devices, (list, tuple)):
-        as_list = list(range(as_list[0]))  # Lightning's devices=N: N devices
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        as_list: list[Any] = list(range(devices))  # Lightning's devices=N: N devices
+    elif isinstance(devices, (str, int)):
+        as_list = [devices]
+    else:
+        as_list = list(devices)
     if not (len(as_list) == 1 and as_list[0] in AUTO_DEVICES):
         return as_list, accelerator
     if accelerator == "cpu":

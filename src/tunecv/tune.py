@@ -1,0 +1,670 @@
+"""The ``tune`` level: an Optuna study in which every trial is one cross-validation.
+
+The tuning process alone talks to the study (ask when a device frees up, tell when a cv ends); workers
+only train. Trials are named ``{tune_name}-cv{index}`` and live in ``{artifact_dir}/{tune_name}/``.
+Several ``tunecv tune`` processes with the same name and a shared storage (PostgreSQL, a journal file)
+share one study and never run a trial twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from tunecv import naming
+from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv.config import Config, dump_yaml
+from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
+from tunecv.errors import ConfigError, ResumeError, StorageError
+
+__all__ = ["TuneResult", "open_storage", "tune"]
+
+log = logging.getLogger(__name__)
+
+STORAGE_FILE = "optuna.db"
+SPACE_FILE = "search_space.json"
+HEARTBEAT_ATTR = "tunecv:heartbeat"
+CV_INDEX_ATTR = "cv_index"
+UNSTABLE_ATTR = "score_is_unstable"
+HEARTBEAT_EVERY = 20.0
+STALE_AFTER = 120.0
+
+
+@dataclass
+class TuneResult:
+    """What a tune left.
+
+    Attributes:
+        name: the tune name.
+        tune_dir: its folder.
+        best_params: hyperparameters of the best stable trial (dotted config keys → values).
+        best_score: its cv score.
+        best_trial: its trial number (``None`` when no stable trial completed).
+        run_infos: every run of every cv (the content of ``{tune_dir}/run_infos.parquet``).
+        study: the Optuna study.
+        pareto_trials: for multi-objective tunes, the Pareto-optimal trial numbers.
+        retrain: the retrain run (a :class:`~tunecv.train.TrainResult`) when asked for.
+    """
+
+    name: str
+    tune_dir: Path
+    best_params: dict[str, Any]
+    best_score: float
+    best_trial: Optional[int]
+    run_infos: Any
+    study: Any
+    pareto_trials: list[int] = field(default_factory=list)
+    retrain: Any = None
+
+    @property
+    def n_finished(self) -> int:
+        return _count_finished(self.study)
+
+
+# -- storage ----------------------------------------------------------------------------------------------
+
+def redact(url: str) -> str:
+    """A storage URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for a URL: an RDB URL (``sqlite:///``, ``postgresql://``, ...) or
+    ``journal:///path/to/file.log`` (a journal file on a shared disk)."""
+    import optuna
+
+    try:
+        if url.startswith("journal://"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = url[len("journal://"):]
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(path))
+        if url.startswith(("postgresql", "mysql")):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
+                                          if url.startswith("sqlite") else None)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"`tune.storage` cannot be opened: {redact(url)}: {redact(first)}") from None
+
+
+def default_storage(tune_dir: Path) -> str:
+    return f"sqlite:///{(tune_dir / STORAGE_FILE).resolve()}"
+
+
+# -- helpers over trials ------------------------------------------------------------------------------------
+
+def _count_finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _directions(cfg: Config) -> list[str]:
+    from tunecv.scoring import parse_metric, score_direction
+
+    if cfg.tune.objectives:
+        return ["maximize" if parse_metric(m)[1] else "minimize" for m in cfg.tune.objectives]
+    return [score_direction(cfg.cv.scoring_metric)]
+
+
+def _best_trial(study: Any, directions: list[str]) -> Any:
+    """The best COMPLETE trial whose score is stable (never an unstable one)."""
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if not t.user_attrs.get(UNSTABLE_ATTR) and t.values and all(math.isfinite(v) for v in t.values)]
+    if not trials or len(directions) != 1:
+        return None
+    sign = 1 if directions[0] == "maximize" else -1
+    return max(trials, key=lambda t: (sign * t.values[0], -t.number))
+
+
+class _Heartbeat:
+    """Marks this process's running trials as alive, so that other workers can tell stale ones."""
+
+    def __init__(self, study: Any) -> None:
+        self.study = study
+        self.trial_ids: set[int] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="tunecv-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self.trial_ids.add(trial_id)
+        self.beat(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        with self._lock:
+            self.trial_ids.discard(trial_id)
+
+    def beat(self, trial_id: int) -> None:
+        with contextlib.suppress(Exception):
+            self.study._storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            with self._lock:
+                ids = list(self.trial_ids)
+            for trial_id in ids:
+                self.beat(trial_id)
+
+
+def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
+    """Fail trials left RUNNING by a crash and queue their parameters again (same cv index)."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    requeued = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = t.system_attrs.get(HEARTBEAT_ATTR, 0.0)
+        if not all_running and now - float(beat) < STALE_AFTER:
+            continue  # another live worker is running it
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except Exception:  # another worker re-queued it first
+            continue
+        cv_index = t.user_attrs.get(CV_INDEX_ATTR, t.number)
+        study.enqueue_trial(dict(t.params), user_attrs={CV_INDEX_ATTR: cv_index, "requeued_from": t.number},
+                            skip_if_exists=False)
+        requeued.append(t.number)
+    return requeued
+
+
+# -- tune ---------------------------------------------------------------------------------------------------
+
+def tune(
+    config: Union[Config, Mapping, str, os.PathLike],
+    *,
+    name: Optional[str] = None,
+    resume: bool = False,
+    reset: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> Optional[TuneResult]:
+    """Run a hyperparameter sweep over cross-validations.
+
+    Args:
+        config: a :class:`~tunecv.config.Config`, a mapping or a YAML path; ``tune.search_space`` names
+            the search-space file.
+        name: the tune name (default ``config.name``, else generated).
+        resume: keep completed trials, re-queue trials a crash left running (their cvs keep their finished
+            runs), and run until ``tune.n_trials`` trials have finished.
+        reset: delete the tune's folder (and its default SQLite study) first.
+        dry_run: print the planned trials and create nothing; returns ``None``.
+        progress: show a progress bar and one line per finished trial.
+
+    Returns:
+        The :class:`TuneResult`.
+    """
+    import optuna
+
+    from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
+    from tunecv.train import as_config, build_objects
+
+    cfg = as_config(config)
+    if resume and reset:
+        raise ResumeError("--resume and --reset exclude each other: --resume finishes the tune, --reset deletes "
+                          "it and starts over")
+    if cfg.tune.search_space is None:
+        raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
+    strategy = cfg.device_setting("strategy")
+    space = SearchSpace.from_file(cfg.tune.search_space)
+    space.check_keys(cfg)
+    grid = cfg.tune.n_trials == "grid"
+    points = space.grid() if grid else None
+    n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
+    directions = _directions(cfg)
+    multi = len(directions) > 1
+    if multi and cfg.tune.pruner != "none":
+        raise ConfigError(f"`tune.pruner` must be none with several `tune.objectives` (Optuna cannot prune "
+                          f"multi-objective trials); got {cfg.tune.pruner!r}")
+    seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+    sampler_name = cfg.tune.sampler
+    if multi and sampler_name == "tpe":
+        sampler_name = "nsga2"
+    sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions))
+    pruner = make_pruner(cfg.tune.pruner)
+
+    tune_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
+    if tune_name is None:
+        if resume:
+            raise ResumeError("--resume needs the `name` of the tune to continue (--name NAME)")
+        tune_name = _free_name(Path(cfg.artifact_dir))
+    folder = naming.tune_dir(cfg.artifact_dir, tune_name)
+    shared = cfg.tune.storage is not None
+    if not dry_run:
+        if folder.exists() and not (resume or reset or shared):
+            raise ResumeError(f"a tune named {tune_name!r} exists in {folder}; pass --resume to finish it or "
+                              f"--reset to delete it and start over")
+        if resume and not folder.exists() and not shared:
+            raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
+
+    # Validate everything (data, model, each grid point's config) before anything is written.
+    from tunecv.cv import _check_data_module
+
+    _check_data_module(cfg)
+    first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
+    build_objects(apply(cfg, first_values).replace(fold=0))
+    if points:
+        for point in points:
+            apply(cfg, point)
+    parallel, accelerator = resolve_parallel(cfg)
+    if dry_run:
+        _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
+        return None
+
+    storage_url = cfg.tune.storage or default_storage(folder)
+    if reset and folder.exists():
+        if shared:
+            with contextlib.suppress(Exception):
+                optuna.delete_study(study_name=tune_name, storage=open_storage(storage_url))
+        shutil.rmtree(folder)
+    storage = open_storage(storage_url) if shared else None
+    folder.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        storage = open_storage(storage_url)
+    atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
+
+    study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
+    _check_space_unchanged(study, space, folder, created)
+    if created and points is not None:
+        for point in points:
+            study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
+    requeued = _requeue_stale(study, space, all_running=not shared) if (resume or shared) else []
+    if requeued:
+        log.info("re-queued trials left running by a crash: %s", requeued)
+
+    per_session_parallel = strategy == "cv-parallel"
+    tune_parallel = strategy == "tune-parallel"
+    executor = make_cv_executor(cfg, parallel, accelerator)
+    pinned = type(executor).__name__ == "DevicePoolExecutor"
+    reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
+    reporter.refresh(study)
+    in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
+    lock = threading.Lock()
+
+    def ask() -> Optional[CrossValidation]:
+        with lock:
+            while True:
+                if _count_finished(study) + _count_live(study) >= n_trials:
+                    return None
+                if points is not None and not _has_waiting(study):
+                    return None
+                trial = study.ask()
+                if _overflow(study, trial, n_trials):
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    study._storage.set_trial_user_attr(trial._trial_id, "overflow", True)
+                    return None
+                heartbeat.add(trial._trial_id)
+                break
+            values = space.suggest(trial)
+            cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
+            if CV_INDEX_ATTR not in trial.user_attrs:
+                trial.set_user_attr(CV_INDEX_ATTR, cv_index)
+            cv_name = naming.cv_name(tune_name, cv_index)
+            trial_cfg = apply(cfg, values)
+            extra = {"tune_name": tune_name, "trial": trial.number, "trial_state": "running", **values}
+            session = CrossValidation(trial_cfg, cv_name, folder / cv_name, resume=True,
+                                      tracking={"group": tune_name, "job_type": cv_name,
+                                                "config": {"trial": trial.number, **values}},
+                                      extra_columns=extra)
+            session.trial = trial  # type: ignore[attr-defined]
+            session.values = values  # type: ignore[attr-defined]
+            in_flight[id(session)] = trial
+            (folder / cv_name).mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                atomic_write_text(folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
+            reporter.started(cv_name, trial.number)
+            return session
+
+    def on_run_end(session: CrossValidation, run: Any, row: dict) -> None:
+        if multi or cfg.tune.pruner == "none" or row["status"] != "completed":
+            return
+        trial = session.trial  # type: ignore[attr-defined]
+        value = _run_score(session, row)
+        if value is None:
+            return
+        with contextlib.suppress(Exception):  # a step reported twice (resumed cv) is not an error
+            trial.report(value, step=run.index)
+        if session.done:
+            return
+        if trial.should_prune():
+            session.prune()
+            log.info("%s pruned after %d runs", session.name, len(session.rows))
+
+    def on_session_end(session: CrossValidation) -> None:
+        trial = in_flight.pop(id(session))
+        _tell(study, trial, session, cfg, directions, multi)
+        heartbeat.remove(trial._trial_id)
+        _write_tune_infos(folder, study)
+        reporter.finished(study, session, trial)
+
+    with _Heartbeat(study) as heartbeat, reporter:
+        try:
+            drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
+                  max_sessions=executor.n_slots if tune_parallel else 1, quiet=pinned or not progress,
+                  pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
+        finally:
+            executor.shutdown()
+    _write_tune_infos(folder, study)
+    result = _result(tune_name, folder, study, space, directions)
+    if cfg.tune.retrain_and_test and result.best_trial is not None:
+        result.retrain = _retrain(cfg, space, result, folder, tune_name)
+    if progress:
+        reporter.summary(result)
+    return result
+
+
+def _count_live(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _has_waiting(study: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _overflow(study: Any, trial: Any, n_trials: int) -> bool:
+    """Several workers may ask at once; the trials past ``n_trials`` (by number) give way."""
+    from optuna.trial import TrialState
+
+    alive = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                   TrialState.RUNNING))
+             if t.number < trial.number]
+    return len(alive) >= n_trials
+
+
+def _midpoint(param: Any) -> Any:
+    values = param.values() if param.is_discrete else None
+    if values:
+        return values[0]
+    if param.distribution == "constant":
+        return param.value
+    low, high = param.low, param.high
+    mid = (low + high) / 2
+    return int(mid) if param.distribution == "intuniform" else mid
+
+
+def _free_name(parent: Path) -> str:
+    for _ in range(100):
+        candidate = naming.generate_name()
+        if not (parent / candidate).exists():
+            return candidate
+    raise ConfigError("could not generate a free name; pass --name")  # pragma: no cover
+
+
+def _create_or_load(optuna: Any, name: str, storage: Any, sampler: Any, pruner: Any, directions: list[str],
+                    url: str) -> tuple[Any, bool]:
+    kwargs: dict[str, Any] = {"study_name": name, "storage": storage, "sampler": sampler, "pruner": pruner}
+    if len(directions) == 1:
+        kwargs["direction"] = directions[0]
+    else:
+        kwargs["directions"] = directions
+    try:
+        return optuna.create_study(load_if_exists=False, **kwargs), True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        if [d.name.lower() for d in study.directions] != directions:
+            raise ConfigError(f"the study {name!r} in {redact(url)} optimizes "
+                              f"{[d.name.lower() for d in study.directions]}, but the config asks for "
+                              f"{directions} (cv.scoring_metric / tune.objectives changed)") from None
+        return study, False
+    except Exception as exc:
+        raise StorageError(f"`tune.storage` cannot be used: {redact(url)}: "
+                           f"{redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
+
+
+def _check_space_unchanged(study: Any, space: Any, folder: Path, created: bool) -> None:
+    fingerprint = space.fingerprint()
+    stored = study.user_attrs.get("tunecv:search_space")
+    if stored is None:
+        stored = read_json(folder / SPACE_FILE) if not created else None
+    if stored is not None:
+        changes = space.diff(stored)
+        if changes:
+            raise ConfigError("the search space changed since this tune started (use a new --name, or --reset): "
+                              + "; ".join(changes))
+    else:
+        study.set_user_attr("tunecv:search_space", fingerprint)
+    atomic_write_json(folder / SPACE_FILE, fingerprint)
+
+
+def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[float]:
+    import pandas as pd
+
+    from tunecv.scoring import score_runs
+
+    try:
+        value = score_runs(pd.DataFrame([row]), session.cfg.cv.scoring_metric, session.cfg.cv.multi_score_strategy)
+    except Exception:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directions: list[str],
+          multi: bool) -> None:
+    from optuna.trial import TrialState
+
+    result = session.result()
+    state: Any
+    if result.n_completed == 0:
+        state, values = TrialState.FAIL, None
+        trial.set_user_attr("error", session.failure_summary()[:1000])
+    elif multi:
+        values = [_objective_value(result.run_infos, m) for m in cfg.tune.objectives or []]
+        state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
+    else:
+        values = [result.score]
+        state = TrialState.PRUNED if session.pruned else TrialState.COMPLETE
+        if not math.isfinite(result.score):
+            state = TrialState.FAIL
+    trial.set_user_attr(UNSTABLE_ATTR, bool(result.score_is_unstable))
+    trial.set_user_attr("cv_name", session.name)
+    if state == TrialState.PRUNED:
+        study.tell(trial, state=state)
+        with contextlib.suppress(Exception):
+            study._storage.set_trial_user_attr(trial._trial_id, "score", result.score)
+    elif state == TrialState.FAIL:
+        study.tell(trial, state=state)
+    else:
+        study.tell(trial, values if multi else values[0])
+    session.extra_columns["trial_state"] = state.name.lower()
+    session.write()
+
+
+def _objective_value(frame: Any, metric: str) -> float:
+    from tunecv.scoring import score_runs
+
+    return float(score_runs(frame[frame["status"] == "completed"], [metric], "arithmetic"))
+
+
+def _write_tune_infos(folder: Path, study: Any) -> None:
+    """``{tune_dir}/run_infos.parquet``: every run of every cv, from the cv files on disk."""
+    import pandas as pd
+
+    from tunecv.results import read_run_infos, run_infos_frame, write_parquet_atomic
+
+    frames = []
+    states = {t.number: t.state.name.lower() for t in study.get_trials(deepcopy=False)}
+    pareto: set[int] = set()
+    if len(study.directions) > 1:
+        with contextlib.suppress(Exception):
+            pareto = {t.number for t in study.best_trials}
+    for cv_file in sorted(folder.glob(f"*/{RUN_INFOS}")):
+        frame = read_run_infos(cv_file)
+        if len(frame):
+            frames.append(frame)
+    if not frames:
+        return
+    df = pd.concat(frames, ignore_index=True)
+    if "trial" in df.columns:
+        df["trial_state"] = [states.get(int(t), s) if pd.notna(t) else s
+                             for t, s in zip(df["trial"], df.get("trial_state", [None] * len(df)))]
+        if pareto:
+            df["is_pareto_optimal"] = [bool(pd.notna(t) and int(t) in pareto) for t in df["trial"]]
+    write_parquet_atomic(run_infos_frame(df.to_dict("records")), folder / RUN_INFOS)
+
+
+def _result(name: str, folder: Path, study: Any, space: Any, directions: list[str]) -> TuneResult:
+    from tunecv.results import read_run_infos
+
+    best = _best_trial(study, directions)
+    pareto = []
+    if len(directions) > 1:
+        with contextlib.suppress(Exception):
+            pareto = sorted(t.number for t in study.best_trials)
+    return TuneResult(
+        name=name, tune_dir=folder,
+        best_params=space.params_from_trial(best.params) if best is not None else {},
+        best_score=float(best.values[0]) if best is not None else float("nan"),
+        best_trial=best.number if best is not None else None,
+        run_infos=read_run_infos(folder / RUN_INFOS), study=study, pareto_trials=pareto)
+
+
+def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_name: str) -> Any:
+    from tunecv.search_space import apply
+    from tunecv.train import train
+
+    best_cfg = apply(cfg, result.best_params)
+    best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0})
+    run_name = naming.retrain_name(tune_name)
+    existing = naming.find_run_dirs(folder, run_name)
+    run_dir = existing[-1] if existing else naming.run_dir(folder, run_name, naming.new_run_id())
+    log.info("retraining the best parameters (trial %s) on all non-test data into %s", result.best_trial,
+             run_dir)
+    return train(best_cfg, name=run_name, run_dir=run_dir, resume=bool(existing),
+                 tracking={"group": tune_name, "job_type": "retrain", "config": result.best_params})
+
+
+def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: str, strategy: str,
+                sampler: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    sp = cfg.split
+    folds = cfg.cv.n_folds or (sp.total_folds if sp.fold_method != "none" else 1)
+    runs = folds * cfg.cv.n_seeds
+    console.print(f"tune {tune_name}: {n_trials} trials x {runs} runs each ({folds} folds x {cfg.cv.n_seeds} "
+                  f"seeds), sampler {sampler}, pruner {cfg.tune.pruner}, strategy {strategy}")
+    console.print(f"folder: {naming.tune_dir(cfg.artifact_dir, tune_name)}")
+    table = Table(title="search space")
+    table.add_column("key")
+    table.add_column("distribution")
+    for p in space:
+        table.add_row(p.key, p.describe())
+    console.print(table)
+    if points is not None:
+        grid_table = Table(title=f"grid: {len(points)} trials")
+        grid_table.add_column("cv")
+        keys = [p.key for p in space]
+        for k in keys:
+            grid_table.add_column(k)
+        for i, point in enumerate(points):
+            grid_table.add_row(naming.cv_name(tune_name, i), *(str(point.get(k)) for k in keys))
+        console.print(grid_table)
+    console.print("dry run: nothing was created")
+
+
+class _TuneProgress:
+    """A rich bar: trials done / total, pruned and failed counts, best so far, elapsed and ETA."""
+
+    def __init__(self, name: str, total: int, *, enabled: bool, directions: list[str]) -> None:
+        self.name, self.total, self.enabled, self.directions = name, total, enabled, directions
+        self.progress: Any = None
+        self.task: Any = None
+        self.counts = {"complete": 0, "pruned": 0, "fail": 0}
+        self.best: Optional[float] = None
+
+    def __enter__(self) -> _TuneProgress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("tune {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.progress.start()
+        done = self.counts["complete"] + self.counts["pruned"]
+        self.task = self.progress.add_task(self.name, total=self.total, completed=done, info=self._info())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _info(self) -> str:
+        best = "-" if self.best is None else f"{self.best:.4g}"
+        return f"pruned {self.counts['pruned']} failed {self.counts['fail']} best {best}"
+
+    def refresh(self, study: Any) -> None:
+        self.counts = {"complete": 0, "pruned": 0, "fail": 0}
+        for t in study.get_trials(deepcopy=False):
+            key = t.state.name.lower()
+            if key in self.counts:
+                self.counts[key] += 1
+        best = _best_trial(study, self.directions)
+        self.best = float(best.values[0]) if best is not None else None
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.counts["complete"] + self.counts["pruned"],
+                                 info=self._info())
+
+    def started(self, cv_name: str, number: int) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"trial {number}: {cv_name} started")
+
+    def finished(self, study: Any, session: CrossValidation, trial: Any) -> None:
+        self.refresh(study)
+        if self.progress is None:
+            return
+        frozen = study._storage.get_trial(trial._trial_id)
+        value = frozen.values[0] if frozen.values else session.result().score
+        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in session.values.items())  # type: ignore
+        self.progress.console.print(f"trial {trial.number}: {session.name} {frozen.state.name.lower()} "
+                                    f"score {value:.4g} ({params})")
+
+    def summary(self, result: TuneResult) -> None:
+        from rich.console import Console
+
+        console = Console()
+        if result.best_trial is None:
+            console.print(f"tune {result.name}: no stable trial completed")
+            return
+        console.print(f"tune {result.name}: best trial {result.best_trial} score {result.best_score:.6g}")
+        for k, v in result.best_params.items():
+            console.print(f"  {k}: {_fmt(v)}")
+        console.print(f"results: {result.tune_dir / RUN_INFOS}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _unused_json() -> str:  # pragma: no cover
+    return json.dumps({})
