@@ -15,6 +15,7 @@ __all__ = [
     "CVResult",
     "SearchSpaceError",
     "SplitDataModule",
+    "TaskModule",
     "TrainResult",
     "TuneResult",
     "TunecvError",
@@ -32,6 +33,7 @@ _LAZY = {
     "SearchSpaceError": "tunecv.errors",
     "TunecvError": "tunecv.errors",
     "SplitDataModule": "tunecv.data",
+    "TaskModule": "tunecv.task",
     "TrainResult": "tunecv.train",
     "train": "tunecv.train",
     "CVResult": "tunecv.cv",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from tunecv.data import SplitDataModule
     from tunecv.errors import ConfigError, SearchSpaceError, TunecvError
     from tunecv.results import load_run_infos
+    from tunecv.task import TaskModule
     from tunecv.train import TrainResult, train
     from tunecv.tune import TuneResult, tune
 

@@ -460,6 +460,8 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         try:
             trainer = L.Trainer(**trainer_kwargs, **device_kwargs, logger=loggers,
                                 callbacks=[*callbacks_list, *callbacks], default_root_dir=str(folder))

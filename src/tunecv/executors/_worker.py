@@ -8,10 +8,13 @@ cannot be loaded there.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -124,22 +127,31 @@ def unpack_reply(message: bytes) -> tuple[bool, Any]:
 
 # -- the worker process -----------------------------------------------------------------------------------
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when its parent process ends.
+def _die_with_driver() -> None:
+    """End this worker (SIGKILL) as soon as the driver process is gone, even if it was SIGKILLed.
 
-    Under forkserver the parent is the fork server, which exits when the driver does; under spawn it is
-    the driver itself. Elsewhere this is a no-op (the driver's shutdown and atexit hook remain).
+    A daemon thread waits on :func:`multiprocessing.parent_process`'s sentinel, the pipe whose other
+    end only the driver holds (under forkserver too, where the OS parent is the fork server, which
+    itself stays up while any worker holds its "alive" pipe). On Linux the kernel also SIGKILLs the
+    worker when its OS parent ends (``PR_SET_PDEATHSIG``).
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is not None:
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    except Exception:  # pragma: no cover - no libc / no prctl
-        pass
+        def watch() -> None:
+            multiprocessing.connection.wait([sentinel])
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, name="tunecv-driver-watchdog", daemon=True).start()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except Exception:  # pragma: no cover - no libc / no prctl
+            pass
 
 
 def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, str],
@@ -148,7 +160,7 @@ def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, st
     # The driver decides when to stop: a Ctrl-C in the terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
+    _die_with_driver()
     os.environ.clear()
     os.environ.update(environ)
     _base._CURRENT_DEVICE = device
