@@ -12,17 +12,26 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+# Tiny models: one thread each is much faster than two threads fighting (and keeps parallel tests fair).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_configure(config):
     try:
         import torch
 
-        has_cuda = torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        has_cuda = False
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def pytest_collection_modifyitems(config, items):
+    from tunecv.executors import gpu_count
+
+    has_cuda = gpu_count() > 0  # never touches CUDA in this (driver) process
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
@@ -67,10 +76,24 @@ from tunecv.data import SplitDataModule
 
 
 class BlobData(SplitDataModule):
-    def __init__(self, batch_size: int = 16, num_workers: int = 0, n: int = 180, n_regions: int = 9):
+    def __init__(self, batch_size: int = 16, num_workers: int = 0, n: int = 180, n_regions: int = 9,
+                 fail_on_fold: int = -1, kill_on_fold: int = -1, sleep: float = 0.0):
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         self.n = n
         self.n_regions = n_regions
+        self.fail_on_fold = fail_on_fold
+        self.kill_on_fold = kill_on_fold
+        self.sleep = sleep
+
+    def setup(self, stage=None):
+        import os, signal, time
+        if self.fold == self.fail_on_fold:
+            raise ValueError(f"fold {self.fold} is broken on purpose")
+        if self.fold == self.kill_on_fold:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.sleep and stage == "fit":
+            time.sleep(self.sleep)
+        super().setup(stage)
 
     def load(self):
         g = torch.Generator().manual_seed(0)

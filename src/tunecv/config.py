@@ -11,6 +11,7 @@ This module is light: it imports neither torch nor lightning.
 from __future__ import annotations
 
 import copy
+import functools
 import dataclasses
 import importlib
 import inspect
@@ -159,10 +160,23 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
     def replace(self, **changes: Any) -> Config:
-        """A changed copy (``dataclasses.replace``); dotted keys are allowed (``split.fold_method``)."""
+        """A changed copy (``dataclasses.replace``), validated again.
+
+        Keys may be dotted (``split.fold_method``); a key inside a free-form section (``model.init_args.lr``)
+        goes through the full parser, any other through ``dataclasses.replace``.
+        """
         cfg: Config = self
         for key, value in changes.items():
-            cfg = set_key(cfg, key, value)
+            top, _, rest = key.partition(".")
+            section = getattr(cfg, top, None) if top in _DEFAULTS else None
+            if not rest and top in _DEFAULTS and top not in DICT_SECTIONS and not dataclasses.is_dataclass(section):
+                cfg = dataclasses.replace(cfg, **{top: value})
+            elif rest and "." not in rest and dataclasses.is_dataclass(section) and \
+                    rest in {f.name for f in dataclasses.fields(section)}:
+                cfg = dataclasses.replace(cfg, **{top: dataclasses.replace(section, **{rest: value})})
+            else:
+                cfg = set_key(cfg, key, value)
+        validate(cfg)
         return cfg
 
 
@@ -180,6 +194,7 @@ def _plain(obj: Any) -> Any:
 
 # -- parsing ---------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4)
 def build_parser(prog: str = "tunecv", description: str | None = None) -> Any:
     """A jsonargparse parser with every config key, used for validation and ``--help``."""
     from jsonargparse import ArgumentParser

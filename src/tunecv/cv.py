@@ -76,7 +76,7 @@ class CVResult:
         return int((self.run_infos["status"] == "failed").sum()) if len(self.run_infos) else 0
 
 
-def _run_one(cfg_dict: dict, run_name: str, run_dir: str, resume: bool, tracking: Optional[dict],
+def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracking: Optional[dict],
              quiet: bool, pinned: bool) -> Any:
     """Worker body: one train run (in this process or a pool worker)."""
     import warnings as _w
@@ -91,7 +91,7 @@ def _run_one(cfg_dict: dict, run_name: str, run_dir: str, resume: bool, tracking
         for noisy in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
             _logging.getLogger(noisy).setLevel(_logging.WARNING)
         _w.filterwarnings("ignore", module="lightning")
-    cfg = config_from_dict(cfg_dict)
+    cfg = cfg_or_dict if isinstance(cfg_or_dict, Config) else config_from_dict(cfg_or_dict)
     if pinned:
         # The pool pinned this process to one device: CUDA_VISIBLE_DEVICES for GPUs, a thread budget on CPU.
         cfg = cfg.replace(devices=[0], strategy="auto", num_nodes=1)
@@ -172,7 +172,7 @@ class CrossValidation:
         """Arguments of :func:`_run_one` for ``run`` (picklable)."""
         cfg = self.cfg.replace(fold=run.fold, seed=run.seed, name=run.name)
         resume = run.run_dir.exists()
-        return (cfg.to_dict(), run.name, str(run.run_dir), resume, dict(self.tracking), quiet, pinned)
+        return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, pinned)
 
     def record(self, run: CVRun, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
         """Record a finished run (a :class:`~tunecv.train.TrainResult`, or the error it raised)."""

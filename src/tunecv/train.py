@@ -382,6 +382,9 @@ def train(
             log.info("run %s is already completed; nothing to resume", run_name)
             return done
 
+    import lightning as L
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     model, data = build_objects(cfg)  # every config error surfaces here, before the folder exists
     callbacks_list, checkpoint_cb = build_callbacks(cfg, folder)
     device_kwargs = trainer_device_kwargs(cfg)

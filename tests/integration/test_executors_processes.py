@@ -86,7 +86,7 @@ def test_result_value(executor):
 @pytest.mark.parametrize("error", [ValueError, T.CustomError])
 def test_exception_is_reraised_with_type_and_message(executor, error):
     job = executor.submit(T.fail, "boom", error)
-    with pytest.raises(error, match="^boom$"):
+    with pytest.raises(error, match=r"^boom$"):
         job.result(timeout=60)
     assert type(job.exception()) is error
 

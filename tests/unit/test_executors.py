@@ -21,12 +21,14 @@ from tunecv.executors import (
     RemoteError,
     SerialExecutor,
     WorkerDiedError,
+    _factory,
+    _pool,
+    _worker,
     available_cpus,
     current_device,
     gpu_count,
     make_executor,
 )
-from tunecv.executors import _factory, _pool, _worker
 from tunecv.executors import _testing as T
 
 # -- the serial executor ------------------------------------------------------------------------------
@@ -178,6 +180,7 @@ def test_cpu_pinning_sets_device_and_thread_variables():
     (1, "gpu", "2,3", "3"),
     ("1", "gpu", "4, 5", "5"),
     ("GPU-abc", "gpu", "0,1", "GPU-abc"),
+    ("cuda:1", "gpu", "6,7", "7"),
 ])
 def test_gpu_pinning_sets_cuda_visible_devices(device, accelerator, parent, expected):
     base = {} if parent is None else {"CUDA_VISIBLE_DEVICES": parent}
@@ -214,7 +217,8 @@ def test_pool_slots_threads_and_validation():
         assert ex.n_slots == 4
         assert ex.threads_per_worker == max(1, available_cpus() // 4)
         assert list(ex._free) == [0, 1, 0, 1]
-    assert DevicePoolExecutor([0], threads_per_worker=3).threads_per_worker == 3
+    with DevicePoolExecutor([0], threads_per_worker=3) as ex:
+        assert ex.threads_per_worker == 3
     assert not multiprocessing.active_children()
 
 
@@ -237,18 +241,16 @@ def test_submit_refuses_an_unpicklable_function():
         ex.submit(lambda: 1)
 
 
-def test_pool_restores_the_sigterm_handler_after_shutdown():
-    if threading_main() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        ex = DevicePoolExecutor([0])
-        assert signal.getsignal(signal.SIGTERM) is _pool._raise_on_sigterm
-        ex.shutdown()
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+def test_pool_turns_sigterm_into_system_exit_while_alive():
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL or _pool._LIVE:
+        pytest.skip("SIGTERM already has a handler in this test process")
+    ex = DevicePoolExecutor([0])
+    assert signal.getsignal(signal.SIGTERM) is _pool._raise_on_sigterm
+    with pytest.raises(SystemExit) as info:
+        _pool._raise_on_sigterm(signal.SIGTERM, None)
+    assert info.value.code == 143
+    ex.shutdown()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 # -- gpu_count and make_executor ------------------------------------------------------------------------

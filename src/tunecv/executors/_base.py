@@ -148,7 +148,10 @@ class Job:
         return self._future.exception(timeout)
 
     def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
-        """Call ``fn(job)`` when the job is done (at once if it already is), in the thread that ends it."""
+        """Call ``fn(job)`` when the job is done (at once if it already is).
+
+        ``fn`` runs in the thread that ends the job (a pool's scheduler thread): it must not block.
+        """
         self._future.add_done_callback(lambda _future: fn(self))
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
@@ -96,7 +97,10 @@ class DevicePoolExecutor(Executor):
     preloads, and later pools reuse it as it is, whatever their ``preload``. Modules that fail to import
     are skipped. Where forkserver is not available, ``spawn`` is used.
 
-    The function, its arguments and its return value must pickle (define functions at module level).
+    The function, its arguments and its return value must pickle (define functions at module level);
+    return plain or CPU data (a CUDA tensor unpickled in the driver would initialise CUDA there). Under
+    forkserver (and fork) a worker ends with ``os._exit``: atexit hooks registered by the job do not
+    run, so a job closes what it opened (e.g. ``wandb.finish()``) before it returns.
     Ctrl-C (``KeyboardInterrupt``) or SIGTERM in the driver: leave the ``with`` block, or call
     ``shutdown(kill=True)``, and every worker is terminated (SIGTERM, then SIGKILL after a grace
     period) and reaped. While a pool is alive, SIGTERM in the main thread raises ``SystemExit(143)``
@@ -220,10 +224,8 @@ class DevicePoolExecutor(Executor):
     def _wake(self) -> None:
         if not self._close_wake.alive:
             return
-        try:
+        with contextlib.suppress(OSError):  # BlockingIOError: a wake-up is already pending
             os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):  # already woken / closed
-            pass
 
     def _schedule(self) -> None:
         try:
@@ -275,9 +277,10 @@ class DevicePoolExecutor(Executor):
         return True
 
     def _launch(self, job: Job, payload: bytes, slot: Device) -> None:
-        reader, writer = self._ctx.Pipe(duplex=False)
         job.device = slot
+        reader = writer = None
         try:
+            reader, writer = self._ctx.Pipe(duplex=False)
             environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
             process = self._ctx.Process(
                 target=worker_main,
@@ -286,14 +289,16 @@ class DevicePoolExecutor(Executor):
                 daemon=False,
             )
             process.start()
-        except Exception as exc:
-            reader.close()
+        except Exception as exc:  # e.g. out of file descriptors: this job fails, the pool goes on
+            if reader is not None:
+                reader.close()
             with self._lock:
                 self._free.append(slot)
             job._future.set_exception(exc)
             return
         finally:
-            writer.close()  # only the worker holds the write end, so its death reads as EOF
+            if writer is not None:
+                writer.close()  # only the worker holds the write end, so its death reads as EOF
         job.pid = process.pid
         with self._lock:
             self._running[job] = _Running(job, slot, process, reader)
@@ -319,10 +324,8 @@ class DevicePoolExecutor(Executor):
         rec.terminated = True
         rec.kill_reason = reason
         rec.deadline = time.monotonic() + TERMINATE_GRACE
-        try:
+        with contextlib.suppress(OSError, ValueError):  # already gone
             rec.process.terminate()
-        except (OSError, ValueError):  # already gone
-            pass
 
     def _escalate(self, rec: _Running) -> None:
         if not rec.terminated:  # sent its result but did not exit
@@ -331,10 +334,8 @@ class DevicePoolExecutor(Executor):
         elif not rec.killed:
             rec.killed = True
             rec.deadline = None
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 rec.process.kill()
-            except (OSError, ValueError):
-                pass
 
     def _finish(self, rec: _Running) -> None:
         rec.process.join()
@@ -410,10 +411,8 @@ def _forkserver_running() -> bool:
 
 def _close_fds(*fds: int) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 # -- process-wide safety net: atexit and SIGTERM ---------------------------------------------------------

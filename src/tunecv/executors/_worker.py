@@ -42,6 +42,8 @@ def cuda_visible(device: Device, parent_value: Optional[str]) -> str:
     Device indices count within the devices the parent sees: with ``CUDA_VISIBLE_DEVICES=2,3`` in the
     parent, device 1 is physical GPU 3, as it would be for Lightning in the parent.
     """
+    if isinstance(device, str) and device.lower().startswith("cuda:"):
+        device = device[len("cuda:"):]
     if parent_value is None or not (isinstance(device, int) or str(device).isdigit()):
         return str(device)
     visible = [v.strip() for v in parent_value.split(",") if v.strip()]
