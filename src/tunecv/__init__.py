@@ -10,9 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "CVResult",
     "Config",
     "ConfigError",
-    "CVResult",
     "SearchSpaceError",
     "SplitDataModule",
     "TaskModule",

@@ -11,8 +11,8 @@ This module is light: it imports neither torch nor lightning.
 from __future__ import annotations
 
 import copy
-import functools
 import dataclasses
+import functools
 import importlib
 import inspect
 import os
@@ -258,7 +258,7 @@ YamlLoader.add_implicit_resolver(
 
 def yaml_load(text: str) -> Any:
     """Parse YAML with :class:`YamlLoader`."""
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=YamlLoader)
 
 
 def _is_yaml_path(value: Any) -> bool:
@@ -330,7 +330,7 @@ def _retype(original: Any, resolved: Any) -> Any:
     if isinstance(original, Mapping) and isinstance(resolved, Mapping):
         return {k: _retype(original.get(k), v) for k, v in resolved.items()}
     if isinstance(original, list) and isinstance(resolved, list):
-        return [_retype(o, r) for o, r in zip(original, resolved)]
+        return [_retype(o, r) for o, r in zip(original, resolved, strict=False)]
     if isinstance(original, str) and "${" in original and isinstance(resolved, str):
         return parse_value(resolved)
     return resolved

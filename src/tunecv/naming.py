@@ -20,8 +20,8 @@ from pathlib import Path
 from tunecv.errors import ConfigError
 
 __all__ = [
-    "RUNS_DIR",
     "CVS_DIR",
+    "RUNS_DIR",
     "cv_dir",
     "cv_name",
     "find_run_dirs",

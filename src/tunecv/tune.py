@@ -523,7 +523,7 @@ def _write_tune_infos(folder: Path, study: Any) -> None:
     df = pd.concat(frames, ignore_index=True)
     if "trial" in df.columns:
         df["trial_state"] = [states.get(int(t), s) if pd.notna(t) else s
-                             for t, s in zip(df["trial"], df.get("trial_state", [None] * len(df)))]
+                             for t, s in zip(df["trial"], df.get("trial_state", [None] * len(df)), strict=False)]
         if pareto:
             df["is_pareto_optimal"] = [bool(pd.notna(t) and int(t) in pareto) for t in df["trial"]]
     write_parquet_atomic(run_infos_frame(df.to_dict("records")), folder / RUN_INFOS)
@@ -604,8 +604,14 @@ class _TuneProgress:
         if not self.enabled:
             return self
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(TextColumn("tune {task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),

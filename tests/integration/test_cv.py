@@ -38,7 +38,7 @@ def test_region_stratified_cv_of_external_model_writes_the_design_schema(tmp_pat
     assert len(df) == 6 and set(df["status"]) == {"completed"}
     assert list(df.columns[: len(RUN_INFO_COLUMNS)]) == list(RUN_INFO_COLUMNS)
     assert {"val/acc", "val/loss", "score", "score_is_unstable"} <= set(df.columns)
-    assert sorted(zip(df["fold"], df["seed"])) == sorted((f, s) for f in range(3) for s in (42, 21))
+    assert sorted(zip(df["fold"], df["seed"], strict=False)) == sorted((f, s) for f in range(3) for s in (42, 21))
     assert set(df["run_name"]) == {naming.run_name("rs", f, s) for f in range(3) for s in (42, 21)}
     assert df["score"].nunique() == 1 and df["score"].iloc[0] == pytest.approx(res.score)
     assert df["cv_name"].unique().tolist() == ["rs"] and df["tune_name"].isna().all()
@@ -160,7 +160,7 @@ def test_sigkill_at_any_moment_then_resume_runs_every_run_once(tmp_path):
         if (cv_dir / "run_infos.parquet").exists():
             df = read_run_infos(cv_dir / "run_infos.parquet")  # readable after every kill
             assert df["run_name"].is_unique
-    out = subprocess.run(base + ["--resume"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run([*base, "--resume"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     df = read_run_infos(cv_dir / "run_infos.parquet")
     assert len(df) == 6 and df["run_name"].is_unique and set(df["status"]) == {"completed"}
