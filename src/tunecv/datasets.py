@@ -54,14 +54,16 @@ def read_metadata(path: Union[str, os.PathLike]) -> pd.DataFrame:
 class DatasetDataModule(SplitDataModule):
     """A SplitDataModule for any ``Dataset``, given by ``class_path`` in the config.
 
-    Example (YAML)::
+    In a config:
 
-        data:
-          class_path: tunecv.datasets.DatasetDataModule
-          init_args:
-            dataset: {class_path: my_pkg.MyDataset, init_args: {root: /data/x}}
-            metadata: /data/x/metadata.parquet    # optional: columns for region / stratified folds
-            batch_size: 64
+    ```yaml
+    data:
+      class_path: tunecv.datasets.DatasetDataModule
+      init_args:
+        dataset: {class_path: my_pkg.MyDataset, init_args: {root: /data/x}}
+        metadata: /data/x/metadata.parquet    # optional: columns for region / stratified folds
+        batch_size: 64
+    ```
 
     The metadata comes from, in this order: the ``metadata`` file; the dataset's own ``metadata``
     attribute (a DataFrame, one row per sample); else a frame of sample ids ``0..n-1`` only, which is

@@ -100,6 +100,8 @@ def _signature(fn: Callable[..., Any]) -> Optional[inspect.Signature]:
 
 def _build_callable(spec: Any, key: str) -> tuple[Callable[..., Any], float, str]:
     """A loss or regularizer spec → ``(callable, weight, label)``; from Python, a callable is taken as is."""
+    if isinstance(spec, type):
+        return spec(), 1.0, spec.__qualname__
     if callable(spec):
         return spec, 1.0, getattr(spec, "__qualname__", type(spec).__name__)
     if isinstance(spec, str):
@@ -174,20 +176,22 @@ def _regularizer_keywords(fn: Callable[..., Any], label: str, key: str,
 class TaskModule(L.LightningModule):
     """A LightningModule around a plain ``nn.Module``, configured by ``class_path`` / ``init_args`` alone.
 
-    Example (YAML)::
+    In a config:
 
-        model:
-          class_path: tunecv.TaskModule
-          init_args:
-            net: {class_path: tunecv.examples.plain.MLP, init_args: {hidden_dim: 64}}
-            pred_names: [digit]
-            losses:
-              digit: {class_path: torch.nn.CrossEntropyLoss, weight: 1.0}
-            metrics:
-              digit:
-                - {class_path: torchmetrics.classification.MulticlassAccuracy,
-                   init_args: {num_classes: 10}, name: acc}
-            lr: 0.01
+    ```yaml
+    model:
+      class_path: tunecv.TaskModule
+      init_args:
+        net: {class_path: tunecv.examples.plain.MLP, init_args: {hidden_dim: 64}}
+        pred_names: [digit]
+        losses:
+          digit: {class_path: torch.nn.CrossEntropyLoss, weight: 1.0}
+        metrics:
+          digit:
+            - {class_path: torchmetrics.classification.MulticlassAccuracy,
+               init_args: {num_classes: 10}, name: acc}
+        lr: 0.01
+    ```
 
     Args:
         net: the network, as ``{class_path, init_args}`` (nested ``class_path`` specs are built too). From
@@ -476,13 +480,13 @@ class TaskModule(L.LightningModule):
         self._verified = True
         return out.loss
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:  # noqa: D102
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:  # noqa: D102
+    def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:

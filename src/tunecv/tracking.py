@@ -2,29 +2,47 @@
 
 wandb is imported only when ``logging.wandb_project`` is set. Each run gets id = ``run_id``,
 name = ``run_name``, and the group / job_type its caller passes down (a tune groups by ``tune_name`` and
-sets job_type = ``cv_name``). ``WANDB_*`` settings of one run never leak into the next, and wandb never
-blocks a run: without credentials or network it goes offline with one warning.
+sets job_type = ``cv_name``); its files go to ``{run_dir}/wandb/``.
+
+Runs that follow one another in one process stay apart: the ``WANDB_*`` variables that name a run are
+cleared before each run, whatever a run changed in ``WANDB_*`` is undone when it ends, and a wandb run
+left open by a failed run is closed before the next one starts.
+
+wandb never blocks or kills a run: ``wandb.init`` is bounded by ``init_timeout`` (``WANDB_INIT_TIMEOUT``,
+default 30 s); when the service cannot be reached the run logs offline with one warning (and the later
+runs of the process go offline at once); when wandb cannot start at all the run goes on without it.
+:func:`read_offline_run` reads back what an offline run recorded (id, name, group, job_type, config).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["csv_logger", "wandb_logger", "wandb_mode"]
+__all__ = ["CSV_DIR", "csv_logger", "finish_wandb", "offline_runs", "read_offline_run", "wandb_logger",
+           "wandb_mode"]
 
 log = logging.getLogger(__name__)
 
-# Variables that describe one run; set by wandb or a user for one run, they must not reach the next.
-_PER_RUN_VARS = ("WANDB_RUN_ID", "WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_NAME", "WANDB_RESUME",
-                 "WANDB_RUN_NAME", "WANDB_NOTES", "WANDB_TAGS", "WANDB_DIR")
-
-
 CSV_DIR = "csv"
+WANDB_DIR = "wandb"
+DEFAULT_INIT_TIMEOUT = 30.0
+
+# Variables that name one run. tunecv passes all of these explicitly; set in the environment (by a user,
+# a sweep agent or an earlier run) they would make every run of a tune claim the same identity.
+_PER_RUN_VARS = ("WANDB_RUN_ID", "WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_NAME", "WANDB_RESUME",
+                 "WANDB_RESUME_FROM", "WANDB_FORK_FROM", "WANDB_RUN_NAME")
+# Process-wide variables wandb itself maintains: never restored.
+_PROCESS_VARS = ("WANDB_SERVICE",)
+
+# Per process: one warning per kind, and no second wait for a service already found unreachable.
+_state: dict[str, Any] = {"online_failed": False, "warned": set(), "env_before_run": None}
 
 
 def csv_logger(run_dir: str | Path) -> Any:
@@ -52,7 +70,8 @@ def _has_credentials() -> bool:
         return True
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     with contextlib.suppress(OSError):
-        return "api.wandb.ai" in netrc.read_text() or "wandb" in netrc.read_text()
+        text = netrc.read_text()
+        return "api.wandb.ai" in text or "wandb" in text
     return False
 
 
@@ -66,6 +85,33 @@ def wandb_mode() -> str:
     return "online" if _has_credentials() else "offline"
 
 
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    if key not in _state["warned"]:
+        _state["warned"].add(key)
+        log.warning(message, *args)
+
+
+def _init_timeout(value: Optional[float]) -> float:
+    if value is not None:
+        return float(value)
+    try:
+        return float(os.environ.get("WANDB_INIT_TIMEOUT", DEFAULT_INIT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_INIT_TIMEOUT
+
+
+def _wandb_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("WANDB_") and k not in _PROCESS_VARS}
+
+
+def _restore_env(before: Mapping[str, str]) -> None:
+    """Undo whatever a run changed in ``WANDB_*`` (``WANDB_SERVICE`` excepted)."""
+    for key in _wandb_env().keys() - before.keys():
+        os.environ.pop(key, None)
+    for key, value in before.items():
+        os.environ[key] = value
+
+
 def wandb_logger(
     *,
     project: str,
@@ -77,42 +123,99 @@ def wandb_logger(
     save_dir: str | Path,
     config: Optional[Mapping[str, Any]] = None,
     tags: Optional[list[str]] = None,
-    init_timeout: float = 30.0,
+    init_timeout: Optional[float] = None,
 ) -> Any:
-    """A Lightning ``WandbLogger`` for one run, resumable by id, offline when wandb cannot be reached."""
-    for var in _PER_RUN_VARS:
-        os.environ.pop(var, None)
-    from lightning.pytorch.loggers import WandbLogger
+    """A Lightning ``WandbLogger`` for one run, started now.
+
+    The run resumes the wandb run with the same id when there is one (``resume="allow"``; wandb ignores
+    this offline and starts a run with the same id, which ``wandb sync`` later appends). Files go to
+    ``{save_dir}/wandb/``.
+
+    Args:
+        project: the wandb project.
+        entity: the wandb entity (team or user); ``None`` for the default.
+        run_id: the run id (tunecv's ``run_id``).
+        run_name: the run's display name.
+        group: the wandb group (``tune_name``, or ``cv_name`` without a tune).
+        job_type: the wandb job type (``cv_name``).
+        save_dir: the run folder.
+        config: the run's config (the resolved tunecv config, plus a trial's hyperparameters).
+        tags: wandb tags.
+        init_timeout: seconds ``wandb.init`` may take (default ``WANDB_INIT_TIMEOUT``, else 30).
+
+    Returns:
+        The logger, or ``None`` when wandb cannot start at all (the run then goes on without it, after one
+        warning).
+    """
     import wandb
 
+    if wandb.run is not None:  # left open by a run that failed: it must not swallow this one
+        finish_wandb(exit_code=1)
+    for var in _PER_RUN_VARS:
+        os.environ.pop(var, None)
+    _state["env_before_run"] = _wandb_env()
+    from lightning.pytorch.loggers import WandbLogger
+
+    timeout = _init_timeout(init_timeout)
     mode = wandb_mode()
-    if mode != "online" and os.environ.get("WANDB_MODE", "").lower() not in ("offline", "disabled"):
-        log.warning("wandb: no credentials found (WANDB_API_KEY or `wandb login`); logging offline into %s. "
-                    "Upload later with `wandb sync`.", save_dir)
+    if mode == "offline" and os.environ.get("WANDB_MODE", "").strip().lower() not in ("offline", "dryrun"):
+        _warn_once("credentials", "wandb: no credentials found (WANDB_API_KEY or `wandb login`); logging "
+                   "offline into each run folder. Upload later with `wandb sync`.")
+    if mode == "online" and _state["online_failed"]:
+        mode = "offline"
 
     def make(mode_: str) -> Any:
-        settings = wandb.Settings(init_timeout=init_timeout, silent=True)
+        settings = wandb.Settings(init_timeout=timeout, silent=True)
         logger = WandbLogger(
             project=project, entity=entity, id=run_id, name=run_name, group=group, job_type=job_type,
             save_dir=str(save_dir), resume="allow", mode=mode_, tags=tags, settings=settings,
             config=dict(config or {}),
         )
-        _ = logger.experiment  # start now, so that a network failure shows up here
+        # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every process.
+        init_kwargs = getattr(logger, "_wandb_init", None)
+        if isinstance(init_kwargs, dict) and init_kwargs.get("anonymous") is None:
+            init_kwargs.pop("anonymous", None)
+        _ = logger.experiment  # start now, so that a network failure shows up here, not mid-fit
         return logger
 
     if mode == "online":
         try:
             return make("online")
-        except Exception as exc:  # wandb raises CommError / UsageError / TimeoutError when unreachable
-            log.warning("wandb: cannot reach the service (%s); this run logs offline into %s",
-                        type(exc).__name__, save_dir)
+        except Exception as exc:  # CommError / UsageError / TimeoutError when the service is unreachable
+            _state["online_failed"] = True
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _warn_once("online", "wandb: cannot reach the service (%s%s); runs of this process log offline "
+                       "into their folders. Upload later with `wandb sync`.", type(exc).__name__,
+                       f": {first}" if first else "")
             with contextlib.suppress(Exception):
                 wandb.finish(exit_code=1)
-    return make(mode)
+            mode = "offline"
+    try:
+        return make(mode)
+    except Exception as exc:
+        _warn_once("start", "wandb: cannot start (%s: %s); runs of this process go on without wandb",
+                   type(exc).__name__, exc)
+        with contextlib.suppress(Exception):
+            wandb.finish(exit_code=1)
+        _restore_after_run()
+        return None
+
+
+def _restore_after_run() -> None:
+    before = _state["env_before_run"]
+    if before is not None:
+        _restore_env(before)
+        _state["env_before_run"] = None
+    for var in _PER_RUN_VARS:
+        os.environ.pop(var, None)
 
 
 def finish_wandb(exit_code: int = 0) -> None:
-    """Close the current wandb run, if any (so the next run in this process starts clean)."""
+    """Close the current wandb run, if any, and undo the ``WANDB_*`` changes the run made.
+
+    A no-op when wandb was never imported. Call it when a run ends, also when it failed
+    (``exit_code=1``), so that the next run in this process starts clean.
+    """
     import sys
 
     if "wandb" not in sys.modules:
@@ -122,5 +225,113 @@ def finish_wandb(exit_code: int = 0) -> None:
     if wandb.run is not None:
         with contextlib.suppress(Exception):
             wandb.finish(exit_code=exit_code)
-    for var in _PER_RUN_VARS:
-        os.environ.pop(var, None)
+    _restore_after_run()
+
+
+# -- reading offline runs back ------------------------------------------------------------------------------
+
+_LOG_HEADER = struct.Struct("<4sHB")  # ":W&B", magic 0xBEE1, version
+_RECORD_HEADER = struct.Struct("<IHB")  # crc32, length, type (full / first / middle / last)
+_BLOCK = 32768
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _log_records(path: Path) -> Iterator[bytes]:
+    """The records of a ``.wandb`` transaction log (LevelDB log format, 32 KiB blocks)."""
+    data = path.read_bytes()
+    if len(data) < _LOG_HEADER.size:
+        return
+    ident, magic, _ = _LOG_HEADER.unpack_from(data)
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise ValueError(f"{path} is not a wandb transaction log")
+    pos, pending = _LOG_HEADER.size, b""
+    while pos + _RECORD_HEADER.size <= len(data):
+        room = _BLOCK - pos % _BLOCK
+        if room < _RECORD_HEADER.size:  # the rest of a block too small for a header is padding
+            pos += room
+            continue
+        _, length, kind = _RECORD_HEADER.unpack_from(data, pos)
+        if kind == 0:  # zero padding
+            pos += room
+            continue
+        chunk = data[pos + _RECORD_HEADER.size:pos + _RECORD_HEADER.size + length]
+        pos += _RECORD_HEADER.size + length
+        if kind == _FULL:
+            yield chunk
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE:
+            pending += chunk
+        elif kind == _LAST:
+            yield pending + chunk
+            pending = b""
+
+
+def read_offline_run(path: str | Path) -> dict[str, Any]:
+    """What an offline wandb run recorded, read from its ``run-<id>.wandb`` file.
+
+    Args:
+        path: the ``.wandb`` file, or the ``offline-run-*`` folder holding it.
+
+    Returns:
+        ``id``, ``name``, ``group``, ``job_type``, ``project``, ``entity``, ``notes``, ``tags``, ``config``
+        (the config keys logged at any time, values decoded from JSON), ``history_steps`` (the number of
+        history rows logged), ``finished`` (an exit record was written) and ``exit_code``, and ``file``.
+
+    Raises:
+        ValueError: the file is not a wandb transaction log, or it holds no run record.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("run-*.wandb"))
+        if not found:
+            raise ValueError(f"no run-*.wandb file in {path}")
+        path = found[0]
+    out: dict[str, Any] = {"config": {}, "history_steps": 0, "finished": False, "exit_code": None,
+                           "file": str(path)}
+    seen_run = False
+    for raw in _log_records(path):
+        record = pb.Record()
+        try:
+            record.ParseFromString(raw)
+        except Exception:  # a torn last record of a run that is still being written
+            continue
+        kind = record.WhichOneof("record_type")
+        if kind == "run" and not seen_run:
+            run = record.run
+            seen_run = True
+            out.update(id=run.run_id, name=run.display_name, group=run.run_group, job_type=run.job_type,
+                       project=run.project, entity=run.entity, notes=run.notes, tags=list(run.tags))
+            _update_config(out["config"], run.config)
+        elif kind == "config":
+            _update_config(out["config"], record.config)
+        elif kind == "history":
+            out["history_steps"] += 1
+        elif kind == "exit":
+            out["finished"], out["exit_code"] = True, record.exit.exit_code
+    if not seen_run:
+        raise ValueError(f"{path} holds no wandb run record")
+    return out
+
+
+def _update_config(config: dict[str, Any], record: Any) -> None:
+    for item in record.update:
+        if item.key == "_wandb":
+            continue
+        try:
+            config[item.key] = json.loads(item.value_json)
+        except ValueError:
+            config[item.key] = item.value_json
+    for item in record.remove:
+        config.pop(item.key, None)
+
+
+def offline_runs(run_dir: str | Path) -> list[Path]:
+    """The offline wandb runs (``offline-run-*`` folders) of a run folder, oldest first; each can be uploaded
+    with ``wandb sync FOLDER``."""
+    folder = Path(run_dir) / WANDB_DIR
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.glob("offline-run-*") if p.is_dir()), key=lambda p: p.name)

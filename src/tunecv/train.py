@@ -406,6 +406,10 @@ def train(
                       resume=resume and existed, callbacks=callbacks, tracking=tracking,
                       progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
+        if cfg.logging.wandb_project:  # close this run's wandb run, so that the next run starts clean
+            from tunecv.tracking import finish_wandb
+
+            finish_wandb(exit_code=1)
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
             failed = TrainResult(
                 name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
@@ -437,10 +441,12 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
     loggers: list[Any] = [trk.csv_logger(folder)]
     tracking = dict(tracking or {})
     if cfg.logging.wandb_project:
-        loggers.append(trk.wandb_logger(
+        wandb_lg = trk.wandb_logger(
             project=cfg.logging.wandb_project, entity=cfg.logging.wandb_entity, run_id=run_id, run_name=run_name,
             group=tracking.get("group", run_name), job_type=tracking.get("job_type", "train"), save_dir=folder,
-            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags")))
+            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags"))
+        if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
+            loggers.append(wandb_lg)
 
     trainer_kwargs = {k: v for k, v in (cfg.trainer or {}).items()
                       if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",

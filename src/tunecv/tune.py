@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import shutil
 import threading
@@ -91,13 +92,33 @@ def open_storage(url: str) -> Any:
             path = url[len("journal://"):]
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(path))
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = _postgres_driver(url)
         if url.startswith(("postgresql", "mysql")):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            for attempt in range(6):
+                try:
+                    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+                except Exception as exc:  # workers starting together race to create the schema
+                    text = str(exc)
+                    if attempt == 5 or not any(s in text for s in ("duplicate key", "already exists",
+                                                                    "UniqueViolation")):
+                        raise
+                    time.sleep(0.3 + random.random())
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
                                           if url.startswith("sqlite") else None)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"`tune.storage` cannot be opened: {redact(url)}: {redact(first)}") from None
+
+
+def _postgres_driver(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg (3) when that is what is installed."""
+    import importlib.util
+
+    rest = url.split("://", 1)[1]
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    return f"postgresql://{rest}"
 
 
 def default_storage(tune_dir: Path) -> str:
@@ -229,6 +250,10 @@ def tune(
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
+    strategies = {cfg.strategy, (cfg.trainer or {}).get("strategy")}
+    if {"tune-parallel", "cv-parallel"} <= strategies:
+        raise ConfigError("`strategy` tune-parallel and cv-parallel exclude each other: tune-parallel runs several "
+                          "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
     space = SearchSpace.from_file(cfg.tune.search_space)
     space.check_keys(cfg)
     grid = cfg.tune.n_trials == "grid"

@@ -1,0 +1,22 @@
+"""mkdocs hook: publish the figures of ``assets/`` (made by ``assets/make_figures.py``) under ``assets/``.
+
+The figures live at the repository root, next to the script that makes them, so that the README and
+the docs share one copy; this hook adds them to the site as if they were in ``docs/assets/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ASSETS = Path(__file__).resolve().parent
+SUFFIXES = (".svg", ".png")
+
+
+def on_files(files, config):  # noqa: D103 - mkdocs hook signature
+    for path in sorted(ASSETS.iterdir()):
+        if path.suffix in SUFFIXES:
+            files.append(File(f"assets/{path.name}", src_dir=str(ASSETS.parent), dest_dir=config["site_dir"],
+                              use_directory_urls=config["use_directory_urls"]))
+    return files
