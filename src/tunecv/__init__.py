@@ -13,6 +13,7 @@ __all__ = [
     "CVResult",
     "Config",
     "ConfigError",
+    "DatasetDataModule",
     "SearchSpaceError",
     "SplitDataModule",
     "TaskModule",
@@ -33,6 +34,7 @@ _LAZY = {
     "SearchSpaceError": "tunecv.errors",
     "TunecvError": "tunecv.errors",
     "SplitDataModule": "tunecv.data",
+    "DatasetDataModule": "tunecv.datasets",
     "TaskModule": "tunecv.task",
     "TrainResult": "tunecv.train",
     "train": "tunecv.train",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from tunecv.config import Config, load_config
     from tunecv.cv import CVResult, cross_validate
     from tunecv.data import SplitDataModule
+    from tunecv.datasets import DatasetDataModule
     from tunecv.errors import ConfigError, SearchSpaceError, TunecvError
     from tunecv.results import load_run_infos
     from tunecv.task import TaskModule

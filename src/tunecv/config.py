@@ -579,16 +579,12 @@ def check_key(cfg: Config, dotted: str) -> None:
                           f"{', '.join(_DEFAULTS)}")
     if top in ("model", "data", "optimizer", "lr_scheduler"):
         spec = getattr(cfg, top)
-        if len(parts) == 3 and parts[1] == "init_args":
+        if len(parts) >= 3 and parts[1] == "init_args":
             if isinstance(spec, str):
                 spec = {"class_path": spec}
             if not spec or "class_path" not in spec:
                 raise ConfigError(f"`{dotted}` is not a config key: `{top}` has no class_path in the config")
-            cls = import_class(spec["class_path"], f"{top}.class_path")
-            params = init_parameters(cls)
-            if params is not None and parts[2] not in params:
-                raise ConfigError(f"`{dotted}` is not a config key: {spec['class_path']} takes no argument "
-                                  f"{parts[2]!r}; valid: {', '.join(sorted(params))}")
+            _check_spec_path(spec, parts[2:], dotted, top)
             return
         raise ConfigError(f"`{dotted}` is not a config key: expected {top}.init_args.<argument>")
     if top == "trainer":
@@ -611,6 +607,35 @@ def check_key(cfg: Config, dotted: str) -> None:
         raise ConfigError(f"`{dotted}` is not a config key ({exc.args[0]} does not exist)") from None
     if dataclasses.is_dataclass(value):
         raise ConfigError(f"`{dotted}` is a section, not a single key; name one of its fields")
+
+
+def _check_spec_path(spec: Mapping, rest: list[str], dotted: str, where: str) -> None:
+    """Check ``rest`` (the parts after ``init_args``) against the class of a ``{class_path, init_args}`` spec.
+
+    Nested specs are followed (``model.init_args.net.init_args.hidden``); inside any other mapping a key
+    that exists in the config is accepted.
+    """
+    cls = import_class(spec["class_path"], f"{where}.class_path")
+    params = init_parameters(cls)
+    arg = rest[0]
+    if params is not None and arg not in params:
+        raise ConfigError(f"`{dotted}` is not a config key: {spec['class_path']} takes no argument "
+                          f"{arg!r}; valid: {', '.join(sorted(params))}")
+    if len(rest) == 1:
+        return
+    value = (spec.get("init_args") or {}).get(arg)
+    if isinstance(value, Mapping) and "class_path" in value and rest[1] == "init_args" and len(rest) >= 3:
+        _check_spec_path(value, rest[2:], dotted, f"{where}.init_args.{arg}")
+        return
+    cur: Any = value
+    for i, part in enumerate(rest[1:]):
+        if isinstance(cur, Mapping) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, Mapping) and i == len(rest) - 2:
+            return  # a new key in an existing mapping (e.g. a loss weight left at its default)
+        else:
+            raise ConfigError(f"`{dotted}` is not a config key: no {part!r} under "
+                              f"{where}.init_args.{'.'.join(rest[: i + 1])} in the config")
 
 
 def import_class(path: str, key: str) -> Any:
