@@ -17,12 +17,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from tunecv.scoring import MULTI_SCORE_STRATEGIES, score_runs  # noqa: E402
+from tunecv.scoring import MULTI_SCORE_STRATEGIES, score_runs
 
 HERE = Path(__file__).resolve().parent
 

@@ -14,7 +14,7 @@ ASSETS = Path(__file__).resolve().parent
 SUFFIXES = (".svg", ".png")
 
 
-def on_files(files, config):  # noqa: D103 - mkdocs hook signature
+def on_files(files, config):
     for path in sorted(ASSETS.iterdir()):
         if path.suffix in SUFFIXES:
             files.append(File(f"assets/{path.name}", src_dir=str(ASSETS.parent), dest_dir=config["site_dir"],
