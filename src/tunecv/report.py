@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunecv._io import read_json
-from tunecv.errors import ConfigError
+from tunecv.errors import ConfigError, TunecvError
 
 __all__ = ["REPORT_DIR", "report"]
 
@@ -40,19 +41,20 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
     Args:
         path: a run folder (holding ``run_info.json``), a cv folder or a tune folder (holding
             ``run_infos.parquet``; a running tune before its first cv ended holds its search space).
-        fmt: ``table`` (rich tables) or ``json`` (only the summary, as JSON, on stdout).
+        fmt: ``table`` (rich tables), ``json`` (only the summary, as JSON, on stdout) or ``none`` (print
+            nothing; for Python callers that only want the returned summary).
         plots: write the plots into ``PATH/report/``.
         console: a ``rich.console.Console`` for the tables (default: stdout).
 
     Returns:
         The summary: ``kind`` (run | cv | tune), the level's names, metrics (mean, std, count), the score;
         for a cv its ``runs``; for a tune its ``leaderboard``, ``best`` and trial ``counts``; the ``plots``
-        written (name → file) and the ones ``skipped`` (name → reason).
+        written (name → file) and the ``skipped_plots`` (name → reason).
 
     Raises:
         ConfigError: ``path`` is not a run, cv or tune folder, or ``fmt`` is unknown.
     """
-    if fmt not in ("table", "json"):
+    if fmt not in ("table", "json", "none"):
         raise ConfigError(f"`--format` must be one of table, json; got {fmt!r}")
     root = Path(path)
     kind = _kind(root)
@@ -68,7 +70,7 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
     summary = _jsonable(summary)
     if fmt == "json":
         print(json.dumps(summary, indent=2, allow_nan=False))
-    else:
+    elif fmt == "table":
         _print(summary, console)
     return summary
 
@@ -103,9 +105,9 @@ def _reportable_below(root: Path, limit: int = 5) -> list[str]:
     """Up to ``limit`` tune / cv / run folders one or two levels below ``root`` (an artifact folder)."""
     found = []
     for child in sorted(root.glob("*/")) + sorted(root.glob("*/*/")):
-        if any((child / f).is_file() for f in ("run_infos.parquet", "search_space.json", RUN_INFO_FILE)):
-            if not any(str(child).startswith(str(root / f) + "/") for f in found):
-                found.append(str(child.relative_to(root)))
+        marked = any((child / f).is_file() for f in ("run_infos.parquet", "search_space.json", RUN_INFO_FILE))
+        if marked and not any(str(child).startswith(str(root / f) + "/") for f in found):
+            found.append(str(child.relative_to(root)))
         if len(found) >= limit:
             break
     return found
@@ -253,7 +255,12 @@ def _tune_rows(root: Path) -> Any:
 
     from tunecv.results import RUN_INFOS_FILE, read_run_infos, run_infos_frame
 
-    frames = [f for f in (read_run_infos(p) for p in sorted(root.glob(f"*/{RUN_INFOS_FILE}"))) if len(f)]
+    frames = []
+    for path in sorted(root.glob(f"*/{RUN_INFOS_FILE}")):
+        with contextlib.suppress(TunecvError):  # unreadable: reported by the tune's own file below
+            frame = read_run_infos(path)
+            if len(frame):
+                frames.append(frame)
     tune_file = read_run_infos(root / RUN_INFOS_FILE)
     if not frames:
         return tune_file
@@ -295,7 +302,7 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     direction = _direction(specs)
     df = _tune_rows(root)
     study, study_note = _load_study(root, cfg)
-    trials = _study_trials(study)
+    trials = _study_trials(study, root.name)
     hyper = hyperparameter_columns(df)
 
     board: list[dict[str, Any]] = []
@@ -368,24 +375,28 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         for rec in df[df["cv_name"].isin(top)].to_dict("records"):
             run_dirs.append((rec["run_name"], root / rec["cv_name"] / f"{rec['run_name']}-{rec['run_id']}",
                              rec["cv_name"]))
-    ctx = {"cfg": cfg, "df": df, "study": study, "runs": run_dirs,
-           "order": [e["cv_name"] for e in sorted(board, key=lambda e: (e["trial"] is None, e["trial"] or 0))]}
+    by_trial = sorted(board, key=lambda e: (e["trial"] is None, e["trial"] or 0))
+    ctx = {"cfg": cfg, "df": df, "study": study, "runs": run_dirs, "order": [e["cv_name"] for e in by_trial]}
     return summary, ctx
 
 
-def _study_trials(study: Any) -> dict[int, dict[str, Any]]:
+def _study_trials(study: Any, tune_name: str) -> dict[int, dict[str, Any]]:
+    from tunecv import naming
+
     if study is None:
         return {}
     out = {}
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("overflow"):
             continue  # asked past n_trials by a concurrent worker and given back: not a real trial
-        out[t.number] = {"state": t.state.name.lower(), "cv_name": t.user_attrs.get("cv_name"),
-                         "params": dict(t.params)}
+        index = int(t.user_attrs.get("cv_index", t.number))
+        cv_name = t.user_attrs.get("cv_name") or naming.cv_name(tune_name, index)
+        out[t.number] = {"state": t.state.name.lower(), "cv_name": cv_name, "params": dict(t.params)}
     return out
 
 
-def _trial_counts(trials: Mapping[int, Mapping[str, Any]], board: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def _trial_counts(trials: Mapping[int, Mapping[str, Any]],
+                  board: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     states = [t["state"] for t in trials.values()] if trials else [e["state"] for e in board]
     counts = {"completed": states.count("complete"), "pruned": states.count("pruned"),
               "failed": states.count("fail") + states.count("failed"), "running": states.count("running")}
@@ -491,7 +502,7 @@ def _optuna_plot(out_dir: Path, name: str, study: Any, summary: Mapping[str, Any
 
 
 def _tuned_params(trials: Sequence[Any]) -> list[str]:
-    """Parameters that can take more than one value (a constant recorded as a one-value choice is left out)."""
+    """Parameters that can take more than one value (a constant, recorded as a one-value choice, is not)."""
     from optuna.distributions import CategoricalDistribution
 
     params: dict[str, bool] = {}
@@ -578,12 +589,15 @@ def _score_heatmap_default_style(out_dir: Path, kind: str, ctx: Mapping[str, Any
         row_labels, col_labels = order, [f"f{f} s{s}" for s, f in pairs]
         title = f"tune {summary['tune_name']}: score per cv and fold x seed"
     grid = np.full((len(row_labels), len(col_labels)), np.nan)
+    failed = np.zeros(grid.shape, dtype=bool)
     for rec in df.to_dict("records"):
         with contextlib.suppress(TypeError, ValueError):
             grid[row_of(rec), col_of(rec)] = rec["_score"]
+            failed[row_of(rec), col_of(rec)] = rec.get("status") == "failed"
     if not np.isfinite(grid).any():
         return "no completed run with a finite score yet"
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(col_labels) + 3), max(2.5, 0.45 * len(row_labels) + 1.8)))
+    size = (max(5.0, 1.1 * len(col_labels) + 3), max(2.5, 0.45 * len(row_labels) + 1.8))
+    fig, ax = plt.subplots(figsize=size)
     cmap = plt.get_cmap("viridis" if summary["direction"] == "maximize" else "viridis_r").copy()
     cmap.set_bad("#dddddd")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
@@ -593,7 +607,7 @@ def _score_heatmap_default_style(out_dir: Path, kind: str, ctx: Mapping[str, Any
         finite = grid[np.isfinite(grid)]
         mid = (finite.min() + finite.max()) / 2
         for (i, j), value in np.ndenumerate(grid):
-            text = "failed" if not np.isfinite(value) else f"{value:.3g}"
+            text = f"{value:.3g}" if np.isfinite(value) else ("failed" if failed[i, j] else "")
             light = np.isfinite(value) and ((value < mid) == (summary["direction"] == "maximize"))
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if light else "black")
     better = "higher" if summary["direction"] == "maximize" else "lower"
@@ -672,7 +686,7 @@ def _learning_curves_default_style(out_dir: Path, runs: Sequence[tuple[str, Path
     return _save(fig, out_dir / "learning_curves.png")
 
 
-# -- printing -------------------------------------------------------------------------------------------------
+# -- printing -----------------------------------------------------------------------------------------------
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
@@ -701,8 +715,8 @@ def _print(summary: Mapping[str, Any], console: Any) -> None:
 
     if console is None:
         console = Console()
-        if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80 columns
-            console = Console(width=200)
+        if not console.is_terminal and not os.environ.get("COLUMNS"):
+            console = Console(width=200)  # piped or captured: do not squeeze the tables into 80 columns
     {"run": _print_run, "cv": _print_cv, "tune": _print_tune}[summary["kind"]](summary, console)
     if summary.get("plots"):
         console.print(f"plots: {Path(summary['path']) / REPORT_DIR}/ ({', '.join(summary['plots'])})")
@@ -773,7 +787,9 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
     for e in s["leaderboard"][:TABLE_ROWS]:
         score = _fmt(e["score"]) + (" (unstable)" if e["score_is_unstable"] else "")
         state = e["state"] if e["state"] == "complete" else f"[yellow]{e['state']}[/yellow]"
-        runs = f"{e['runs_completed']}/{e['runs']}" + (f" ({e['runs_failed']} failed)" if e["runs_failed"] else "")
+        runs = f"{e['runs_completed']}/{e['runs']}"
+        if e["runs_failed"]:
+            runs += f" ({e['runs_failed']} failed)"
         table.add_row(str(e["rank"]), str(e["cv_name"]), _fmt(e["trial"]), state, score,
                       *(_mean_std(e["metrics"].get(m)) for m in names), runs,
                       *(_fmt(e["params"].get(k)) for k in keys))
@@ -791,13 +807,14 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
         console.print("best: no stable trial completed yet")
     if s.get("retrain"):
         r = s["retrain"]
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(r["metrics"].items()))
+        tested = {k: v for k, v in r["metrics"].items() if k.startswith("test/")} or r["metrics"]
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(tested.items()))
         console.print(f"retrain: {r['status']} {shown} ({r['path']})")
     for note in s.get("notes") or []:
         console.print(f"[dim]{note}[/dim]")
 
 
-# -- JSON -----------------------------------------------------------------------------------------------------
+# -- JSON ---------------------------------------------------------------------------------------------------
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types: NaN → None, numpy and pandas scalars → Python, timestamps → ISO strings."""

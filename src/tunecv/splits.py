@@ -37,22 +37,15 @@ This is a leaf module: it imports numpy, pandas and scikit-learn, never torch or
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import (
-    GroupKFold,
-    KFold,
-    ShuffleSplit,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-    StratifiedShuffleSplit,
-)
 
 from tunecv.config import FOLD_METHODS, TEST_SPLITS, SplitConfig
 from tunecv.errors import DataError
@@ -79,8 +72,6 @@ STRATIFIED_FOLD_METHODS = ("stratified", "region-stratified")  # these need spli
 MAX_LISTED = 10  # values listed in an error message before "..."
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
 
-# GroupKFold learned ``shuffle`` in scikit-learn 1.6; older versions shuffle by relabelling groups.
-_GROUP_KFOLD_SHUFFLES = "shuffle" in inspect.signature(GroupKFold).parameters
 
 
 @dataclass(frozen=True)
@@ -211,6 +202,8 @@ def _split_test(metadata: pd.DataFrame, split: SplitConfig) -> tuple[np.ndarray,
     if split.test_split == "none":
         test_mask = np.zeros(n, dtype=bool)
     elif split.test_split == "random":
+        from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
         fraction = float(by[0])
         if split.stratify_column is not None:
             codes, _ = _codes(metadata[split.stratify_column])
@@ -228,21 +221,32 @@ def _split_test(metadata: pd.DataFrame, split: SplitConfig) -> tuple[np.ndarray,
     return _positions(np.flatnonzero(~test_mask)), _positions(np.flatnonzero(test_mask))
 
 
-def _group_kfold(k: int, seed: int) -> GroupKFold:
-    if _GROUP_KFOLD_SHUFFLES:
-        return GroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return GroupKFold(n_splits=k)  # groups are relabelled at random in _split_folds instead
-
-
-# fold_method -> splitter factory (total_folds, seed, stratified by a column)
-_FOLD_SPLITTERS: dict[str, Callable[[int, int, bool], Any]] = {
-    "kfold": lambda k, seed, _: KFold(n_splits=k, shuffle=True, random_state=seed),
-    "shuffle": lambda k, seed, stratified: (StratifiedShuffleSplit if stratified else ShuffleSplit)(
-        n_splits=k, test_size=1 / k, random_state=seed),
-    "stratified": lambda k, seed, _: StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
-    "region": lambda k, seed, _: _group_kfold(k, seed),
-    "region-stratified": lambda k, seed, _: StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed),
+# fold_method -> scikit-learn splitter, made with (n_splits, shuffle=True, random_state=seed)
+_FOLD_SPLITTERS = {
+    "kfold": "KFold",
+    "stratified": "StratifiedKFold",
+    "region": "GroupKFold",
+    "region-stratified": "StratifiedGroupKFold",
 }
+
+
+@functools.cache
+def _group_kfold_shuffles() -> bool:
+    """GroupKFold learned ``shuffle`` in scikit-learn 1.6; before, groups are relabelled at random instead."""
+    from sklearn.model_selection import GroupKFold
+
+    return "shuffle" in inspect.signature(GroupKFold).parameters
+
+
+def _fold_splitter(method: str, k: int, seed: int, stratified: bool) -> Any:
+    from sklearn import model_selection
+
+    if method == "shuffle":
+        cls = model_selection.StratifiedShuffleSplit if stratified else model_selection.ShuffleSplit
+        return cls(n_splits=k, test_size=1 / k, random_state=seed)
+    if method == "region" and not _group_kfold_shuffles():
+        return model_selection.GroupKFold(n_splits=k)
+    return getattr(model_selection, _FOLD_SPLITTERS[method])(n_splits=k, shuffle=True, random_state=seed)
 
 
 def _split_folds(metadata: pd.DataFrame, split: SplitConfig, seed: int,
@@ -255,9 +259,9 @@ def _split_folds(metadata: pd.DataFrame, split: SplitConfig, seed: int,
     groups = None
     if method in GROUP_FOLD_METHODS:
         groups = _codes(metadata[split.group_column])[0][rest]
-        if method == "region" and not _GROUP_KFOLD_SHUFFLES:
+        if method == "region" and not _group_kfold_shuffles():
             groups = np.random.default_rng(seed).permutation(groups.max() + 1)[groups]
-    splitter = _FOLD_SPLITTERS[method](split.total_folds, int(seed), stratified)
+    splitter = _fold_splitter(method, split.total_folds, int(seed), stratified)
     folds = [(_positions(rest[train]), _positions(rest[val]))
              for train, val in splitter.split(np.zeros((len(rest), 1)), y, groups)]
     for i, (train, val) in enumerate(folds):
@@ -306,9 +310,11 @@ def _sample_ids(metadata: pd.DataFrame) -> pd.Series | pd.Index:
 
 def _match(values: pd.Series | pd.Index, wanted: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """Which values are in ``wanted`` (equal or with the same text), and the wanted values never seen."""
-    raw = pd.Series(np.asarray(values, dtype=object))
-    text = raw.map(str)
-    mask = (raw.isin(list(wanted)) | text.isin([str(w) for w in wanted])).to_numpy()
+    raw = np.asarray(values, dtype=object)
+    text = raw.astype(str)
+    wanted_raw, wanted_text = set(wanted), {str(w) for w in wanted}
+    mask = np.fromiter((v in wanted_raw or t in wanted_text for v, t in zip(raw, text, strict=True)),
+                       dtype=bool, count=len(raw))
     raw_set, text_set = set(raw.tolist()), set(text.tolist())
     unknown = [w for w in wanted if w not in raw_set and str(w) not in text_set]
     return mask, unknown

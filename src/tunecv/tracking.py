@@ -4,9 +4,10 @@ wandb is imported only when ``logging.wandb_project`` is set. Each run gets id =
 name = ``run_name``, and the group / job_type its caller passes down (a tune groups by ``tune_name`` and
 sets job_type = ``cv_name``); its files go to ``{run_dir}/wandb/``.
 
-Runs that follow one another in one process stay apart: the ``WANDB_*`` variables that name a run are
-cleared before each run, whatever a run changed in ``WANDB_*`` is undone when it ends, and a wandb run
-left open by a failed run is closed before the next one starts.
+Runs that follow one another in one process stay apart: the ``WANDB_*`` variables that name a run
+(``WANDB_RUN_ID``, ``WANDB_RUN_GROUP``, ...) are set aside while a run starts, the ``WANDB_*`` environment
+is put back as it was when the run ends (whatever the run changed is undone), and a wandb run left open by
+a failed run is closed before the next one starts.
 
 wandb never blocks or kills a run: ``wandb.init`` is bounded by ``init_timeout`` (``WANDB_INIT_TIMEOUT``,
 default 30 s); when the service cannot be reached the run logs offline with one warning (and the later
@@ -151,9 +152,9 @@ def wandb_logger(
 
     if wandb.run is not None:  # left open by a run that failed: it must not swallow this one
         finish_wandb(exit_code=1)
+    _state["env_before_run"] = _wandb_env()  # restored when the run ends
     for var in _PER_RUN_VARS:
         os.environ.pop(var, None)
-    _state["env_before_run"] = _wandb_env()
     from lightning.pytorch.loggers import WandbLogger
 
     timeout = _init_timeout(init_timeout)
@@ -187,18 +188,24 @@ def wandb_logger(
             _warn_once("online", "wandb: cannot reach the service (%s%s); runs of this process log offline "
                        "into their folders. Upload later with `wandb sync`.", type(exc).__name__,
                        f": {first}" if first else "")
-            with contextlib.suppress(Exception):
-                wandb.finish(exit_code=1)
+            _reset_service(wandb)  # the service still holds the half-started run id
             mode = "offline"
     try:
         return make(mode)
     except Exception as exc:
-        _warn_once("start", "wandb: cannot start (%s: %s); runs of this process go on without wandb",
+        _warn_once("start", "wandb: cannot start (%s: %s); this run goes on without wandb",
                    type(exc).__name__, exc)
-        with contextlib.suppress(Exception):
-            wandb.finish(exit_code=1)
+        _reset_service(wandb)
         _restore_after_run()
         return None
+
+
+def _reset_service(wandb: Any) -> None:
+    """Drop a half-started run: finish it and shut the wandb service down (the next run starts a new one)."""
+    with contextlib.suppress(Exception):
+        wandb.finish(exit_code=1)
+    with contextlib.suppress(Exception):
+        wandb.teardown(exit_code=1)
 
 
 def _restore_after_run() -> None:
@@ -206,8 +213,6 @@ def _restore_after_run() -> None:
     if before is not None:
         _restore_env(before)
         _state["env_before_run"] = None
-    for var in _PER_RUN_VARS:
-        os.environ.pop(var, None)
 
 
 def finish_wandb(exit_code: int = 0) -> None:

@@ -78,7 +78,7 @@ def _segments(words: list[str]) -> list[list[str]]:
 
 def tunecv_commands(script: str) -> list[list[str]]:
     """Every ``tunecv ...`` (also ``python -m tunecv``, ``srun tunecv``, ``torchrun ... -m tunecv``)
-    command in a shell script, as the words after ``tunecv``; ``$VARIABLES`` are dropped."""
+    command in a shell script, as the words after ``tunecv`` (see :func:`_expand` for ``$VARIABLES``)."""
     commands = []
     for line in _logical_lines(script):
         text = line.strip()
@@ -101,8 +101,23 @@ def tunecv_commands(script: str) -> list[list[str]]:
                     start = j + 1
                     break
             if start is not None:
-                commands.append([w for w in seg[start:] if not w.startswith("$")])
+                commands.append(_expand(seg[start:]))
     return commands
+
+
+_VALUELESS = {"--resume", "--reset", "--dry_run", "--debug", "--print_config", "--quiet", "--help", "--no-plots"}
+
+
+def _expand(words: list[str]) -> list[str]:
+    """Shell variables: one that gives a key's value becomes ``1``; one that stands alone (a flag) goes."""
+    out: list[str] = []
+    for w in words:
+        if w.startswith("$"):
+            if out and out[-1].startswith("--") and "=" not in out[-1] and out[-1] not in _VALUELESS:
+                out.append("1")
+            continue
+        out.append(w)
+    return out
 
 
 def check_command(args: list[str], capsys: pytest.CaptureFixture) -> None:
@@ -259,6 +274,7 @@ def test_nav_lists_every_page():
     ("python3 -m venv .venv && . .venv/bin/activate && tunecv tune --config t.yaml",
      [["tune", "--config", "t.yaml"]]),
     ("srun tunecv train --config m.yaml --name x $RESUME &", [["train", "--config", "m.yaml", "--name", "x"]]),
+    ('tunecv tune --config w.yaml --tune.seed "$SLURM_ARRAY_TASK_ID" &', [["tune", "--config", "w.yaml", "--tune.seed", "1"]]),
     ("torchrun --nnodes 2 -m tunecv train \\\n  --config m.yaml", [["train", "--config", "m.yaml"]]),
     ("OMP_NUM_THREADS=1 tunecv cv --config c.yaml", [["cv", "--config", "c.yaml"]]),
     ("pip install tunecv", []),
