@@ -388,7 +388,7 @@ def tune(
     with _Heartbeat(study) as heartbeat, reporter:
         try:
             drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
-                  max_sessions=executor.n_slots if tune_parallel else 1, quiet=pinned or not progress,
+                  max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
                   pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
         finally:
             executor.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,3 +174,10 @@ def test_load_run_infos_over_several_tunes_and_a_cv(artifacts):
     assert df["val/acc"].notna().all() and (df["status"] == "completed").all()
     one_tune = load_run_infos(artifacts.t1.tune_dir)
     assert set(one_tune["run_id"]) == set(artifacts.t1.run_infos["run_id"])
+
+
+def test_docs_example_of_load_run_infos_runs(artifacts, monkeypatch):
+    text = (REPO / "docs" / "tracking.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "load_run_infos(" in b)
+    monkeypatch.chdir(artifacts.root.parent)  # the example reads ./artifacts
+    exec(compile(block, "docs/tracking.md", "exec"), {})

@@ -135,6 +135,7 @@ def test_failed_run_is_closed_and_leaks_nothing_into_the_next(tmp_path, external
     assert after["finished"] and after["exit_code"] == 0
 
 
+@pytest.mark.filterwarnings("ignore:Checkpoint directory")
 def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = tiny_digits(tmp_path, name="again", early_stopping=None, logging={"wandb_project": PROJECT})
