@@ -8,6 +8,7 @@ cross-validations on an executor; the tune level uses it too, for ``tune-paralle
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import shutil
@@ -157,6 +158,12 @@ class CrossValidation:
     @property
     def in_flight(self) -> int:
         return len(self._launched - set(self.rows))
+
+    def next_run_peek(self) -> Optional[CVRun]:
+        """The run :meth:`next_run` would launch, without launching it."""
+        if self.pruned:
+            return None
+        return next((r for r in self.runs if r.index not in self._launched), None)
 
     def next_run(self) -> Optional[CVRun]:
         """The next run to launch, or ``None`` (all launched, or pruned)."""
@@ -338,15 +345,6 @@ def _iter_source(sessions: Sequence[CrossValidation]) -> Callable[[], Optional[C
     return lambda: pending.pop(0) if pending else None
 
 
-def _peek(self: CrossValidation) -> Optional[CVRun]:
-    if self.pruned:
-        return None
-    return next((r for r in self.runs if r.index not in self._launched), None)
-
-
-CrossValidation.next_run_peek = _peek  # type: ignore[attr-defined]
-
-
 # -- the public entry point ----------------------------------------------------------------------------
 
 def resolve_parallel(cfg: Config) -> tuple[bool, str]:
@@ -448,7 +446,7 @@ def cross_validate(
     pinned = getattr(executor, "pinned", executor.n_slots > 1 or type(executor).__name__ == "DevicePoolExecutor")
     reporter = _Progress(session, enabled=progress, live=pinned)
     try:
-        with reporter:
+        with reporter, quiet_lightning_logs():
             drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
                   on_run_end=lambda s, r, row: reporter.run_done(row))
     finally:
@@ -462,6 +460,20 @@ def cross_validate(
     if progress:
         reporter.summary(result)
     return result
+
+
+@contextlib.contextmanager
+def quiet_lightning_logs() -> Iterator[None]:
+    """Mute Lightning's per-run info lines (devices, tips, model summary) while a cv prints its own."""
+    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+    old = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for n, level in old.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def _check_data_module(cfg: Config) -> None:
@@ -592,7 +604,3 @@ class _Progress:
                            f"{result.n_completed} completed, {result.n_failed} failed; "
                            f"{result.cv_dir / RUN_INFOS}")
 
-
-def iter_rows(frame: Any) -> Iterator[dict[str, Any]]:
-    """Rows of a DataFrame as dicts."""
-    yield from frame.to_dict("records")

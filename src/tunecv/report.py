@@ -361,6 +361,7 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "notes": [study_note] if study_note else [],
     }
     if multi:
+        summary["objectives"] = list((cfg.get("tune") or {}).get("objectives") or [])
         with contextlib.suppress(Exception):
             summary["pareto_trials"] = sorted(t.number for t in study.best_trials)
     retrain = naming.find_run_dirs(root, naming.retrain_name(root.name))
@@ -712,6 +713,7 @@ def _short_names(keys: Sequence[str]) -> dict[str, str]:
 
 def _print(summary: Mapping[str, Any], console: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     if console is None:
         console = Console()
@@ -721,10 +723,11 @@ def _print(summary: Mapping[str, Any], console: Any) -> None:
     if summary.get("plots"):
         console.print(f"plots: {Path(summary['path']) / REPORT_DIR}/ ({', '.join(summary['plots'])})")
     for name, reason in (summary.get("skipped_plots") or {}).items():
-        console.print(f"[dim]plot {name} skipped: {reason}[/dim]")
+        console.print(f"[dim]plot {name} skipped: {escape(reason)}[/dim]")
 
 
 def _print_run(s: Mapping[str, Any], console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"run {s['run_name']} ({s['run_id']}): {s['status']}")
@@ -735,7 +738,7 @@ def _print_run(s: Mapping[str, Any], console: Any) -> None:
     console.print(table)
     console.print(f"fold {_fmt(s['fold'])}, seed {_fmt(s['seed'])}, duration {_fmt(s['duration'], 3)} s")
     if s.get("error"):
-        console.print(f"[red]error:[/red] {s['error']}", markup=True)
+        console.print(f"[red]error:[/red] {escape(s['error'])}", highlight=False)
     if s.get("checkpoint"):
         console.print(f"checkpoint: {s['checkpoint']}")
     for folder in s.get("wandb_offline_runs") or []:
@@ -743,6 +746,7 @@ def _print_run(s: Mapping[str, Any], console: Any) -> None:
 
 
 def _print_cv(s: Mapping[str, Any], console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     names = _metric_names(s["scoring_metric"])
@@ -767,21 +771,27 @@ def _print_cv(s: Mapping[str, Any], console: Any) -> None:
                   f"{s['multi_score_strategy']}); runs: {c['completed']} completed, {c['failed']} failed"
                   f"{', ' + str(c['pruned']) + ' pruned' if c['pruned'] else ''}, {c['recorded']} recorded"
                   f"{planned}")
+    errors: dict[str, list[str]] = {}
     for r in s["runs"]:
         if r.get("error"):
-            console.print(f"[red]{r['run_name']}[/red]: {r['error'][:300]}")
+            errors.setdefault(r["error"][:300], []).append(r["run_name"])
+    for message, runs in errors.items():  # grouped by message, as the cv reports them
+        line = f"[red]{len(runs)} failed[/red] ({', '.join(runs)}): {escape(message)}"
+        console.print(line, highlight=False)
 
 
 def _print_tune(s: Mapping[str, Any], console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     names = _metric_names(s["scoring_metric"])
     keys = list(dict.fromkeys(k for e in s["leaderboard"] for k in e["params"]))
     short = _short_names(keys)
     c = s["counts"]
+    goal = (f"objectives {', '.join(s['objectives'])}" if s.get("objectives")
+            else f"score {s['direction']}d")
     table = Table(title=f"tune {s['tune_name']}: {c['completed']} completed, {c['pruned']} pruned, "
-                        f"{c['failed']} failed, {c['running']} running (of {_fmt(s['n_trials'])}); "
-                        f"score {s['direction']}d")
+                        f"{c['failed']} failed, {c['running']} running (of {_fmt(s['n_trials'])}); {goal}")
     for col in ("#", "cv", "trial", "state", "score", *names, "runs", *(short[k] for k in keys)):
         table.add_column(col, justify="left" if col in ("cv", "state") else "right")
     for e in s["leaderboard"][:TABLE_ROWS]:
@@ -792,7 +802,7 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
             runs += f" ({e['runs_failed']} failed)"
         table.add_row(str(e["rank"]), str(e["cv_name"]), _fmt(e["trial"]), state, score,
                       *(_mean_std(e["metrics"].get(m)) for m in names), runs,
-                      *(_fmt(e["params"].get(k)) for k in keys))
+                      *(escape(_fmt(e["params"].get(k))) for k in keys))
     console.print(table)
     if len(s["leaderboard"]) > TABLE_ROWS:
         console.print(f"... {len(s['leaderboard']) - TABLE_ROWS} more (--format json lists all)")
@@ -800,7 +810,7 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
     if best:
         console.print(f"best: {best['cv_name']} (trial {best['trial']}) score {_fmt(best['score'], 6)}")
         for k, v in best["params"].items():
-            console.print(f"  {k}: {_fmt(v, 6)}")
+            console.print(f"  {k}: {escape(_fmt(v, 6))}")
     elif s.get("pareto_trials") is not None:
         console.print(f"Pareto-optimal trials: {s['pareto_trials']}")
     else:
@@ -811,7 +821,7 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(tested.items()))
         console.print(f"retrain: {r['status']} {shown} ({r['path']})")
     for note in s.get("notes") or []:
-        console.print(f"[dim]{note}[/dim]")
+        console.print(f"[dim]{escape(note)}[/dim]")
 
 
 # -- JSON ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ share one study and never run a trial twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -696,6 +695,3 @@ class _TuneProgress:
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-
-def _unused_json() -> str:  # pragma: no cover
-    return json.dumps({})
