@@ -37,6 +37,7 @@ common options (train, cv, tune):
   --resume              finish what an earlier call with the same --name left
   --reset               delete that name's artifacts and start over
   --dry_run             (cv, tune) print the plan and create nothing
+  --quiet               no progress bars
   --debug               show tracebacks
 
 Run `tunecv COMMAND --help` for every config key.
@@ -118,10 +119,18 @@ def _main(args: list[str]) -> int:
             return _report(rest)
         return _run(command, rest)
     except TunecvError as exc:
-        return _error(str(exc), debug, exc)
+        from tunecv.errors import RunFailedError
+
+        code = _error(str(exc), debug, exc)
+        return 1 if isinstance(exc, RunFailedError) else code
     except KeyboardInterrupt:
-        print("tunecv: interrupted", file=sys.stderr)
+        print("tunecv: interrupted; finish later with --resume", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if type(exc).__name__ == "SIGTERMException":  # Lightning turns SIGTERM into SystemExit
+            print("tunecv: terminated (SIGTERM); finish later with --resume", file=sys.stderr)
+            return 143
+        raise
 
 
 def _run(command: str, rest: list[str]) -> int:
@@ -143,20 +152,21 @@ def _run(command: str, rest: list[str]) -> int:
         return 0
     _setup_logging()
     resume, reset, dry_run = "--resume" in flags, "--reset" in flags, "--dry_run" in flags
+    progress = "--quiet" not in flags
     if command == "train":
         import tunecv.train as train_mod
 
-        result = train_mod.train(cfg, resume=resume, reset=reset)
+        result = train_mod.train(cfg, resume=resume, reset=reset, progress_bar=None if progress else False)
         _print_train(result)
         return 0
     if command == "cv":
         import tunecv.cv as cv_mod
 
-        res = cv_mod.cross_validate(cfg, resume=resume, reset=reset, dry_run=dry_run)
+        res = cv_mod.cross_validate(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
         return 0 if res is None or res.n_completed > 0 else 1
     import tunecv.tune as tune_mod
 
-    tune_res = tune_mod.tune(cfg, resume=resume, reset=reset, dry_run=dry_run)
+    tune_res = tune_mod.tune(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
     return 0 if tune_res is None or tune_res.n_finished > 0 else 1
 
 

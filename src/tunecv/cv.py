@@ -217,6 +217,14 @@ class CrossValidation:
 
         rows = [dict(self.rows[i]) for i in sorted(self.rows)]
         score, unstable = self.score(rows)
+        if self.pruned and self.in_flight == 0:
+            # the runs the pruner never let start: recorded as pruned, so the plan stays visible
+            for run in self.runs:
+                if run.index not in self.rows and run.index not in self._launched:
+                    rows.append({"run_name": run.name, "run_id": run.run_dir.name.rsplit("-", 1)[1],
+                                 "cv_name": self.name, "tune_name": self.extra_columns.get("tune_name"),
+                                 "fold": run.fold, "seed": run.seed, "status": "pruned",
+                                 **{k: v for k, v in self.extra_columns.items() if k != "tune_name"}})
         for row in rows:
             row["score"], row["score_is_unstable"] = score, unstable
             if self.pruned and row["status"] == "completed" and "trial_state" in self.extra_columns:

@@ -24,6 +24,8 @@ __all__ = [
     "RUNS_DIR",
     "cv_dir",
     "cv_name",
+    "derived_name",
+    "derived_run_id",
     "find_run_dirs",
     "generate_name",
     "new_run_id",
@@ -54,6 +56,31 @@ def generate_name(words: int = 2) -> str:
 def new_run_id() -> str:
     """8 random characters from ``[a-z0-9]``."""
     return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(RUN_ID_LENGTH))
+
+
+def derived_run_id(key: str) -> str:
+    """8 characters ``[a-z0-9]`` derived from ``key``: every process of one job computes the same id."""
+    import hashlib
+
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(RUN_ID_LENGTH):
+        number, digit = divmod(number, len(RUN_ID_ALPHABET))
+        chars.append(RUN_ID_ALPHABET[digit])
+    return "".join(chars)
+
+
+def derived_name(key: str, words: int = 2) -> str:
+    """A human-readable name derived from ``key`` (the same in every process of one job)."""
+    import random
+
+    import coolname
+
+    coolname.replace_random(random.Random(key))
+    try:
+        return coolname.generate_slug(words)
+    finally:
+        coolname.replace_random(random.SystemRandom())
 
 
 def is_run_id(text: str) -> bool:

@@ -285,7 +285,6 @@ def _load_study(root: Path, cfg: Mapping[str, Any]) -> tuple[Any, Optional[str]]
     try:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         return optuna.load_study(study_name=root.name, storage=open_storage(url)), None
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -409,11 +408,12 @@ def _trial_counts(trials: Mapping[int, Mapping[str, Any]],
 
 def _write_plots(root: Path, kind: str, summary: dict[str, Any],
                  ctx: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    import sys
+
     import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        with contextlib.suppress(Exception):
-            matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules:  # the CLI, a script: draw off-screen
+        matplotlib.use("Agg")
     out_dir = root / REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
@@ -422,8 +422,10 @@ def _write_plots(root: Path, kind: str, summary: dict[str, Any],
     def attempt(name: str, fn: Any, *args: Any) -> None:
         import matplotlib.pyplot as plt
 
+        before = set(plt.get_fignums())
         try:
-            with warnings.catch_warnings():
+            # rc_context: Optuna's plots switch the global style to ggplot; the caller's style comes back
+            with warnings.catch_warnings(), matplotlib.rc_context():
                 warnings.simplefilter("ignore")
                 result = fn(out_dir, *args)
         except Exception as exc:
@@ -436,7 +438,8 @@ def _write_plots(root: Path, kind: str, summary: dict[str, Any],
             else:
                 written[name] = str(result)
         finally:
-            plt.close("all")
+            for number in set(plt.get_fignums()) - before:  # only the figures drawn here
+                plt.close(number)
 
     names = _metric_names(summary["scoring_metric"])
     if kind == "tune":

@@ -282,6 +282,23 @@ def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool,
                           "deletes it and starts over")
     run_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
     parent = naming.standalone_runs_parent(cfg.artifact_dir)
+    job = distributed_job_key()
+    if job is not None:
+        # One run over several processes (torchrun, srun): every rank derives the same name and id.
+        run_name = run_name or os.environ.get("TUNECV_RUN_NAME") or naming.derived_name(job)
+        run_id = job if naming.is_run_id(job) else naming.derived_run_id(f"{job}/{run_name}")
+        folder = naming.run_dir(parent, run_name, run_id)
+        if global_rank() > 0:
+            return run_name, folder, folder.exists(), []
+        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
+        if others and not (resume or reset):
+            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it or "
+                              f"--reset to delete it and start over")
+        if resume and (folder.exists() or others):
+            return run_name, folder if folder.exists() else others[-1], True, []
+        if resume:
+            raise ResumeError(f"nothing to resume: no run named {run_name!r} in {parent}")
+        return run_name, folder, folder.exists(), others + ([folder] if reset and folder.exists() else [])
     if run_name is None:
         if resume:
             raise ResumeError("--resume needs the `name` of the run to continue (--name NAME)")
@@ -401,6 +418,8 @@ def train(
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    # Processes that Lightning launches for this run (plain ddp re-runs the command) find the same folder.
+    os.environ["TUNECV_RUN_ID"], os.environ["TUNECV_RUN_NAME"] = run_id, run_name
     try:
         result = _fit(cfg, run_name, run_id, folder, model, data, callbacks_list, checkpoint_cb, device_kwargs,
                       resume=resume and existed, callbacks=callbacks, tracking=tracking,
@@ -419,13 +438,48 @@ def train(
             with contextlib.suppress(OSError):
                 atomic_write_json(folder / RUN_INFO_FILE, failed.to_json())
         raise
+    finally:
+        os.environ.pop("TUNECV_RUN_ID", None)
+        os.environ.pop("TUNECV_RUN_NAME", None)
     if _is_rank_zero():
         atomic_write_json(folder / RUN_INFO_FILE, result.to_json())
     return result
 
 
+_RANK_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+_WORLD_VARS = ("WORLD_SIZE", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def global_rank() -> int:
+    """This process's rank in a multi-process launch (torchrun, srun, mpirun); 0 otherwise."""
+    for var in _RANK_VARS:
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return int(os.environ.get("NODE_RANK", "0") or 0) * 1000 + int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+def distributed_job_key() -> Optional[str]:
+    """A key shared by every process of one multi-process launch, or ``None`` for a single process.
+
+    ``TUNECV_RUN_ID`` wins; else SLURM's job and step, torchrun's run id, or the rendezvous address.
+    """
+    env = os.environ
+    world = next((int(env[v]) for v in _WORLD_VARS if env.get(v, "").isdigit()), 1)
+    if env.get("TUNECV_RUN_ID"):
+        return env["TUNECV_RUN_ID"]
+    if world <= 1:
+        return None
+    if env.get("SLURM_JOB_ID"):
+        return f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', '0')}"
+    if env.get("TORCHELASTIC_RUN_ID") and env["TORCHELASTIC_RUN_ID"] != "none":
+        return f"torchrun-{env['TORCHELASTIC_RUN_ID']}"
+    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
+        return f"rdzv-{env['MASTER_ADDR']}-{env['MASTER_PORT']}"
+    return None
+
+
 def _is_rank_zero() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    return global_rank() == 0
 
 
 def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data: Any, callbacks_list: list,

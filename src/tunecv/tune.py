@@ -26,7 +26,7 @@ from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
-from tunecv.errors import ConfigError, ResumeError, StorageError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -38,6 +38,7 @@ HEARTBEAT_ATTR = "tunecv:heartbeat"
 CV_INDEX_ATTR = "cv_index"
 UNSTABLE_ATTR = "score_is_unstable"
 HEARTBEAT_EVERY = 20.0
+MAX_CONSECUTIVE_FAILURES = 5
 STALE_AFTER = 120.0
 
 
@@ -264,6 +265,9 @@ def tune(
         raise ConfigError(f"`tune.pruner` must be none with several `tune.objectives` (Optuna cannot prune "
                           f"multi-objective trials); got {cfg.tune.pruner!r}")
     seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+    if cfg.tune.storage is not None and not dry_run:
+        # Workers sharing a study must not draw the same points: each gets its own stream.
+        seed = (seed * 1_000_003 + os.getpid() + int(time.time() * 1000)) % (2**31 - 1)
     sampler_name = cfg.tune.sampler
     if multi and sampler_name == "tpe":
         sampler_name = "nsga2"
@@ -328,8 +332,16 @@ def tune(
     in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
     lock = threading.Lock()
 
+    failures = {"consecutive": 0, "errors": []}
+
     def ask() -> Optional[CrossValidation]:
         with lock:
+            if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
+                return None
+            if shared:
+                requeued_now = _requeue_stale(study, space, all_running=False)
+                if requeued_now:
+                    log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
             while True:
                 if _count_finished(study) + _count_live(study) >= n_trials:
                     return None
@@ -379,7 +391,12 @@ def tune(
 
     def on_session_end(session: CrossValidation) -> None:
         trial = in_flight.pop(id(session))
-        _tell(study, trial, session, cfg, directions, multi)
+        state = _tell(study, trial, session, cfg, directions, multi)
+        if state == "fail":
+            failures["consecutive"] += 1
+            failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
+        else:
+            failures["consecutive"] = 0
         heartbeat.remove(trial._trial_id)
         _write_tune_infos(folder, study)
         reporter.finished(study, session, trial)
@@ -392,12 +409,29 @@ def tune(
         finally:
             executor.shutdown()
     _write_tune_infos(folder, study)
+    if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
+        raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "
+                             + " | ".join(failures["errors"][-MAX_CONSECUTIVE_FAILURES:]))
     result = _result(tune_name, folder, study, space, directions)
-    if cfg.tune.retrain_and_test and result.best_trial is not None:
+    if cfg.tune.retrain_and_test and result.best_trial is not None and _claim_retrain(folder, shared):
         result.retrain = _retrain(cfg, space, result, folder, tune_name)
     if progress:
         reporter.summary(result)
     return result
+
+
+def _claim_retrain(folder: Path, shared: bool) -> bool:
+    """With several workers on one study, only the first to get here retrains (an O_EXCL lock file)."""
+    if not shared:
+        return True
+    try:
+        fd = os.open(folder / ".retrain.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        log.info("another worker retrains the best parameters")
+        return False
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    return True
 
 
 def _count_live(study: Any) -> int:
@@ -490,7 +524,7 @@ def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[flo
 
 
 def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directions: list[str],
-          multi: bool) -> None:
+          multi: bool) -> str:
     from optuna.trial import TrialState
 
     result = session.result()
@@ -518,6 +552,7 @@ def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directi
         study.tell(trial, values if multi else values[0])
     session.extra_columns["trial_state"] = state.name.lower()
     session.write()
+    return state.name.lower()
 
 
 def _objective_value(frame: Any, metric: str) -> float:
@@ -574,7 +609,7 @@ def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_nam
     from tunecv.train import train
 
     best_cfg = apply(cfg, result.best_params)
-    best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0})
+    best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0, "cv.n_folds": None})
     run_name = naming.retrain_name(tune_name)
     existing = naming.find_run_dirs(folder, run_name)
     run_dir = existing[-1] if existing else naming.run_dir(folder, run_name, naming.new_run_id())

@@ -176,8 +176,10 @@ def test_fold_level_pruning_stops_a_cv_and_keeps_its_runs(tmp_path, external_pkg
     df = read_run_infos(tmp_path / "artifacts" / "p" / "run_infos.parquet")
     for n in pruned:
         rows = df[df["trial"] == n]
-        assert 0 < len(rows) < 4 and set(rows["trial_state"]) == {"pruned"}
-        assert set(rows["status"]) == {"completed"}
+        assert len(rows) == 4 and set(rows["trial_state"]) == {"pruned"}  # every planned run has a row
+        done = rows[rows["status"] == "completed"]
+        assert 0 < len(done) < 4 and set(rows["status"]) == {"completed", "pruned"}
+        assert rows[rows["status"] == "pruned"]["checkpoint"].isna().all()
     steps = res.study.trials[0].intermediate_values
     assert sorted(steps) == [0, 1, 2, 3]  # one report per run, the run index as step
 

@@ -174,12 +174,13 @@ def test_unreachable_service_goes_offline_with_one_warning(tmp_path, monkeypatch
         assert time.perf_counter() - t0 < 60
         assert first is not None and first.experiment.offline
         tracking.finish_wandb()
-        t0 = time.perf_counter()
         second = tracking.wandb_logger(run_id="fall0002", run_name="two", save_dir=tmp_path / "two", **kwargs)
-        assert time.perf_counter() - t0 < 3  # no second wait for a service known to be unreachable
         assert second.experiment.offline
         tracking.finish_wandb()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "tunecv.tracking"]
     assert len(warnings) == 1 and "cannot reach" in warnings[0].getMessage()
     assert only_offline_run(tmp_path / "one")["id"] == "fall0001"
     assert only_offline_run(tmp_path / "two")["name"] == "two"
+    # the first run tried online (wandb left a run-* folder of that attempt); the second did not try again
+    assert list((tmp_path / "one" / "wandb").glob("run-*-fall0001"))
+    assert not list((tmp_path / "two" / "wandb").glob("run-*"))
