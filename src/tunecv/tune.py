@@ -413,17 +413,22 @@ def tune(
         raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "
                              + " | ".join(failures["errors"][-MAX_CONSECUTIVE_FAILURES:]))
     result = _result(tune_name, folder, study, space, directions)
-    if cfg.tune.retrain_and_test and result.best_trial is not None and _claim_retrain(folder, shared):
+    if cfg.tune.retrain_and_test and result.best_trial is not None and _claim_retrain(study, folder, shared,
+                                                                                        n_trials):
         result.retrain = _retrain(cfg, space, result, folder, tune_name)
     if progress:
         reporter.summary(result)
     return result
 
 
-def _claim_retrain(folder: Path, shared: bool) -> bool:
-    """With several workers on one study, only the first to get here retrains (an O_EXCL lock file)."""
+def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> bool:
+    """With several workers on one study, the worker that sees the last trial finish retrains, once
+    (an O_EXCL lock file on the shared disk decides between two that finish together)."""
     if not shared:
         return True
+    if _count_finished(study) < n_trials or _count_live(study) > 0:
+        log.info("other workers are still running trials; the last one to finish retrains the best parameters")
+        return False
     try:
         fd = os.open(folder / ".retrain.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
