@@ -421,7 +421,7 @@ def cross_validate(
         if cv_name is None:
             if resume:
                 raise ResumeError("--resume needs the `name` of the cv to continue (--name NAME)")
-            cv_name = _free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
+            cv_name = naming.free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
         folder = naming.cv_dir(cfg.artifact_dir, naming.validate_name(cv_name))
         if folder.exists() and not (resume or reset or dry_run):
             raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or --reset "
@@ -496,14 +496,6 @@ def _check_data_module(cfg: Config) -> None:
     if isinstance(cls, type) and issubclass(cls, L.LightningDataModule) and not issubclass(cls, SplitDataModule):
         raise ConfigError(f"`data.class_path` must be a tunecv.data.SplitDataModule for cv and tune (folds come "
                           f"from its load()); got {cfg.data['class_path']!r}, a plain LightningDataModule")
-
-
-def _free_name(parent: Path) -> str:
-    for _ in range(100):
-        candidate = naming.generate_name()
-        if not (parent / candidate).exists():
-            return candidate
-    raise ConfigError("could not generate a free name; pass --name")  # pragma: no cover
 
 
 def _write_config(folder: Path, cfg: Config) -> None:

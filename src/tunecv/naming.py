@@ -27,6 +27,7 @@ __all__ = [
     "derived_name",
     "derived_run_id",
     "find_run_dirs",
+    "free_name",
     "generate_name",
     "new_run_id",
     "retrain_name",
@@ -51,6 +52,15 @@ def generate_name(words: int = 2) -> str:
     import coolname
 
     return coolname.generate_slug(words)
+
+
+def free_name(parent: str | Path, words: int = 2) -> str:
+    """A generated name that no folder in ``parent`` uses yet (for a cv or a tune)."""
+    for _ in range(100):
+        candidate = generate_name(words)
+        if not (Path(parent) / candidate).exists():
+            return candidate
+    raise ConfigError(f"could not generate a free name in {parent}; pass --name")  # pragma: no cover
 
 
 def new_run_id() -> str:

@@ -278,7 +278,7 @@ def tune(
     if tune_name is None:
         if resume:
             raise ResumeError("--resume needs the `name` of the tune to continue (--name NAME)")
-        tune_name = _free_name(Path(cfg.artifact_dir))
+        tune_name = naming.free_name(Path(cfg.artifact_dir))
     folder = naming.tune_dir(cfg.artifact_dir, tune_name)
     shared = cfg.tune.storage is not None
     if not dry_run:
@@ -470,14 +470,6 @@ def _midpoint(param: Any) -> Any:
     low, high = param.low, param.high
     mid = (low + high) / 2
     return int(mid) if param.distribution == "intuniform" else mid
-
-
-def _free_name(parent: Path) -> str:
-    for _ in range(100):
-        candidate = naming.generate_name()
-        if not (parent / candidate).exists():
-            return candidate
-    raise ConfigError("could not generate a free name; pass --name")  # pragma: no cover
 
 
 def _create_or_load(optuna: Any, name: str, storage: Any, sampler: Any, pruner: Any, directions: list[str],
