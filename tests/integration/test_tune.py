@@ -202,9 +202,10 @@ def test_multi_objective_marks_the_pareto_front(tmp_path, external_pkg):
     assert df["is_pareto_optimal"].any()
 
 
-def test_tune_parallel_on_two_cpu_workers(tmp_path, external_pkg):
+@pytest.mark.parametrize("strategy", ["tune-parallel", "cv-parallel"])
+def test_parallel_strategies_on_two_cpu_workers(tmp_path, external_pkg, strategy):
     cfg = tune_cfg(tmp_path, n_trials=4)
-    cfg.update(strategy="tune-parallel", devices=[0, 1])
+    cfg.update(strategy=strategy, devices=[0, 1])
     res = tune(cfg, name="tp", progress=False)
     assert res.n_finished == 4
     df = read_run_infos(tmp_path / "artifacts" / "tp" / "run_infos.parquet")
