@@ -187,6 +187,15 @@ class CrossValidation:
 
         if error is not None or not isinstance(result, TrainResult):
             message = f"{type(error).__name__}: {error}" if error is not None else f"unexpected result {result!r}"
+            from tunecv.train import read_result
+
+            recorded = read_result(run.run_dir)  # the run's own record has its start time and duration
+            if recorded is not None and recorded.status == "failed" and type(error).__name__ != "WorkerDiedError":
+                result = recorded
+                row = self._row(run, result)
+                self.rows[run.index] = row
+                self.write()
+                return row
             now = datetime.now(timezone.utc)
             result = TrainResult(name=run.name, run_id=run.run_dir.name.rsplit("-", 1)[1], run_dir=run.run_dir,
                                  fold=run.fold, seed=run.seed, status="failed", error=message.strip()[:2000],

@@ -166,7 +166,9 @@ def wandb_logger(
         mode = "offline"
 
     def make(mode_: str) -> Any:
-        settings = wandb.Settings(init_timeout=timeout, silent=True)
+        # offline, the wait is only for wandb's local service to start (slow on a loaded machine)
+        wait = timeout if mode_ == "online" else max(timeout, DEFAULT_INIT_TIMEOUT)
+        settings = wandb.Settings(init_timeout=wait, silent=True)
         logger = WandbLogger(
             project=project, entity=entity, id=run_id, name=run_name, group=group, job_type=job_type,
             save_dir=str(save_dir), resume="allow", mode=mode_, tags=tags, settings=settings,
