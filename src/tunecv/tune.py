@@ -198,8 +198,10 @@ def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
     now = time.time()
     requeued = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        beat = t.system_attrs.get(HEARTBEAT_ATTR, 0.0)
-        if not all_running and now - float(beat) < STALE_AFTER:
+        beat = float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0))
+        if t.datetime_start is not None:  # a trial just asked for has no heartbeat yet
+            beat = max(beat, t.datetime_start.timestamp())
+        if not all_running and now - beat < STALE_AFTER:
             continue  # another live worker is running it
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
