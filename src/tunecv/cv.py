@@ -441,12 +441,20 @@ def cross_validate(
         if cv_name is None:
             raise ConfigError("`cross_validate(cv_dir=...)` needs the cv `name` too")
         folder = Path(cv_dir)
-    _check_data_module(cfg)
-    build_objects(cfg.replace(fold=0))  # every config / data error surfaces before anything is written
-    parallel, accelerator = resolve_parallel(cfg)
     if cfg.device_setting("strategy") == "tune-parallel" and cv_dir is None:
         raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
                           "cv-parallel")
+    _check_data_module(cfg)
+    parallel, accelerator = resolve_parallel(cfg)
+    own_executor = executor is None
+    if executor is None and not dry_run:  # a pool starts its worker server now, while we validate
+        executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
+    try:
+        build_objects(cfg.replace(fold=0))  # every config / data error surfaces before anything is written
+    except BaseException:
+        if own_executor and executor is not None:
+            executor.shutdown()
+        raise
     session = CrossValidation(cfg, cv_name, folder, resume=resume and not dry_run, tracking=tracking,
                               extra_columns=extra_columns)
     if dry_run:
@@ -457,9 +465,6 @@ def cross_validate(
         session = CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns)
     folder.mkdir(parents=True, exist_ok=True)
     _write_config(folder, cfg.replace(name=cv_name))
-    own_executor = executor is None
-    if executor is None:
-        executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
     pinned = getattr(executor, "pinned", executor.n_slots > 1 or type(executor).__name__ == "DevicePoolExecutor")
     reporter = _Progress(session, enabled=progress, live=pinned)
     try:

@@ -153,6 +153,9 @@ class DevicePoolExecutor(Executor):
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver" and not _forkserver_running():
             self._ctx.set_forkserver_preload(list(preload))
+            # Start the server (and its imports) now, in the background, while the driver prepares.
+            threading.Thread(target=multiprocessing.forkserver.ensure_running, name="tunecv-forkserver",
+                             daemon=True).start()
 
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[Job, bytes]] = collections.deque()
