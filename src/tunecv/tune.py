@@ -293,116 +293,122 @@ def tune(
     # Validate everything (data, model, each grid point's config) before anything is written.
     from tunecv.cv import _check_data_module
 
-    _check_data_module(cfg)
-    first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
-    build_objects(apply(cfg, first_values).replace(fold=0))
-    if points:
-        for point in points:
-            apply(cfg, point)
     parallel, accelerator = resolve_parallel(cfg)
-    if dry_run:
-        _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
-        return None
+    # A pool starts its worker server (importing torch and lightning) now, while we validate.
+    executor = None if dry_run else make_cv_executor(cfg, parallel, accelerator)
+    try:
+        _check_data_module(cfg)
+        first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
+        build_objects(apply(cfg, first_values).replace(fold=0))
+        if points:
+            for point in points:
+                apply(cfg, point)
+        if dry_run:
+            _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
+            return None
 
-    storage_url = cfg.tune.storage or default_storage(folder)
-    if reset and folder.exists():
-        if shared:
-            with contextlib.suppress(Exception):
-                optuna.delete_study(study_name=tune_name, storage=open_storage(storage_url))
-        shutil.rmtree(folder)
-    storage = open_storage(storage_url) if shared else None
-    folder.mkdir(parents=True, exist_ok=True)
-    if storage is None:
-        storage = open_storage(storage_url)
-    atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
-
-    study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
-    _check_space_unchanged(study, space, folder, created)
-    if created and points is not None:
-        for point in points:
-            study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
-    requeued = _requeue_stale(study, space, all_running=not shared) if (resume or shared) else []
-    if requeued:
-        log.info("re-queued trials left running by a crash: %s", requeued)
-
-    per_session_parallel = strategy == "cv-parallel"
-    tune_parallel = strategy == "tune-parallel"
-    executor = make_cv_executor(cfg, parallel, accelerator)
-    pinned = type(executor).__name__ == "DevicePoolExecutor"
-    reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
-    reporter.refresh(study)
-    in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
-    lock = threading.Lock()
-
-    failures = {"consecutive": 0, "errors": []}
-
-    def ask() -> Optional[CrossValidation]:
-        with lock:
-            if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
-                return None
+        storage_url = cfg.tune.storage or default_storage(folder)
+        if reset and folder.exists():
             if shared:
-                requeued_now = _requeue_stale(study, space, all_running=False)
-                if requeued_now:
-                    log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
-            while True:
-                if _count_finished(study) + _count_live(study) >= n_trials:
-                    return None
-                if points is not None and not _has_waiting(study):
-                    return None
-                trial = study.ask()
-                if _overflow(study, trial, n_trials):
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    study._storage.set_trial_user_attr(trial._trial_id, "overflow", True)
-                    return None
-                heartbeat.add(trial._trial_id)
-                break
-            values = space.suggest(trial)
-            cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
-            if CV_INDEX_ATTR not in trial.user_attrs:
-                trial.set_user_attr(CV_INDEX_ATTR, cv_index)
-            cv_name = naming.cv_name(tune_name, cv_index)
-            trial_cfg = apply(cfg, values)
-            extra = {"tune_name": tune_name, "trial": trial.number, "trial_state": "running", **values}
-            session = CrossValidation(trial_cfg, cv_name, folder / cv_name, resume=True,
-                                      tracking={"group": tune_name, "job_type": cv_name,
-                                                "config": {"trial": trial.number, **values}},
-                                      extra_columns=extra)
-            session.trial = trial  # type: ignore[attr-defined]
-            session.values = values  # type: ignore[attr-defined]
-            in_flight[id(session)] = trial
-            (folder / cv_name).mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(OSError):
-                atomic_write_text(folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
-            reporter.started(cv_name, trial.number)
-            return session
+                with contextlib.suppress(Exception):
+                    optuna.delete_study(study_name=tune_name, storage=open_storage(storage_url))
+            shutil.rmtree(folder)
+        storage = open_storage(storage_url) if shared else None
+        folder.mkdir(parents=True, exist_ok=True)
+        if storage is None:
+            storage = open_storage(storage_url)
+        atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
 
-    def on_run_end(session: CrossValidation, run: Any, row: dict) -> None:
-        if multi or cfg.tune.pruner == "none" or row["status"] != "completed":
-            return
-        trial = session.trial  # type: ignore[attr-defined]
-        value = _run_score(session, row)
-        if value is None:
-            return
-        with contextlib.suppress(Exception):  # a step reported twice (resumed cv) is not an error
-            trial.report(value, step=run.index)
-        if session.done:
-            return
-        if trial.should_prune():
-            session.prune()
-            log.info("%s pruned after %d runs", session.name, len(session.rows))
+        study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
+        _check_space_unchanged(study, space, folder, created)
+        if created and points is not None:
+            for point in points:
+                study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
+        requeued = _requeue_stale(study, space, all_running=not shared) if (resume or shared) else []
+        if requeued:
+            log.info("re-queued trials left running by a crash: %s", requeued)
 
-    def on_session_end(session: CrossValidation) -> None:
-        trial = in_flight.pop(id(session))
-        state = _tell(study, trial, session, cfg, directions, multi)
-        if state == "fail":
-            failures["consecutive"] += 1
-            failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
-        else:
-            failures["consecutive"] = 0
-        heartbeat.remove(trial._trial_id)
-        _write_tune_infos(folder, study)
-        reporter.finished(study, session, trial)
+        per_session_parallel = strategy == "cv-parallel"
+        tune_parallel = strategy == "tune-parallel"
+        pinned = type(executor).__name__ == "DevicePoolExecutor"
+        reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
+        reporter.refresh(study)
+        in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
+        lock = threading.Lock()
 
+        failures = {"consecutive": 0, "errors": []}
+
+        def ask() -> Optional[CrossValidation]:
+            with lock:
+                if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
+                    return None
+                if shared:
+                    requeued_now = _requeue_stale(study, space, all_running=False)
+                    if requeued_now:
+                        log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
+                while True:
+                    if _count_finished(study) + _count_live(study) >= n_trials:
+                        return None
+                    if points is not None and not _has_waiting(study):
+                        return None
+                    trial = study.ask()
+                    if _overflow(study, trial, n_trials):
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        study._storage.set_trial_user_attr(trial._trial_id, "overflow", True)
+                        return None
+                    heartbeat.add(trial._trial_id)
+                    break
+                values = space.suggest(trial)
+                cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
+                if CV_INDEX_ATTR not in trial.user_attrs:
+                    trial.set_user_attr(CV_INDEX_ATTR, cv_index)
+                cv_name = naming.cv_name(tune_name, cv_index)
+                trial_cfg = apply(cfg, values)
+                extra = {"tune_name": tune_name, "trial": trial.number, "trial_state": "running", **values}
+                session = CrossValidation(trial_cfg, cv_name, folder / cv_name, resume=True,
+                                          tracking={"group": tune_name, "job_type": cv_name,
+                                                    "config": {"trial": trial.number, **values}},
+                                          extra_columns=extra)
+                session.trial = trial  # type: ignore[attr-defined]
+                session.values = values  # type: ignore[attr-defined]
+                in_flight[id(session)] = trial
+                (folder / cv_name).mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    atomic_write_text(folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
+                reporter.started(cv_name, trial.number)
+                return session
+
+        def on_run_end(session: CrossValidation, run: Any, row: dict) -> None:
+            if multi or cfg.tune.pruner == "none" or row["status"] != "completed":
+                return
+            trial = session.trial  # type: ignore[attr-defined]
+            value = _run_score(session, row)
+            if value is None:
+                return
+            with contextlib.suppress(Exception):  # a step reported twice (resumed cv) is not an error
+                trial.report(value, step=run.index)
+            if session.done:
+                return
+            if trial.should_prune():
+                session.prune()
+                log.info("%s pruned after %d runs", session.name, len(session.rows))
+
+        def on_session_end(session: CrossValidation) -> None:
+            trial = in_flight.pop(id(session))
+            state = _tell(study, trial, session, cfg, directions, multi)
+            if state == "fail":
+                failures["consecutive"] += 1
+                failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
+            else:
+                failures["consecutive"] = 0
+            heartbeat.remove(trial._trial_id)
+            _write_tune_infos(folder, study)
+            reporter.finished(study, session, trial)
+
+    except BaseException:
+        if executor is not None:
+            executor.shutdown()
+        raise
     with _Heartbeat(study) as heartbeat, reporter:
         try:
             drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
