@@ -353,8 +353,8 @@ def tune(
                         return None
                     trial = study.ask()
                     if _overflow(study, trial, n_trials):
+                        trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                        study._storage.set_trial_user_attr(trial._trial_id, "overflow", True)
                         return None
                     heartbeat.add(trial._trial_id)
                     break

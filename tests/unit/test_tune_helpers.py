@@ -58,3 +58,14 @@ def test_trials_past_n_trials_give_way():
     study = optuna.create_study()
     trials = [study.ask() for _ in range(4)]
     assert [_overflow(study, t, 3) for t in trials] == [False, False, False, True]
+
+
+def test_an_overflow_trial_can_be_marked_and_failed():
+    study = optuna.create_study()
+    for _ in range(3):
+        study.ask()
+    extra = study.ask()
+    assert _overflow(study, extra, 3)
+    extra.set_user_attr("overflow", True)
+    study.tell(extra, state=optuna.trial.TrialState.FAIL)
+    assert study.trials[-1].user_attrs["overflow"] is True
