@@ -205,6 +205,16 @@ def _split_test(metadata: pd.DataFrame, split: SplitConfig) -> tuple[np.ndarray,
         from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
         fraction = float(by[0])
+        if split.fold_method in ("region", "region-stratified"):
+            # Region folds keep groups apart; so does the test set: it holds out a fraction of the groups.
+            from sklearn.model_selection import GroupShuffleSplit
+
+            groups, _ = _codes(metadata[split.group_column])
+            splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=TEST_SPLIT_SEED)
+            _, test_pos = next(splitter.split(np.zeros((n, 1)), None, groups))
+            test_mask = np.zeros(n, dtype=bool)
+            test_mask[test_pos] = True
+            return _positions(np.flatnonzero(~test_mask)), _positions(np.flatnonzero(test_mask))
         if split.stratify_column is not None:
             codes, _ = _codes(metadata[split.stratify_column])
             splitter: Any = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=TEST_SPLIT_SEED)

@@ -435,3 +435,15 @@ def test_metadata_must_be_a_non_empty_dataframe(metadata: object, expected: str)
     with pytest.raises(DataError, match=r"^`metadata` must be") as info:
         check_split(metadata, SplitConfig())  # type: ignore[arg-type]
     assert expected in str(info.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_groups=st.integers(8, 20), data_seed=st.integers(0, 10_000), fraction=st.sampled_from([0.1, 0.2, 0.3]),
+       method=st.sampled_from(["region", "region-stratified"]))
+def test_random_test_split_with_region_folds_holds_out_whole_groups(n_groups, data_seed, fraction, method):
+    meta = make_metadata(n_groups * 12, n_groups, 2, data_seed)
+    split = SplitConfig(test_split="random", test_split_by=[fraction], fold_method=method, total_folds=3,
+                        group_column="region", stratify_column="label" if method == "region-stratified" else None)
+    rest, test = split_test(meta, split)
+    assert len(test) > 0
+    assert not set(meta["region"].iloc[test]) & set(meta["region"].iloc[rest])
