@@ -209,16 +209,15 @@ def build_parser(prog: str = "tunecv", description: str | None = None) -> Any:
 
 
 def _resolved_type(name: str) -> Any:
-    hints = {
-        "name": Optional[str], "artifact_dir": str, "model": Optional[dict], "data": Optional[dict],
-        "split": SplitConfig, "trainer": dict, "optimizer": Optional[Union[dict, str]],
-        "lr_scheduler": Optional[Union[dict, str]], "accelerator": str, "strategy": str,
-        "devices": list[Union[int, str]], "num_nodes": int, "runs_per_device": int, "fold": int,
-        "seed": int, "early_stopping": Optional[EarlyStoppingConfig],
-        "checkpoint": Optional[CheckpointConfig], "logging": LoggingConfig, "cv": CVConfig,
-        "tune": TuneConfig,
-    }
-    return hints[name]
+    """The type of a :class:`Config` field (its annotation, resolved)."""
+    return _config_hints()[name]
+
+
+@functools.lru_cache(maxsize=1)
+def _config_hints() -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(Config)
 
 
 _KEY_HELP = {
