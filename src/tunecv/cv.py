@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -178,6 +179,9 @@ class CrossValidation:
     def job_args(self, run: CVRun, *, quiet: bool, pinned: bool) -> tuple:
         """Arguments of :func:`_run_one` for ``run`` (picklable)."""
         cfg = self.cfg.replace(fold=run.fold, seed=run.seed, name=run.name)
+        if run.index > 0 and "enable_model_summary" not in cfg.trainer:
+            # the model is the same in every run of a cv: its summary once is enough
+            cfg = dataclasses.replace(cfg, trainer={**cfg.trainer, "enable_model_summary": False})
         resume = run.run_dir.exists()
         return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, pinned)
 
@@ -556,6 +560,7 @@ class _Progress:
         self.task: Any = None
         self.t0 = time.perf_counter()
         self.done_count = len(session.rows)
+        self.done_here = 0  # runs finished by this call (resumed runs do not count for the ETA)
 
     def __enter__(self) -> _Progress:
         if not self.enabled:
@@ -590,6 +595,7 @@ class _Progress:
 
     def run_done(self, row: Mapping[str, Any]) -> None:
         self.done_count += 1
+        self.done_here += 1
         if not self.enabled:
             return
         metrics = [m.rsplit(":", 1)[0] if m.endswith((":higher", ":lower")) else m
@@ -601,8 +607,7 @@ class _Progress:
         line = (f"[{self.done_count}/{total}] {row['run_name']} {status} in {row['duration'] or 0:.1f}s"
                 f"{' ' + shown if shown else ''}")
         if not self.live and self.done_count < total:
-            remaining = elapsed / max(1, self.done_count - (len(self.session.rows) - self.done_count)) \
-                * (total - self.done_count)
+            remaining = elapsed / self.done_here * (total - self.done_count)
             line += f" | elapsed {elapsed:.0f}s, eta {remaining:.0f}s"
         if self.progress is not None:
             self.progress.console.print(line)
