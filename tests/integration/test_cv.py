@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ext_cfg, tiny_digits
+from tests.integration._processes import kill_during
 from tunecv import naming
 from tunecv.cli import main
 from tunecv.config import load_config
@@ -134,19 +133,6 @@ def test_cv_name_exists_needs_resume_or_reset(tmp_path, capsys):
     assert len(runs) == 2
 
 
-
-
-def kill_during(cmd: list[str], cwd: Path, watch: Path, delay: float) -> None:
-    """Start ``cmd``, wait until ``watch`` exists, then ``delay`` seconds, then SIGKILL it."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    deadline = time.time() + 120
-    while not watch.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    try:
-        proc.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
 
 
 def test_sigkill_at_any_moment_then_resume_runs_every_run_once(tmp_path):

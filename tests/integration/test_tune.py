@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -16,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import ext_cfg
+from tests.integration._processes import kill_during
 from tests.integration.postgres import postgres_server, unavailable_reason
 from tunecv.cli import main
 from tunecv.results import read_run_infos
@@ -112,15 +111,7 @@ def test_sigkill_of_the_tune_then_resume_loses_nothing(tmp_path, external_pkg):
     tdir = tmp_path / "artifacts" / "k"
     for delay in (0.0, 1.5, 2.5, 1.0):
         cmd = _worker_cmd(path, "k", *(["--resume"] if tdir.exists() else []))
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while not (tdir / "optuna.db").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        kill_during(cmd, tmp_path, tdir / "optuna.db", delay)
     out = subprocess.run(_worker_cmd(path, "k", "--resume"), cwd=tmp_path, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
