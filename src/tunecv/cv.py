@@ -135,9 +135,9 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        sp = self.cfg.split
-        total = sp.total_folds if sp.fold_method != "none" else 1
-        n_folds = self.cfg.cv.n_folds or total
+        from tunecv.splits import fold_count
+
+        n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
         for seed in plan_seeds(self.cfg.cv.n_seeds):
             for fold in range(n_folds):
