@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from tunecv.errors import ConfigError
+from tunecv.search_space import RUN_SCORES_ATTR  # what search_space.run_score_pruner reads
 
 log = logging.getLogger("tunecv.tune")
 
-RUN_SCORES_ATTR = "run_scores"
 N_RUNS_ATTR = "n_runs"
 CONFIG_VALUES_ATTR = "config_values"
 SCORE_ATTR = "score"
@@ -93,53 +93,6 @@ def planned_runs_left(session: Any) -> int:
     if session.pruned:
         return session.in_flight
     return len(session.runs) - len(session.rows)
-
-
-# -- pruning on per-run scores ------------------------------------------------------------------------------
-
-def run_score_pruner(inner: Any) -> Any:
-    """Wrap a pruner that compares instances (``WilcoxonPruner``) so that it sees each trial's per-run
-    scores (user attr ``run_scores``, step = run index) instead of its intermediate values (the cv
-    score so far). Trials without ``run_scores`` (tunes from before) are passed unchanged."""
-    import optuna
-
-    class RunScorePruner(optuna.pruners.BasePruner):
-        """``inner`` applied to per-run scores: the paired (fold, seed) values the Wilcoxon test needs."""
-
-        def __init__(self) -> None:
-            self.inner = inner
-
-        def prune(self, study: Any, trial: Any) -> bool:
-            return bool(self.inner.prune(_RunScoreStudy(study), _as_run_scores(trial)))
-
-    return RunScorePruner()
-
-
-class _RunScoreStudy:
-    """A read-only view of a study whose best trial shows its per-run scores as intermediate values."""
-
-    def __init__(self, study: Any) -> None:
-        self._study = study
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    @property
-    def best_trial(self) -> Any:
-        return _as_run_scores(self._study.best_trial)
-
-
-def _as_run_scores(trial: Any) -> Any:
-    from optuna.trial import TrialState, create_trial
-
-    scores = trial.user_attrs.get(RUN_SCORES_ATTR)
-    if not scores:
-        return trial
-    finished = trial.state != TrialState.RUNNING
-    return create_trial(state=trial.state, values=trial.values if finished else None, params=trial.params,
-                        distributions=trial.distributions, user_attrs=trial.user_attrs,
-                        system_attrs=trial.system_attrs,
-                        intermediate_values={int(k): float(v) for k, v in scores.items()})
 
 
 # -- best trial ---------------------------------------------------------------------------------------------
@@ -240,7 +193,9 @@ def check_budget(timeout: Any, max_runs: Any) -> None:
 
 # -- warm start ---------------------------------------------------------------------------------------------
 
-def warm_start_points(spec: Any, top_k: int, space: Any) -> list[tuple[dict[str, Any], str]]:
+def warm_start_points(spec: Any, top_k: int, space: Any,
+                      load_tune: Callable[[Path], tuple[Any, Optional[Mapping[str, Any]]]]
+                      ) -> list[tuple[dict[str, Any], str]]:
     """The parameter sets to enqueue first, each with where it came from, validated against ``space``.
 
     Args:
@@ -248,6 +203,7 @@ def warm_start_points(spec: Any, top_k: int, space: Any) -> list[tuple[dict[str,
             list of mappings of dotted config keys to values.
         top_k: how many trials of an earlier tune.
         space: the new :class:`~tunecv.search_space.SearchSpace`.
+        load_tune: an earlier tune folder → its Optuna study and its search-space fingerprint (or ``None``).
 
     Raises:
         ConfigError: a malformed spec, an unreadable tune, or a value outside the new search space.
@@ -255,7 +211,7 @@ def warm_start_points(spec: Any, top_k: int, space: Any) -> list[tuple[dict[str,
     if spec is None:
         return []
     if isinstance(spec, (str, Path)):
-        points = _points_of_tune(Path(spec), top_k, space)
+        points = _points_of_tune(Path(spec), top_k, space, load_tune)
     elif isinstance(spec, list):
         points = []
         for i, values in enumerate(spec):
@@ -278,20 +234,16 @@ def warm_start_points(spec: Any, top_k: int, space: Any) -> list[tuple[dict[str,
     return points
 
 
-def _points_of_tune(folder: Path, top_k: int, space: Any) -> list[tuple[dict[str, Any], str]]:
+def _points_of_tune(folder: Path, top_k: int, space: Any,
+                    load_tune: Callable[[Path], tuple[Any, Optional[Mapping[str, Any]]]]
+                    ) -> list[tuple[dict[str, Any], str]]:
     import optuna
-    import yaml
-
-    from tunecv.search_space import SearchSpace
-    from tunecv.tune import SPACE_FILE, default_storage, open_storage
 
     if not (folder / "config.yaml").is_file():
         raise ConfigError(f"`tune.warm_start` must be an earlier tune folder (holding config.yaml) or a list of "
                           f"values; got {str(folder)!r}")
-    old_cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    url = (old_cfg.get("tune") or {}).get("storage") or default_storage(folder)
     try:
-        study = optuna.load_study(study_name=old_cfg.get("name") or folder.name, storage=open_storage(url))
+        study, fingerprint = load_tune(folder)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"`tune.warm_start`: cannot open the study of {folder}: {first}") from None
@@ -299,12 +251,9 @@ def _points_of_tune(folder: Path, top_k: int, space: Any) -> list[tuple[dict[str
         raise ConfigError(f"`tune.warm_start`: {folder} is a multi-objective tune (no single best); list the "
                           f"values to start from instead")
     old_space = None
-    if (folder / SPACE_FILE).is_file():
-        import json
-
-        fingerprint = json.loads((folder / SPACE_FILE).read_text())
-        old_space = SearchSpace.from_mapping({"hyperparameters": fingerprint.get("hyperparameters", {})},
-                                             str(folder / SPACE_FILE))
+    if fingerprint is not None:
+        old_space = type(space).from_mapping({"hyperparameters": dict(fingerprint.get("hyperparameters", {}))},
+                                             str(folder))
     sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value) and not t.user_attrs.get("score_is_unstable")]

@@ -60,6 +60,8 @@ __all__ = [
 Scalar = Union[None, bool, int, float, str]
 _SCALAR_TYPES = (type(None), bool, int, float, str)
 _FINGERPRINT_FORMAT = 1
+#: trial user attr where a tune keeps each run's own score (run index → score), for run_score_pruner
+RUN_SCORES_ATTR = "run_scores"
 
 
 # -- the table of distributions ------------------------------------------------------------------------
@@ -772,6 +774,51 @@ def _ask_tell_grid_sampler() -> type:
     return AskTellGridSampler
 
 
+def run_score_pruner(inner: Any) -> Any:
+    """Wrap a pruner that compares instances (``WilcoxonPruner``) so that it sees each trial's per-run
+    scores (user attr ``run_scores``, step = run index) instead of its intermediate values (the cv
+    score so far). Trials without ``run_scores`` (tunes from before) are passed unchanged."""
+    import optuna
+
+    class RunScorePruner(optuna.pruners.BasePruner):
+        """``inner`` applied to per-run scores: the paired (fold, seed) values the Wilcoxon test needs."""
+
+        def __init__(self) -> None:
+            self.inner = inner
+
+        def prune(self, study: Any, trial: Any) -> bool:
+            return bool(self.inner.prune(_RunScoreStudy(study), _as_run_scores(trial)))
+
+    return RunScorePruner()
+
+
+class _RunScoreStudy:
+    """A read-only view of a study whose best trial shows its per-run scores as intermediate values."""
+
+    def __init__(self, study: Any) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    @property
+    def best_trial(self) -> Any:
+        return _as_run_scores(self._study.best_trial)
+
+
+def _as_run_scores(trial: Any) -> Any:
+    from optuna.trial import TrialState, create_trial
+
+    scores = trial.user_attrs.get(RUN_SCORES_ATTR)
+    if not scores:
+        return trial
+    finished = trial.state != TrialState.RUNNING
+    return create_trial(state=trial.state, values=trial.values if finished else None, params=trial.params,
+                        distributions=trial.distributions, user_attrs=trial.user_attrs,
+                        system_attrs=trial.system_attrs,
+                        intermediate_values={int(k): float(v) for k, v in scores.items()})
+
+
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     """The Optuna pruner named by ``tune.pruner``.
 
@@ -796,8 +843,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "percentile":
         return pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1)
     if name == "wilcoxon":
-        from tunecv._trial_records import run_score_pruner
-
         return run_score_pruner(pruners.WilcoxonPruner(p_threshold=0.1))
     if name == "hyperband":
         return pruners.HyperbandPruner()

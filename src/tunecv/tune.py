@@ -27,7 +27,7 @@ from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
-from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -228,6 +228,7 @@ def tune(
     reset: bool = False,
     dry_run: bool = False,
     progress: bool = True,
+    executor: Any = None,
 ) -> Optional[TuneResult]:
     """Run a hyperparameter sweep over cross-validations.
 
@@ -240,6 +241,8 @@ def tune(
         reset: delete the tune's folder (and its default SQLite study) first.
         dry_run: print the planned trials and create nothing; returns ``None``.
         progress: show a progress bar and one line per finished trial.
+        executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
+            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
 
     Returns:
         The :class:`TuneResult`.
@@ -250,9 +253,7 @@ def tune(
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume finishes the tune, --reset deletes "
-                          "it and starts over")
+    check_resume_reset(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
@@ -267,7 +268,7 @@ def tune(
     if grid and cfg.tune.warm_start is not None:
         raise ConfigError("`tune.warm_start` cannot be used with `tune.n_trials: grid` (a grid runs every point "
                           "once, in order); got both")
-    warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space)
+    warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space, _load_tune)
     points = space.grid() if grid else None
     n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
     directions = _directions(cfg)
@@ -304,7 +305,9 @@ def tune(
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
-    executor = None if dry_run else make_cv_executor(cfg, parallel, accelerator)
+    own_executor = executor is None
+    if own_executor and not dry_run:
+        executor = make_cv_executor(cfg, parallel, accelerator)
     try:
         _check_data_module(cfg)
         first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
@@ -343,7 +346,7 @@ def tune(
 
         per_session_parallel = strategy == "cv-parallel"
         tune_parallel = strategy == "tune-parallel"
-        pinned = type(executor).__name__ == "DevicePoolExecutor"
+        pinned = bool(executor.pinned)
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
         in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
@@ -426,7 +429,7 @@ def tune(
             reporter.finished(study, session, trial)
 
     except BaseException:
-        if executor is not None:
+        if own_executor and executor is not None:
             executor.shutdown()
         raise
     with _Heartbeat(study) as heartbeat, reporter:
@@ -435,7 +438,8 @@ def tune(
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
                   pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
         finally:
-            executor.shutdown()
+            if own_executor:
+                executor.shutdown()
             budget.save()
     _write_tune_infos(folder, study)
     if budget.reason:
@@ -451,6 +455,17 @@ def tune(
     if progress:
         reporter.summary(result)
     return result
+
+
+def _load_tune(folder: Path) -> tuple[Any, Optional[dict]]:
+    """An earlier tune's Optuna study and its search-space fingerprint (for ``tune.warm_start``)."""
+    import optuna
+    import yaml
+
+    old_cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    url = (old_cfg.get("tune") or {}).get("storage") or default_storage(folder)
+    study = optuna.load_study(study_name=old_cfg.get("name") or folder.name, storage=open_storage(url))
+    return study, read_json(folder / SPACE_FILE)
 
 
 def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> bool:
