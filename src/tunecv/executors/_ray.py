@@ -33,7 +33,7 @@ from tunecv.executors._base import (
     function_name,
 )
 
-__all__ = ["RayExecutor", "check_shared_dir"]
+__all__ = ["RayExecutor", "check_shared_dir", "from_config"]
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,10 @@ class RayExecutor(Executor):
         runtime_env: a Ray runtime environment for the tasks (``env_vars``, ``working_dir``, ``pip``, ...).
         shared_dir: a folder every node must see (the artifact folder): checked on every node that can
             run a job when the executor starts.
+        parallel: run ``n_slots`` jobs at once (cv-parallel / tune-parallel); ``False``: one at a time.
     """
 
+    name = "ray"
     pinned = True
 
     def __init__(
@@ -137,6 +139,7 @@ class RayExecutor(Executor):
         max_retries: int = 1,
         runtime_env: Optional[Mapping[str, Any]] = None,
         shared_dir: Optional[Union[str, os.PathLike]] = None,
+        parallel: bool = True,
     ) -> None:
         self.num_cpus = _number("ray.num_cpus", num_cpus)
         gpus = _number("ray.num_gpus", num_gpus)
@@ -169,6 +172,8 @@ class RayExecutor(Executor):
             self._connect()
         try:
             self.n_slots = max_concurrent_runs or self._slots_that_fit()
+            if not parallel:
+                self.n_slots = 1
             if shared_dir is not None:
                 check_shared_dir(shared_dir, self.num_cpus, self.num_gpus)
         except BaseException:
@@ -179,11 +184,11 @@ class RayExecutor(Executor):
             "num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "max_retries": max_retries,
             "retry_exceptions": False, "name": "tunecv-job",
         }
-        if self.num_gpus > 0:
-            options["max_calls"] = 1  # a fresh worker per GPU job: a reused one would keep its CUDA memory
         if self.runtime_env is not None and not self._owns_connection:
             options["runtime_env"] = self.runtime_env
-        self._task = ray.remote(_run_job).options(**options)
+        # A fresh worker per GPU job: a reused one would keep the CUDA memory of the run before.
+        remote = ray.remote(max_calls=1)(_run_job) if self.num_gpus > 0 else ray.remote(_run_job)
+        self._task = remote.options(**options)
         self._threads = threads
         self._lock = threading.Lock()
         self._refs: dict[Job, Any] = {}
@@ -228,6 +233,12 @@ class RayExecutor(Executor):
         return n
 
     # -- the Executor API ---------------------------------------------------------------------------------
+
+    def run_overrides(self) -> dict[str, Any]:
+        """A run uses the GPUs Ray gave its task (devices 0..n-1 of ``CUDA_VISIBLE_DEVICES``), on one node."""
+        if self.num_gpus >= 2:  # several whole GPUs: the run keeps its strategy (e.g. ddp_fork) over them
+            return {"devices": list(range(math.floor(self.num_gpus + 1e-9))), "num_nodes": 1}
+        return {"devices": [0], "strategy": "auto", "num_nodes": 1}
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         job = Job(function_name(fn))
@@ -327,3 +338,20 @@ def check_shared_dir(folder: Union[str, os.PathLike], num_cpus: float = 0, num_g
             f"`artifact_dir` {str(folder)!r} is not visible on Ray node(s) {', '.join(blind)}: every node that runs "
             f"runs must see the artifact folder at the same path (a shared filesystem: NFS, a cluster volume); "
             f"nothing was run")
+
+
+def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> RayExecutor:
+    """The ``ray`` executor for a :class:`~tunecv.config.Config` (the registry's entry point).
+
+    Args:
+        cfg: the config: its ``ray:`` section, ``runs_per_device`` and ``artifact_dir`` (checked to be
+            visible on every node) are read.
+        parallel: the strategy runs several runs at once (cv-parallel / tune-parallel); otherwise one
+            run at a time, each still a Ray task.
+        accelerator: the resolved accelerator (unused: Ray's resources decide the devices).
+    """
+    options = cfg.ray
+    return RayExecutor(address=options.address, num_cpus=options.num_cpus, num_gpus=options.num_gpus,
+                       runs_per_device=cfg.runs_per_device, max_concurrent_runs=options.max_concurrent_runs,
+                       max_retries=options.max_retries, runtime_env=options.runtime_env,
+                       shared_dir=cfg.artifact_dir, parallel=parallel)
