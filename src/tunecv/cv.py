@@ -23,13 +23,13 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv.config import Config
-from tunecv.errors import ConfigError, ResumeError, RunFailedError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
 
 log = logging.getLogger(__name__)
 
-RUN_INFOS = "run_infos.parquet"
+RUN_INFOS = naming.RUN_INFOS_FILE
 FIRST_SEEDS = (42, 21, 69)
 
 
@@ -135,9 +135,9 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        sp = self.cfg.split
-        total = sp.total_folds if sp.fold_method != "none" else 1
-        n_folds = self.cfg.cv.n_folds or total
+        from tunecv.splits import fold_count
+
+        n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
         for seed in plan_seeds(self.cfg.cv.n_seeds):
             for fold in range(n_folds):
@@ -436,9 +436,7 @@ def cross_validate(
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume finishes the cv, --reset deletes it "
-                          "and starts over")
+    check_resume_reset(resume, reset, "cv")
     cv_name = name or cfg.name
     if cv_dir is None:
         if cv_name is None:
