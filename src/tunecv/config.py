@@ -120,6 +120,10 @@ class TuneConfig:
     retrain_and_test: bool = False
     seed: Optional[int] = None
     objectives: Optional[list[str]] = None
+    timeout: Optional[float] = None
+    max_runs: Optional[int] = None
+    warm_start: Optional[Union[str, list[dict]]] = None
+    warm_start_top_k: int = 5
 
 
 @dataclass(frozen=True)
