@@ -222,7 +222,10 @@ def test_each_job_gets_the_gpus_it_asked_for_and_devices_map_onto_them(tmp_path,
         from tests.slurm.jobs import where
 
         jobs = [ex.submit(where, 3.0) for _ in range(2)]  # 2 CPUs: both run at once
+        # what the progress bar shows (queued / running / finished) comes from squeue
+        wait_for(lambda: {j.state for j in jobs} == {"running"}, 60, "both jobs running")
         seen = [j.result(timeout=120) for j in jobs]
+        assert {j.state for j in jobs} == {"finished"}
     visible = sorted(s["CUDA_VISIBLE_DEVICES"] for s in seen)
     assert len(set(visible)) == 2 and all(len(v.split(",")) == 1 for v in visible)  # one GPU each, not shared
 
