@@ -172,6 +172,13 @@ def test_a_cancelled_job_is_a_failed_run_and_the_cv_goes_on(tmp_path, cluster):
     (job_id,) = job_ids(first)
     wait_for(lambda: job_state(cluster, job_id) == "RUNNING", 60, "the first job to run")
     cluster.run("scancel", job_id)
+    # while the second run trains, `tunecv report` shows its job from SLURM's queue
+    from tunecv.report import report
+
+    wait_for(lambda: (cv_dir / "run_infos.parquet").exists(), 60, "the cancelled run's row")
+    summary = report(cv_dir, fmt="none", plots=False)
+    assert summary["counts"]["recorded"] == 1  # the second run needs far longer than this
+    assert summary["counts"]["running"] + summary["counts"]["queued"] == 1, summary["jobs"]
     thread.join(180)
     assert not thread.is_alive() and "error" not in out, out.get("error")
     df = out["value"].run_infos.set_index("run_name")
