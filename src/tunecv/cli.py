@@ -43,6 +43,9 @@ common options (train, cv, tune):
 Run `tunecv COMMAND --help` for every config key.
 """
 
+# the command flags (tunecv.config.FLAGS, spelled as on the command line; kept here so --help stays light)
+FLAGS = {"--print_config", "--resume", "--reset", "--dry_run", "--debug", "--help", "-h", "--quiet"}
+
 
 
 def _version() -> str:

@@ -564,6 +564,12 @@ def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[str
             candidate = [*path, str(child)]
             if not _fails(parser, [*before, "--config", _config_text(_without(data, candidate))]):
                 return _blame_mapping(parser, before, data, candidate, source) or candidate
+    # no single removal helps (the key is required): look for the culprit inside its mappings
+    for child in node:
+        if isinstance(node[child], Mapping):
+            deeper = _blame_mapping(parser, before, data, [*path, str(child)], source)
+            if deeper and len(deeper) > len(path) + 1:
+                return deeper
     return path or None
 
 
@@ -630,13 +636,19 @@ def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
                 return f"`{dotted}`: {err}".replace(f"`{dotted}`: `{top}.class_path`", f"`{dotted}`")
             return f"`{dotted}` must name a class of the right kind for `{where}`; got {value!r}"
         return f"`{dotted}` is invalid; got {value!r}"
-    if len(path) == 1 and top in CLASS_SECTIONS and isinstance(value, Mapping):
-        class_path = value.get("class_path")
+    if len(path) == 1 and top in CLASS_SECTIONS and isinstance(value, (Mapping, str)):
+        class_path = value.get("class_path") if isinstance(value, Mapping) else value
         if class_path:
             try:
-                _resolve_class(str(class_path), top)
+                cls = _resolve_class(str(class_path), top)
             except ConfigError as err:
                 return str(err)
+            base = _SECTION_BASES[top]()
+            if not (inspect.isclass(cls) and issubclass(cls, base)):
+                names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in base)
+                return f"`{top}.class_path` must name a subclass of {names}; got {class_path!r}"
+        if not isinstance(value, Mapping):
+            return f"`{dotted}` must be a class path or {{class_path: ..., init_args: {{...}}}}; got {value!r}"
         return f"`{dotted}` must be {{class_path: ..., init_args: {{...}}}}; got keys {sorted(value)}"
     if tp is inspect.Parameter.empty:
         return f"`{dotted}` ({owner}) is invalid; got {value!r}"
@@ -663,6 +675,17 @@ def _spec_in_context(path: list[str], context: list[str]) -> Any:
             spec = {"class_path": context[unit_start + 1]}
     return spec
 
+
+def _section_bases(section: str) -> tuple[type, ...]:
+    import lightning as L
+    from lightning.pytorch.cli import LRSchedulerTypeTuple
+    from torch.optim import Optimizer
+
+    return {"model": (L.LightningModule,), "data": (L.LightningDataModule,), "optimizer": (Optimizer,),
+            "lr_scheduler": LRSchedulerTypeTuple}[section]
+
+
+_SECTION_BASES = {name: functools.partial(_section_bases, name) for name in CLASS_SECTIONS}
 
 _SHORT_MODULES = {"optimizer": "torch.optim", "lr_scheduler": "torch.optim.lr_scheduler"}
 
