@@ -7,9 +7,12 @@ the config, or take a nested module: the habits the compatibility corpus covers.
 from __future__ import annotations
 
 import lightning as L
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from tunecv.data import SplitDataModule
 
 
 class RandomRegression(L.LightningDataModule):
@@ -87,3 +90,16 @@ class NetModel(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         self.log("val_loss", nn.functional.mse_loss(self.net(x)[:, :1] * self.scale, y))
+
+
+class RegressionSplitData(SplitDataModule):
+    """The data of :class:`RandomRegression` as a tunecv ``SplitDataModule`` (folds and a test split)."""
+
+    def __init__(self, n: int = 96, batch_size: int = 16, num_workers: int = 0) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.n = n
+
+    def load(self) -> tuple[TensorDataset, pd.DataFrame]:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(self.n, 32, generator=gen)
+        return TensorDataset(x, x[:, :1] * 2.0), pd.DataFrame({"region": [f"r{i % 4}" for i in range(self.n)]})
