@@ -49,6 +49,9 @@ def instantiate(spec: Any, base: type, key: str) -> Any:
         spec = {"class_path": spec}
     if not isinstance(spec, Mapping) or "class_path" not in spec:
         raise ConfigError(f"`{key}` must be {{class_path: ..., init_args: {{...}}}}; got {spec!r}")
+    extra = {k: v for k, v in spec.items() if k not in ("class_path", "init_args", "dict_kwargs")}
+    if extra:  # LightningCLI's shorthand inside a free-form mapping: {class_path, lr: 0.1} sets init_args.lr
+        spec = {"class_path": spec["class_path"], "init_args": {**dict(spec.get("init_args") or {}), **extra}}
     cls = _resolve_class(spec["class_path"], key.split(".")[0].split("[")[0])
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"`{key}.class_path` must name a subclass of {base.__module__}.{base.__qualname__}; "

@@ -81,7 +81,7 @@ class DatasetDataModule(SplitDataModule):
 
     def __init__(
         self,
-        dataset: Union[str, dict[str, Any], Dataset],
+        dataset: Union[Dataset, str, dict[str, Any]],
         metadata: Optional[str] = None,
         batch_size: int = 32,
         num_workers: int = 0,
