@@ -141,6 +141,10 @@ def test_the_executor_asks_ray_for_the_resources_of_each_run(ray_cluster, tmp_pa
     packed = load_config({**cfg, "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}})
     with make_executor_from_config(packed, parallel=True, accelerator="cpu") as ex:
         assert ex.num_gpus == 0.5 and ex.n_slots == 4  # 2 GPUs / 0.5, 2 CPUs / 0.5
+    ddp = load_config({**cfg, "ray": {"num_gpus": 2, "num_cpus": 1}})
+    with make_executor_from_config(ddp, parallel=True, accelerator="cpu") as ex:
+        assert ex.n_slots == 1  # one run holds both GPUs
+        assert ex.run_overrides() == {"devices": [0, 1], "strategy": "ddp_fork", "num_nodes": 1}
     with pytest.raises(ConfigError, match=r"no run fits on the Ray cluster.*`ray.num_gpus` 3"):
         make_executor_from_config(load_config({**cfg, "ray": {"num_gpus": 3}}), parallel=True, accelerator="cpu")
 
