@@ -435,7 +435,7 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
-    from tunecv.train import as_config, build_objects
+    from tunecv.build import as_config, build_objects
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")
