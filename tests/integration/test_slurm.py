@@ -160,7 +160,7 @@ def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, clu
     second_epochs = {int(line.split(",")[0]) for line in second[1:]}
     assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) >= 3
     log = (run_dir / "slurm" / f"{job_id}_0_log.err").read_text()
-    assert "DUE TO JOB REQUEUE" in log and "Restored all states from the checkpoint" in log
+    assert "DUE TO JOB REQUEUE" in log
 
 
 def test_a_cancelled_job_is_a_failed_run_and_the_cv_goes_on(tmp_path, cluster):
