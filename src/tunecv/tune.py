@@ -249,8 +249,8 @@ def tune(
     """
     import optuna
 
+    from tunecv.build import as_config, build_objects
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
-    from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "tune")
