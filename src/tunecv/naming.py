@@ -21,7 +21,10 @@ from tunecv.errors import ConfigError
 
 __all__ = [
     "CVS_DIR",
+    "PARTS_DIR",
     "RUNS_DIR",
+    "RUN_INFOS_FILE",
+    "RUN_INFO_FILE",
     "cv_dir",
     "cv_name",
     "derived_name",
@@ -37,6 +40,10 @@ __all__ = [
     "tune_dir",
     "validate_name",
 ]
+
+RUN_INFOS_FILE = "run_infos.parquet"  # the results table of a cv or tune folder
+PARTS_DIR = "run_infos.parts"  # a tune folder's table parts: one file per finished cv (tunecv.results)
+RUN_INFO_FILE = "run_info.json"  # the record of one run, in its folder
 
 RUNS_DIR = "_runs"
 CVS_DIR = "_cross_validations"

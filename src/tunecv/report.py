@@ -21,13 +21,13 @@ from typing import Any, Optional
 
 from tunecv._io import read_json
 from tunecv.errors import ConfigError, TunecvError
+from tunecv.naming import RUN_INFO_FILE, RUN_INFOS_FILE
 
 __all__ = ["REPORT_DIR", "report"]
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
-RUN_INFO_FILE = "run_info.json"  # tunecv.train.RUN_INFO_FILE (not imported: train pulls in more)
 CONFIG_FILE = "config.yaml"
 TABLE_ROWS = 20  # leaderboard rows printed; --format json has all
 
@@ -78,7 +78,6 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
 # -- what the folder is -------------------------------------------------------------------------------------
 
 def _kind(root: Path) -> str:
-    from tunecv.results import RUN_INFOS_FILE
     from tunecv.tune import SPACE_FILE, STORAGE_FILE
 
     if root.is_dir():
@@ -105,7 +104,7 @@ def _reportable_below(root: Path, limit: int = 5) -> list[str]:
     """Up to ``limit`` tune / cv / run folders one or two levels below ``root`` (an artifact folder)."""
     found = []
     for child in sorted(root.glob("*/")) + sorted(root.glob("*/*/")):
-        marked = any((child / f).is_file() for f in ("run_infos.parquet", "search_space.json", RUN_INFO_FILE))
+        marked = any((child / f).is_file() for f in (RUN_INFOS_FILE, "search_space.json", RUN_INFO_FILE))
         if marked and not any(str(child).startswith(str(root / f) + "/") for f in found):
             found.append(str(child.relative_to(root)))
         if len(found) >= limit:
@@ -180,7 +179,7 @@ def _run_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 # -- cv -----------------------------------------------------------------------------------------------------
 
 def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from tunecv.results import RUN_INFOS_FILE, read_run_infos
+    from tunecv.results import read_run_infos
 
     cfg = _read_config(root)
     df = read_run_infos(root / RUN_INFOS_FILE)
@@ -190,8 +189,7 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     score = _first(df, "score")
     unstable = _first(df, "score_is_unstable")
     split = cfg.get("split") or {}
-    n_folds = (cfg.get("cv") or {}).get("n_folds") or (
-        1 if split.get("fold_method") == "none" else split.get("total_folds"))
+    n_folds = (cfg.get("cv") or {}).get("n_folds") or _fold_count(split)
     n_seeds = (cfg.get("cv") or {}).get("n_seeds")
     planned = n_folds * n_seeds if isinstance(n_folds, int) and isinstance(n_seeds, int) else None
     runs = _run_rows(df)
@@ -205,6 +203,17 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     run_dirs = [(r["run_name"], root / f"{r['run_name']}-{r['run_id']}", r["run_name"]) for r in runs]
     return summary, {"cfg": cfg, "df": df, "runs": run_dirs}
+
+
+def _fold_count(split: Mapping[str, Any]) -> Any:
+    """:func:`tunecv.splits.fold_count` of a ``split`` section read from a ``config.yaml``."""
+    from tunecv.config import SplitConfig
+    from tunecv.splits import fold_count
+
+    try:
+        return fold_count(SplitConfig(**split))
+    except TypeError:  # a config.yaml written by another version: keys this one does not know
+        return split.get("total_folds")
 
 
 def _first(df: Any, column: str) -> Any:
@@ -224,7 +233,8 @@ def _status_counts(df: Any, planned: Optional[int]) -> dict[str, Any]:
 
 def _metric_summary(df: Any, first: Sequence[str]) -> dict[str, dict[str, Any]]:
     """mean, std and count of every metric over the completed runs, the scoring metrics first."""
-    from tunecv.results import metric_columns, summarize_metrics
+    from tunecv.results import metric_columns
+    from tunecv.scoring import summarize_metrics
 
     names = list(dict.fromkeys([*first, *sorted(metric_columns(df))]))
     table = summarize_metrics(df, names)
@@ -253,7 +263,7 @@ def _tune_rows(root: Path) -> Any:
     """Every run of the tune, read from its cvs' files (fresher than the tune's file while it runs)."""
     import pandas as pd
 
-    from tunecv.results import RUN_INFOS_FILE, read_run_infos, run_infos_frame
+    from tunecv.results import read_run_infos, read_tune_table, run_infos_frame
 
     frames = []
     for path in sorted(root.glob(f"*/{RUN_INFOS_FILE}")):
@@ -261,7 +271,7 @@ def _tune_rows(root: Path) -> Any:
             frame = read_run_infos(path)
             if len(frame):
                 frames.append(frame)
-    tune_file = read_run_infos(root / RUN_INFOS_FILE)
+    tune_file = read_tune_table(root)  # the compacted table and the parts not in it yet
     if not frames:
         return tune_file
     df = run_infos_frame(pd.concat(frames, ignore_index=True).to_dict("records"))

@@ -26,7 +26,7 @@ from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
-from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -267,6 +267,7 @@ def tune(
     reset: bool = False,
     dry_run: bool = False,
     progress: bool = True,
+    executor: Any = None,
 ) -> Optional[TuneResult]:
     """Run a hyperparameter sweep over cross-validations.
 
@@ -279,6 +280,8 @@ def tune(
         reset: delete the tune's folder (and its default SQLite study) first.
         dry_run: print the planned trials and create nothing; returns ``None``.
         progress: show a progress bar and one line per finished trial.
+        executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
+            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
 
     Returns:
         The :class:`TuneResult`.
@@ -289,9 +292,7 @@ def tune(
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume finishes the tune, --reset deletes "
-                          "it and starts over")
+    check_resume_reset(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
@@ -338,7 +339,9 @@ def tune(
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
-    executor = None if dry_run else make_cv_executor(cfg, parallel, accelerator)
+    own_executor = executor is None
+    if own_executor and not dry_run:
+        executor = make_cv_executor(cfg, parallel, accelerator)
     try:
         _check_data_module(cfg)
         first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
@@ -373,7 +376,7 @@ def tune(
 
         per_session_parallel = strategy == "cv-parallel"
         tune_parallel = strategy == "tune-parallel"
-        pinned = type(executor).__name__ == "DevicePoolExecutor"
+        pinned = bool(executor.pinned)
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
         counts = _Counts(study, shared)
@@ -459,7 +462,7 @@ def tune(
             reporter.finished(study, session, trial, state)
 
     except BaseException:
-        if executor is not None:
+        if own_executor and executor is not None:
             executor.shutdown()
         raise
     with _Heartbeat(study) as heartbeat, reporter:
@@ -468,7 +471,8 @@ def tune(
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
                   pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
         finally:
-            executor.shutdown()
+            if own_executor:
+                executor.shutdown()
     table.compact()
     if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
         raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "
