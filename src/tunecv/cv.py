@@ -94,6 +94,8 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     if quiet:
         import logging as _logging
 
+        import lightning  # noqa: F401  (importing it sets its loggers to INFO: first import, then quieten)
+
         for noisy in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
             _logging.getLogger(noisy).setLevel(_logging.WARNING)
         _w.filterwarnings("ignore", module="lightning")
@@ -433,7 +435,7 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
-    from tunecv.train import as_config, build_objects
+    from tunecv.build import as_config, build_objects
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")

@@ -292,8 +292,8 @@ def tune(
     """
     import optuna
 
+    from tunecv.build import as_config, build_objects
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
-    from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "tune")
@@ -393,6 +393,7 @@ def tune(
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
         counts = _Counts(study, shared)
+        best_watch = _BestWatch(directions)
         table = _TuneTable(folder, study)
         if resume or shared:
             table.repair()
@@ -470,7 +471,9 @@ def tune(
         def on_session_end(session: CrossValidation) -> None:
             trial = in_flight.pop(id(session))
             state = _tell(study, trial, session, cfg, directions, multi, recorders.pop(id(session)))
-            records.record_best(study, _best_trial(study, directions), directions)
+            if best_watch.may_change(state, session):
+                records.record_best(study, _best_trial(study, directions), directions)
+                best_watch.update(study)
             if state == "fail":
                 failures["consecutive"] += 1
                 failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
@@ -537,6 +540,37 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
     return True
+
+
+class _BestWatch:
+    """Whether a just-told trial can change the best-trial record (best and runner-up), so that the
+    record, which reads every trial, is only rewritten when it can.
+
+    Only a trial whose stable score enters the two best this process has seen can: the two best of a
+    subset of the trials never beat the two best of all of them, also when other workers share the study.
+    """
+
+    def __init__(self, directions: list[str]) -> None:
+        self.sign = 1.0 if directions[0] == "maximize" else -1.0
+        self.multi = len(directions) > 1
+        self.top: Optional[list[float]] = None  # the two best signed stable scores, best first
+
+    def may_change(self, state: str, session: CrossValidation) -> bool:
+        if self.multi or self.top is None:
+            return True
+        result = session.result()
+        if state != "complete" or result.score_is_unstable or not math.isfinite(result.score):
+            return False
+        return len(self.top) < 2 or self.sign * result.score >= self.top[-1]
+
+    def update(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
+        if self.multi:
+            return
+        values = [self.sign * t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if not t.user_attrs.get(UNSTABLE_ATTR) and t.values and math.isfinite(t.values[0])]
+        self.top = sorted(values, reverse=True)[:2]
 
 
 def _count_live(study: Any) -> int:
@@ -851,22 +885,26 @@ class _TuneProgress:
     def finished(self, study: Any, session: CrossValidation, trial: Any, state: str) -> None:
         if self.progress is None:
             return
-        frozen = study._storage.get_trial(trial._trial_id)
+        result = session.result()
         if time.monotonic() - self._refreshed >= HEARTBEAT_EVERY:
             self.refresh(study)  # now and then, to count other workers' trials too
         else:  # this trial only: constant work per trial
             if state in self.counts:
                 self.counts[state] += 1
-            if (state == "complete" and len(self.directions) == 1 and frozen.values
-                    and not frozen.user_attrs.get(UNSTABLE_ATTR) and math.isfinite(frozen.values[0])):
+            if (state == "complete" and len(self.directions) == 1 and not result.score_is_unstable
+                    and math.isfinite(result.score)):
                 sign = 1 if self.directions[0] == "maximize" else -1
-                if self.best is None or sign * frozen.values[0] > sign * self.best:
-                    self.best = float(frozen.values[0])
+                if self.best is None or sign * result.score > sign * self.best:
+                    self.best = float(result.score)
             self.progress.update(self.task, completed=self.counts["complete"] + self.counts["pruned"],
                                  info=self._info())
-        value = frozen.values[0] if frozen.values else session.result().score
+        if len(self.directions) > 1:  # the first objective's value
+            frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+            value = frozen.values[0] if frozen.values else result.score
+        else:  # the value told is the cv score
+            value = result.score
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in session.values.items())  # type: ignore
-        self.progress.console.print(f"trial {trial.number}: {session.name} {frozen.state.name.lower()} "
+        self.progress.console.print(f"trial {trial.number}: {session.name} {state} "
                                     f"score {value:.4g} ({params})")
 
     def summary(self, result: TuneResult) -> None:
@@ -880,6 +918,10 @@ class _TuneProgress:
             console.print(f"tune {result.name}: no stable trial completed")
             return
         console.print(f"tune {result.name}: best trial {result.best_trial} score {result.best_score:.6g}")
+        with contextlib.suppress(Exception):
+            line = records.runner_up_line(result.study.user_attrs.get(records.BEST_TRIAL_ATTR) or {})
+            if line:
+                console.print(f"  {line}")
         for k, v in result.best_params.items():
             console.print(f"  {k}: {_fmt(v)}")
         console.print(f"results: {result.tune_dir / RUN_INFOS}")
