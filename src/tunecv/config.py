@@ -610,6 +610,15 @@ def _without(data: Mapping, path: list[str]) -> dict:
     return out
 
 
+def _only(data: Mapping, path: list[str]) -> dict:
+    """``data`` reduced to the key at ``path`` (with the ``class_path`` beside each level, for context)."""
+    head, rest = path[0], path[1:]
+    out = {k: data[k] for k in (head, "class_path") if k in data}
+    if rest and isinstance(data.get(head), Mapping):
+        out[head] = _only(data[head], rest)
+    return out
+
+
 def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[str], source: str) -> Optional[list[str]]:
     """The deepest key of ``data`` under ``path`` whose removal makes the command line parse."""
     node = _get_path(data, path)
@@ -620,7 +629,13 @@ def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[str
             candidate = [*path, str(child)]
             if not _fails(parser, [*before, "--config", _config_text(_without(data, candidate))]):
                 return _blame_mapping(parser, before, data, candidate, source) or candidate
-    # no single removal helps (the key is required): look for the culprit inside its mappings
+    # no single removal helps (several keys fail, or a required one does): a key that fails on its own
+    for child in node:
+        if path == [] or child != "class_path":
+            candidate = [*path, str(child)]
+            if _fails(parser, [*before, "--config", _config_text(_only(data, candidate))]):
+                return _blame_mapping(parser, before, data, candidate, source) or candidate
+    # else look for the culprit inside its mappings
     for child in node:
         if isinstance(node[child], Mapping):
             deeper = _blame_mapping(parser, before, data, [*path, str(child)], source)

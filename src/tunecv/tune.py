@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv.config import Config, dump_yaml
+from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 
@@ -301,7 +301,7 @@ def tune(
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
     strategies = {cfg.strategy, (cfg.trainer or {}).get("strategy")}
-    if {"tune-parallel", "cv-parallel"} <= strategies:
+    if set(PARALLEL_STRATEGIES) <= strategies:
         raise ConfigError("`strategy` tune-parallel and cv-parallel exclude each other: tune-parallel runs several "
                           "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
     space = SearchSpace.from_file(cfg.tune.search_space)

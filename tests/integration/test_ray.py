@@ -229,7 +229,7 @@ def test_a_run_whose_node_dies_is_retried_from_its_last_checkpoint_then_failed_i
     assert read_attempts(run_dir)[-1]["node"] in error  # Ray's message names the node that died
 
 
-def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_cluster, tmp_path):
+def test_sigkill_or_sigterm_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_cluster, tmp_path):
     cfg = ray_cfg(tmp_path, epoch_sleep=0.7)
     cfg["trainer"] = {**cfg["trainer"], "max_epochs": 3}
     cfg["cv"] = {"n_seeds": 2, "n_folds": 2, "scoring_metric": ["val/acc"]}
@@ -253,6 +253,22 @@ def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_c
         if driver.poll() is None:
             driver.kill()
     finished_before = {d.name for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()}
+
+    # resume, then stop that driver with SIGTERM once another run has finished: exit 143 and a hint
+    driver = subprocess.Popen([*base, "--resume"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: driver.poll() is not None or len(
+            [d for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()]) > len(finished_before),
+            what="one more finished run")
+        driver.send_signal(signal.SIGTERM)
+        stderr = driver.communicate(timeout=60)[1]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 143, stderr[-2000:]
+    assert "--resume" in stderr.strip().splitlines()[-1]
+
     out = subprocess.run([*base, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     df = read_run_infos(cv_dir / RUN_INFOS)
@@ -263,5 +279,5 @@ def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_c
         attempts = read_attempts(d)
         if d.name in finished_before:
             assert len(attempts) == 1  # a run finished before the kill is not run again
-        # an attempt cut short by the kill is followed by exactly one that finishes it, never two at once
-        assert len(attempts) <= 2 and len({a["pid"] for a in attempts}) == len(attempts)
+        # an attempt cut short by a kill is followed by one that continues it, never two at once
+        assert len(attempts) <= 3 and len({a["pid"] for a in attempts}) == len(attempts)

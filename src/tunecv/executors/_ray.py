@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -76,6 +77,10 @@ def _run_job(fn: Callable[..., Any], args: tuple, kwargs: dict, threads: Optiona
     except (SystemExit, KeyboardInterrupt) as exc:  # the driver decides when to stop, not a job
         raise RemoteError(f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
                           str(exc), traceback.format_exc()) from None
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _probe(path: str, token: str) -> bool:
@@ -194,6 +199,8 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()
         self._refs: dict[Job, Any] = {}
         self._shut_down = False
+        self._old_sigterm: Any = None
+        self._take_sigterm()
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -217,6 +224,25 @@ class RayExecutor(Executor):
     def _disconnect(self) -> None:
         if self._owns_connection and self._ray.is_initialized():
             self._ray.shutdown()
+
+    def _take_sigterm(self) -> None:
+        """SIGTERM raises ``SystemExit(143)`` while the executor lives (Ray's driver handler exits with 15).
+
+        The exit then goes through ``shutdown(kill=True)``, which cancels the tasks. A handler the
+        program set itself is left alone.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(signal.SIGTERM)
+        if current in (signal.SIG_DFL, None) or getattr(current, "__module__", "").startswith("ray"):
+            self._old_sigterm = current if current is not None else signal.SIG_DFL
+            signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        if self._old_sigterm is not None and threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is _raise_on_sigterm:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+        self._old_sigterm = None
 
     def _slots_that_fit(self) -> int:
         resources = self._ray.cluster_resources()
@@ -306,6 +332,7 @@ class RayExecutor(Executor):
         elif in_flight:
             self.wait(list(in_flight), return_when="ALL_COMPLETED")
         self._disconnect()
+        self._restore_sigterm()
 
     def __repr__(self) -> str:
         return (f"RayExecutor(address={self.address!r}, num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}, "
