@@ -116,6 +116,16 @@ def test_the_corpus_is_large_enough_and_covers_the_habits():
     assert any(c.overrides and "init_args" not in " ".join(c.overrides) for c in CASES)
 
 
+def test_every_top_level_key_lightning_cli_fit_prints_is_a_config_key():
+    import dataclasses
+
+    from tunecv.config import Config
+
+    printed = set().union(*(yaml.safe_load(c.path.read_text()) for c in CASES))
+    assert printed == set(LIGHTNING_KEYS)
+    assert printed <= {f.name for f in dataclasses.fields(Config)}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_config_is_what_lightning_cli_prints(case):
     """The committed file is LightningCLI's own output (regenerate with ``python -m tests.compat.generate``).

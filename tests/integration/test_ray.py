@@ -84,6 +84,14 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "a condition"):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent does not)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
+
+
 def run_dirs(cv_dir: Path) -> list[Path]:
     return sorted(d for d in cv_dir.glob("*-run-*") if d.is_dir())
 
@@ -253,6 +261,11 @@ def test_sigkill_or_sigterm_of_the_driver_then_resume_finishes_and_runs_nothing_
         if driver.poll() is None:
             driver.kill()
     finished_before = {d.name for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()}
+    # Ray ends the tasks of a driver that is gone: the workers of the runs cut short die with it
+    cut_short = [read_attempts(d)[-1]["pid"] for d in run_dirs(cv_dir)
+                 if d.name not in finished_before and read_attempts(d)]
+    assert cut_short
+    wait_for(lambda: not any(alive(pid) for pid in cut_short), timeout=30, what="the killed driver's tasks to end")
 
     # resume, then stop that driver with SIGTERM once another run has finished: exit 143 and a hint
     driver = subprocess.Popen([*base, "--resume"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
