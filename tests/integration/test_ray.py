@@ -139,10 +139,15 @@ def test_a_cv_on_ray_gives_the_local_executors_results(ray_cluster, tmp_path):
 
 def test_the_executor_asks_ray_for_the_resources_of_each_run(ray_cluster, tmp_path):
     cfg = ray_cfg(tmp_path)
+    sigterm = signal.getsignal(signal.SIGTERM)
     with make_executor_from_config(load_config(cfg), parallel=True, accelerator="cpu") as ex:
         assert isinstance(ex, RayExecutor) and ex.name == "ray" and ex.pinned
+        with pytest.raises(SystemExit) as stop:  # SIGTERM ends the driver through shutdown(kill=True): 143
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert stop.value.code == 143
         assert ex.n_slots == 2  # two worker nodes with one CPU each
         assert ex.run_overrides() == {"devices": [0], "strategy": "auto", "num_nodes": 1}
+    assert signal.getsignal(signal.SIGTERM) is sigterm  # the handler from before is back
     with make_executor_from_config(load_config(cfg), parallel=False, accelerator="cpu") as ex:
         assert ex.n_slots == 1  # strategy in series: one run at a time, still on the cluster
     packed = load_config({**cfg, "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}})
