@@ -132,6 +132,9 @@ def main() -> None:
                         help="measure only the tune table's work per trial (no training) at these sizes")
     args = parser.parse_args()
     if args.table_only:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         print(f"machine: {machine()}")
         for n in args.table_only:
             with tempfile.TemporaryDirectory() as tmp:
