@@ -130,7 +130,8 @@ def _main(args: list[str]) -> int:
         print("tunecv: interrupted; finish later with --resume", file=sys.stderr)
         return 130
     except SystemExit as exc:
-        if type(exc).__name__ == "SIGTERMException":  # Lightning turns SIGTERM into SystemExit
+        # Lightning turns SIGTERM into SIGTERMException; the pool and Ray executors into SystemExit(143)
+        if type(exc).__name__ == "SIGTERMException" or exc.code == 128 + 15:
             print("tunecv: terminated (SIGTERM); finish later with --resume", file=sys.stderr)
             return 143
         raise

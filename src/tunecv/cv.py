@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from tunecv import naming
-from tunecv.config import Config
+from tunecv.config import PARALLEL_STRATEGIES, Config
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
@@ -391,7 +391,7 @@ def resolve_parallel(cfg: Config) -> tuple[bool, str]:
     """Whether runs share a device pool, and the accelerator of that pool."""
     strategy = cfg.device_setting("strategy")
     accelerator = str(cfg.device_setting("accelerator"))
-    parallel = strategy in ("cv-parallel", "tune-parallel")
+    parallel = strategy in PARALLEL_STRATEGIES
     if parallel and accelerator == "auto":
         from tunecv.executors import gpu_count
 

@@ -284,7 +284,7 @@ def _tune_rows(root: Path) -> Any:
     """Every run of the tune, read from its cvs' files (fresher than the tune's file while it runs)."""
     import pandas as pd
 
-    from tunecv.results import read_run_infos, run_infos_frame
+    from tunecv.results import read_run_infos, read_tune_table, run_infos_frame
 
     frames = []
     for path in sorted(root.glob(f"*/{RUN_INFOS_FILE}")):
@@ -292,7 +292,7 @@ def _tune_rows(root: Path) -> Any:
             frame = read_run_infos(path)
             if len(frame):
                 frames.append(frame)
-    tune_file = read_run_infos(root / RUN_INFOS_FILE)
+    tune_file = read_tune_table(root)  # the compacted table and the parts not in it yet
     if not frames:
         return tune_file
     df = run_infos_frame(pd.concat(frames, ignore_index=True).to_dict("records"))
