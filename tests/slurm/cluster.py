@@ -59,6 +59,17 @@ def _binary(name: str) -> str:
     return shutil.which(name) or str(Path("/usr/sbin", name))
 
 
+def _die_with_parent() -> None:
+    """In a daemon before exec: the kernel sends it SIGTERM when the process that started it ends, so a
+    test session killed before its teardown leaves no cluster behind (Linux ``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+    except Exception:  # pragma: no cover - not Linux
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,10 +175,13 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             raise
         return self
 
+    detach = False  # `python -m tests.slurm.cluster start`: the daemons outlive the command
+
     def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
         log = open(self.root / "log" / f"{name}.stdout", "wb")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            preexec_fn=None if self.detach else _die_with_parent)
         log.close()
 
     def _ok(self, cmd: list[str], expect: str) -> bool:
@@ -263,6 +277,7 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 1 and argv[0] == "start":
         cluster = SlurmCluster(Path(argv[1]) if len(argv) > 1 else None)
         cluster.own_root = False
+        cluster.detach = True
         cluster.start()
         for proc in cluster.procs.values():  # detach: the daemons outlive this command
             proc.returncode = 0
