@@ -423,6 +423,17 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
+    with contextlib.ExitStack() as held:  # the cv's name stays claimed until it ends
+        return _cross_validate(config, name=name, cv_dir=cv_dir, resume=resume, reset=reset, dry_run=dry_run,
+                               executor=executor, tracking=tracking, extra_columns=extra_columns, progress=progress,
+                               held=held)
+
+
+def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str],
+                    cv_dir: Optional[Union[str, os.PathLike]], resume: bool, reset: bool, dry_run: bool,
+                    executor: Any, tracking: Optional[Mapping[str, Any]],
+                    extra_columns: Optional[Mapping[str, Any]], progress: bool,
+                    held: contextlib.ExitStack) -> Optional[CVResult]:
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
@@ -459,6 +470,17 @@ def cross_validate(
         if own_executor and executor is not None:
             executor.shutdown()
         raise
+    if cv_dir is None and not dry_run:
+        try:  # one command per cv name at a time; then check again what the first check saw
+            held.enter_context(naming.claim_name(folder.parent, cv_name, "cv"))
+            if folder.exists() and not (resume or reset):
+                raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or "
+                                  f"--reset to delete it and start over")
+        except BaseException:
+            if own_executor and executor is not None:
+                executor.shutdown()
+            raise
+        naming.announce("cv", cv_name)
     session = CrossValidation(cfg, cv_name, folder, resume=resume and not dry_run, tracking=tracking,
                               extra_columns=extra_columns)
     if dry_run:

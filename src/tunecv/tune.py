@@ -240,6 +240,12 @@ def tune(
     Returns:
         The :class:`TuneResult`.
     """
+    with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
+        return _tune(config, name=name, resume=resume, reset=reset, dry_run=dry_run, progress=progress, held=held)
+
+
+def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str], resume: bool, reset: bool,
+          dry_run: bool, progress: bool, held: contextlib.ExitStack) -> Optional[TuneResult]:
     import optuna
 
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
@@ -307,6 +313,12 @@ def tune(
             _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
             return None
 
+        if not shared:  # one command per tune name at a time (workers of a shared study share the name)
+            held.enter_context(naming.claim_name(folder.parent, tune_name, "tune"))
+            if folder.exists() and not (resume or reset):
+                raise ResumeError(f"a tune named {tune_name!r} exists in {folder}; pass --resume to finish it or "
+                                  f"--reset to delete it and start over")
+        naming.announce("tune", tune_name)
         storage_url = cfg.tune.storage or default_storage(folder)
         if reset and folder.exists():
             if shared:
@@ -320,6 +332,10 @@ def tune(
         atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
 
         study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
+        if not created and not shared:
+            # A seeded sampler built again would restart its stream and propose the same points again.
+            study.sampler = make_sampler(sampler_name, seed=continued_seed(seed, len(study.trials)), space=space,
+                                         n_objectives=len(directions))
         _check_space_unchanged(study, space, folder, created)
         if created and points is not None:
             for point in points:
@@ -337,6 +353,7 @@ def tune(
         lock = threading.Lock()
 
         failures = {"consecutive": 0, "errors": []}
+        duplicates = {"in_a_row": 0}
 
         def ask() -> Optional[CrossValidation]:
             with lock:
@@ -351,14 +368,25 @@ def tune(
                         return None
                     if points is not None and not _has_waiting(study):
                         return None
+                    exhausted = _space_exhausted(study, space, points is not None, duplicates["in_a_row"])
+                    if exhausted:
+                        log.warning("%s; the tune stops with %d finished trials", exhausted, _count_finished(study))
+                        return None
                     trial = study.ask()
                     if _overflow(study, trial, n_trials):
                         trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         return None
+                    values = space.suggest(trial)
+                    twin = None if points is not None else _finished_twin(study, trial)
+                    if twin is not None:  # never train a point that was already evaluated
+                        trial.set_user_attr("duplicate_of", twin)
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        duplicates["in_a_row"] += 1
+                        continue
+                    duplicates["in_a_row"] = 0
                     heartbeat.add(trial._trial_id)
                     break
-                values = space.suggest(trial)
                 cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
                 if CV_INDEX_ATTR not in trial.user_attrs:
                     trial.set_user_attr(CV_INDEX_ATTR, cv_index)
@@ -447,6 +475,54 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
     return True
 
 
+def continued_seed(seed: int, n_trials_so_far: int) -> int:
+    """The sampler seed of a tune that already holds ``n_trials_so_far`` trials.
+
+    A fresh tune (no trial yet) uses ``seed`` itself, so it reproduces exactly; a resumed one continues
+    with a seed derived from both, instead of restarting the stream and proposing its first points again.
+    """
+    if n_trials_so_far <= 0:
+        return seed
+    return (seed * 1_000_003 + n_trials_so_far * 7_919 + 1) % (2**31 - 1)
+
+
+def _finished_twin(study: Any, trial: Any) -> Optional[int]:
+    """The number of a finished trial with exactly ``trial``'s parameters (``None`` if there is none).
+
+    A point that was queued on purpose (re-queued after a crash, warm start) is never a twin.
+    """
+    from optuna.trial import TrialState
+
+    if not trial.params or "fixed_params" in study._storage.get_trial(trial._trial_id).system_attrs:
+        return None
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.params == trial.params:
+            return other.number
+    return None
+
+
+MAX_DUPLICATES_IN_A_ROW = 50
+
+
+def _space_exhausted(study: Any, space: Any, grid: bool, duplicates_in_a_row: int) -> Optional[str]:
+    """Why no new point can be proposed (every point of a discrete space finished), else ``None``."""
+    from optuna.trial import TrialState
+
+    if grid:
+        return None
+    if duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+        return (f"the sampler proposed only points that were already evaluated, {duplicates_in_a_row} times in a "
+                f"row: the search space looks exhausted")
+    if not space.is_grid_compatible:
+        return None
+    size = space.grid_size()
+    seen = {tuple(sorted(t.params.items())) for t in
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+    if len(seen) >= size:
+        return f"the search space is exhausted: all {size} of its points were evaluated"
+    return None
+
+
 def _count_live(study: Any) -> int:
     from optuna.trial import TrialState
 
@@ -488,7 +564,14 @@ def _create_or_load(optuna: Any, name: str, storage: Any, sampler: Any, pruner: 
     else:
         kwargs["directions"] = directions
     try:
-        return optuna.create_study(load_if_exists=False, **kwargs), True
+        try:
+            return optuna.create_study(load_if_exists=False, **kwargs), True
+        except Exception as exc:  # two workers creating one study at once: the loser's insert fails
+            text = str(exc)
+            if isinstance(exc, optuna.exceptions.DuplicatedStudyError) or not any(
+                    s in text for s in ("UNIQUE constraint", "duplicate key", "IntegrityError")):
+                raise
+            raise optuna.exceptions.DuplicatedStudyError(text) from None
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         if [d.name.lower() for d in study.directions] != directions:

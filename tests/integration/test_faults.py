@@ -1,0 +1,163 @@
+"""The fault campaign's findings, each as a test: real processes, real signals, damaged files.
+
+Nothing lost, nothing done twice: a resumed tune continues its sampler, two commands never run one name
+at once, a damaged checkpoint is set aside, a signal stops a command with a line that says how to finish.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from tests.conftest import ext_cfg
+from tunecv import naming
+from tunecv.cv import cross_validate
+from tunecv.results import read_run_infos
+from tunecv.tune import tune
+
+SPACE = {"hyperparameters": {
+    "model.init_args.lr": {"distribution": "loguniform", "low": 0.01, "high": 0.3},
+    "model.init_args.hidden": [4, 8],
+}}
+
+
+def write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def tunecv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tunecv", *args]
+
+
+def cv_cfg(tmp_path: Path, sleep: float = 0.0, **extra) -> dict:
+    cfg = ext_cfg(tmp_path, **{"split": {"fold_method": "kfold", "total_folds": 3}, **extra})
+    cfg["trainer"]["max_epochs"] = 1
+    cfg["data"]["init_args"]["sleep"] = sleep
+    return cfg
+
+
+def tune_cfg(tmp_path: Path, n_trials: int, **tune_keys) -> dict:
+    cfg = cv_cfg(tmp_path, split={"fold_method": "kfold", "total_folds": 2})
+    cfg["tune"] = {"search_space": str(write(tmp_path / "space.yaml", SPACE)), "n_trials": n_trials, **tune_keys}
+    return cfg
+
+
+def points(study: optuna.Study) -> list[tuple]:
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [tuple(sorted(t.params.items())) for t in study.get_trials(states=done)]
+
+
+# -- 1. a resumed tune continues its sampler -------------------------------------------------------------
+
+def test_a_resumed_tune_proposes_no_point_again_and_a_fresh_one_reproduces(tmp_path, external_pkg):
+    first = tune(tune_cfg(tmp_path, 3), name="t", progress=False)
+    more = tune(tune_cfg(tmp_path, 6), name="t", resume=True, progress=False)
+    seen = points(more.study)
+    assert len(seen) == 6 and len(set(seen)) == 6  # the resume did not start the seeded stream again
+    again = tune(tune_cfg(tmp_path, 3), name="t2", progress=False)
+    assert points(again.study) == points(first.study)[:3]  # same seed, fresh tune: the same trials
+
+
+# -- 2. one command per name ---------------------------------------------------------------------------
+
+def race(cmds: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
+    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        outs.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return outs
+
+
+def test_two_cvs_racing_for_one_name_run_it_once(tmp_path, external_pkg):
+    path = write(tmp_path / "c.yaml", cv_cfg(tmp_path, sleep=1.0))
+    outs = race([tunecv("cv", "--config", str(path), "--name", "dup", "--quiet")] * 2, tmp_path)
+    assert sorted(o.returncode for o in outs) == [0, 2], [o.stderr[-1500:] for o in outs]
+    line = next(o for o in outs if o.returncode == 2).stderr.strip().splitlines()[-1]
+    assert "a cv named 'dup'" in line and ("is being run by pid" in line or "exists" in line), line
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "dup"
+    runs = [p for p in cv_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 3 and len(read_run_infos(cv_dir / "run_infos.parquet")) == 3
+    assert not list(cv_dir.parent.glob(".dup.lock"))  # the winner let go of the name
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_a_name_held_by_a_live_process_is_refused_with_its_pid_and_host(tmp_path, external_pkg, command):
+    cfg = tune_cfg(tmp_path, 2) if command == "tune" else cv_cfg(tmp_path)
+    path = write(tmp_path / "c.yaml", cfg)
+    parent = tmp_path / "artifacts" / ("_runs" if command == "train" else "")
+    with naming.claim_name(parent, "dup", "run" if command == "train" else "tune"):  # held by this process
+        out = subprocess.run(tunecv(command, "--config", str(path), "--name", "dup"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-1500:]
+    line = out.stderr.strip().splitlines()[-1]
+    what = "run" if command == "train" else "tune"
+    assert f"a {what} named 'dup' is being run by pid {os.getpid()} on {socket.gethostname()}" in line, line
+
+
+# -- 3. a damaged checkpoint is set aside ---------------------------------------------------------------
+
+def test_a_truncated_last_checkpoint_is_set_aside_and_the_run_finishes(tmp_path, external_pkg):
+    cfg = cv_cfg(tmp_path)
+    cfg["trainer"]["max_epochs"] = 2
+    cfg["checkpoint"] = {"monitor": "val/loss", "mode": "min", "save_top_k": 1}
+    cross_validate(cfg, name="c", progress=False)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "c"
+    run = sorted(p for p in cv_dir.iterdir() if p.is_dir())[1]
+    # as a crash mid-write leaves it: a last checkpoint cut short, no run_info.json
+    (run / "run_info.json").unlink()
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:200])
+    for _ in range(2):  # a second resume finds nothing damaged left
+        result = cross_validate(cfg, name="c", resume=True, progress=False)
+        assert result.n_completed == 3 and result.n_failed == 0
+    aside = list((run / "checkpoints").glob("last.ckpt.damaged-*"))
+    assert len(aside) == 1  # set aside once; the run went on from its valid best checkpoint
+
+
+# -- 5. SIGINT / SIGTERM: 130 / 143 and the command that finishes -----------------------------------------
+
+@pytest.mark.parametrize(("command", "signum", "strategy"), [
+    ("cv", signal.SIGINT, "auto"),
+    ("cv", signal.SIGTERM, "cv-parallel"),
+    ("tune", signal.SIGINT, "auto"),
+])
+def test_a_signal_exits_128_plus_it_and_names_the_command_that_finishes(tmp_path, external_pkg, command, signum,
+                                                                       strategy):
+    cfg = tune_cfg(tmp_path, 3) if command == "tune" else cv_cfg(tmp_path)
+    cfg["data"]["init_args"]["sleep"] = 0.6
+    cfg["strategy"] = strategy
+    if strategy == "cv-parallel":
+        cfg["devices"] = [0, 1]
+    path = write(tmp_path / "c.yaml", cfg)
+    cv_dir = tmp_path / "artifacts" / ("_cross_validations/sig" if command == "cv" else "sig")
+    proc = subprocess.Popen(tunecv(command, "--config", str(path), "--name", "sig"), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(cv_dir.rglob("run_info.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C or a scheduler's SIGTERM: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"tunecv: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
+                           f"({signal.Signals(signum).name})"), line
+    finish = line.split("finish with: ", 1)[1]
+    words = shlex.split(finish)
+    assert words[:2] == ["tunecv", command] and words[-1] == "--resume" and "sig" in words
+    out = subprocess.run([sys.executable, "-m", *words], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    df = read_run_infos(cv_dir / "run_infos.parquet")
+    assert df["run_name"].is_unique and set(df["status"]) == {"completed"}
+    assert len(df) == (6 if command == "tune" else 3)
