@@ -126,7 +126,21 @@ def test_a_truncated_last_checkpoint_is_set_aside_and_the_run_finishes(tmp_path,
     assert len(aside) == 1  # set aside once; the run went on from its valid best checkpoint
 
 
-# -- 5. SIGINT / SIGTERM: 130 / 143 and the command that finishes -----------------------------------------
+# -- 5. SIGINT / SIGTERM: 130 / 143 and the command that finishes; 8. nothing outlives the command -----------
+
+def session_processes(sid: int) -> list[str]:
+    """Processes still alive in session ``sid`` (a command started with ``start_new_session``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(text.split(")")[0] + ")")
+    return found
+
 
 @pytest.mark.parametrize(("command", "signum", "strategy"), [
     ("cv", signal.SIGINT, "auto"),
@@ -150,14 +164,21 @@ def test_a_signal_exits_128_plus_it_and_names_the_command_that_finishes(tmp_path
     os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C or a scheduler's SIGTERM: the whole group
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err[-2000:]
+    assert session_processes(proc.pid) == []  # no worker, fork server or tracker outlives the command
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"tunecv: {'interrupted' if signum == signal.SIGINT else 'terminated'} "
                            f"({signal.Signals(signum).name})"), line
-    finish = line.split("finish with: ", 1)[1]
-    words = shlex.split(finish)
+    words = shlex.split(line.split("finish with: ", 1)[1])
     assert words[:2] == ["tunecv", command] and words[-1] == "--resume" and "sig" in words
-    out = subprocess.run([sys.executable, "-m", *words], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert "--name" in words and str(path) in words
+    if (command, signum) != ("cv", signal.SIGINT):
+        return
+    # the printed command finishes the cv, here on a 2-worker pool: every run once, nothing left running
+    words += ["--strategy", "cv-parallel", "--devices", "[0, 1]"]
+    finish = subprocess.Popen(tunecv(*words[1:]), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, err = finish.communicate(timeout=300)
+    assert finish.returncode == 0, err[-2000:]
+    assert session_processes(finish.pid) == []
     df = read_run_infos(cv_dir / "run_infos.parquet")
-    assert df["run_name"].is_unique and set(df["status"]) == {"completed"}
-    assert len(df) == (6 if command == "tune" else 3)
+    assert df["run_name"].is_unique and set(df["status"]) == {"completed"} and len(df) == 3

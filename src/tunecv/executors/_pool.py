@@ -426,9 +426,49 @@ _hooks = {"atexit": False, "sigterm": False}
 
 
 def _kill_live_pools() -> None:
-    """atexit: no worker outlives the driver."""
+    """atexit: no worker outlives the driver, nor the fork server and resource tracker it started."""
     for pool in list(_LIVE):
         pool.shutdown(cancel_pending=True, kill=True)
+    stop_servers()
+
+
+def _end_helper(pid: Optional[int], alive_fd: Optional[int], grace: float = 1.0) -> None:
+    """End a helper process of :mod:`multiprocessing`: close its "alive" pipe, let it go, else SIGKILL it."""
+    if pid is None:
+        return
+    if alive_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive_fd)
+    deadline = time.monotonic() + grace
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() >= deadline:  # e.g. still importing its preload: nothing to lose
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except (ChildProcessError, ProcessLookupError):  # already reaped
+        pass
+
+
+def stop_servers() -> None:
+    """End the fork server and the resource tracker now, instead of a moment after this process exits.
+
+    Both would end by themselves once this process is gone (they wait for their pipe to close), which
+    leaves them alive for a second or more after the command returned. A later pool starts them again.
+    """
+    import multiprocessing.resource_tracker as resource_tracker
+
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
+        with server._lock:
+            _end_helper(server._forkserver_pid, server._forkserver_alive_fd)
+            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and getattr(tracker, "_pid", None) is not None:
+        with tracker._lock:
+            _end_helper(tracker._pid, tracker._fd)
+            tracker._pid = tracker._fd = None
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
