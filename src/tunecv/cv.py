@@ -23,13 +23,13 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv.config import Config
-from tunecv.errors import ConfigError, ResumeError, RunFailedError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
 
 log = logging.getLogger(__name__)
 
-RUN_INFOS = "run_infos.parquet"
+RUN_INFOS = naming.RUN_INFOS_FILE
 FIRST_SEEDS = (42, 21, 69)
 
 
@@ -437,9 +437,7 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume finishes the cv, --reset deletes it "
-                          "and starts over")
+    check_resume_reset(resume, reset, "cv")
     cv_name = name or cfg.name
     if cv_dir is None:
         if cv_name is None:

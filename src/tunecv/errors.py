@@ -15,6 +15,7 @@ __all__ = [
     "SearchSpaceError",
     "StorageError",
     "TunecvError",
+    "check_resume_reset",
 ]
 
 
@@ -36,6 +37,23 @@ class DataError(ConfigError):
 
 class ResumeError(TunecvError):
     """``--resume`` / ``--reset`` asked for something the artifact folder cannot give."""
+
+
+def check_resume_reset(resume: bool, reset: bool, level: str) -> None:
+    """Refuse ``--resume`` together with ``--reset`` (the one place that says so, for every level).
+
+    Args:
+        resume: ``--resume`` was given.
+        reset: ``--reset`` was given.
+        level: ``"run"``, ``"cv"`` or ``"tune"``: what the two flags act on.
+
+    Raises:
+        ResumeError: both were given.
+    """
+    if resume and reset:
+        verb = "continues" if level == "run" else "finishes"
+        raise ResumeError(f"--resume and --reset exclude each other: --resume {verb} the {level}, --reset "
+                          f"deletes it and starts over")
 
 
 class StorageError(TunecvError):

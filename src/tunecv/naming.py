@@ -27,6 +27,8 @@ from tunecv.errors import ConfigError, ResumeError
 __all__ = [
     "CVS_DIR",
     "RUNS_DIR",
+    "RUN_INFOS_FILE",
+    "RUN_INFO_FILE",
     "NameClaim",
     "claim_name",
     "cv_dir",
@@ -44,6 +46,9 @@ __all__ = [
     "tune_dir",
     "validate_name",
 ]
+
+RUN_INFOS_FILE = "run_infos.parquet"  # the results table of a cv or tune folder
+RUN_INFO_FILE = "run_info.json"  # the record of one run, in its folder
 
 RUNS_DIR = "_runs"
 CVS_DIR = "_cross_validations"

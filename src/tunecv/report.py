@@ -21,13 +21,13 @@ from typing import Any, Optional
 
 from tunecv._io import read_json
 from tunecv.errors import ConfigError, TunecvError
+from tunecv.naming import RUN_INFO_FILE, RUN_INFOS_FILE
 
 __all__ = ["REPORT_DIR", "report"]
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
-RUN_INFO_FILE = "run_info.json"  # tunecv.train.RUN_INFO_FILE (not imported: train pulls in more)
 CONFIG_FILE = "config.yaml"
 TABLE_ROWS = 20  # leaderboard rows printed; --format json has all
 
@@ -78,7 +78,6 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
 # -- what the folder is -------------------------------------------------------------------------------------
 
 def _kind(root: Path) -> str:
-    from tunecv.results import RUN_INFOS_FILE
     from tunecv.tune import SPACE_FILE, STORAGE_FILE
 
     if root.is_dir():
@@ -105,7 +104,7 @@ def _reportable_below(root: Path, limit: int = 5) -> list[str]:
     """Up to ``limit`` tune / cv / run folders one or two levels below ``root`` (an artifact folder)."""
     found = []
     for child in sorted(root.glob("*/")) + sorted(root.glob("*/*/")):
-        marked = any((child / f).is_file() for f in ("run_infos.parquet", "search_space.json", RUN_INFO_FILE))
+        marked = any((child / f).is_file() for f in (RUN_INFOS_FILE, "search_space.json", RUN_INFO_FILE))
         if marked and not any(str(child).startswith(str(root / f) + "/") for f in found):
             found.append(str(child.relative_to(root)))
         if len(found) >= limit:
@@ -180,7 +179,7 @@ def _run_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 # -- cv -----------------------------------------------------------------------------------------------------
 
 def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from tunecv.results import RUN_INFOS_FILE, read_run_infos
+    from tunecv.results import read_run_infos
 
     cfg = _read_config(root)
     df = read_run_infos(root / RUN_INFOS_FILE)
@@ -224,7 +223,8 @@ def _status_counts(df: Any, planned: Optional[int]) -> dict[str, Any]:
 
 def _metric_summary(df: Any, first: Sequence[str]) -> dict[str, dict[str, Any]]:
     """mean, std and count of every metric over the completed runs, the scoring metrics first."""
-    from tunecv.results import metric_columns, summarize_metrics
+    from tunecv.results import metric_columns
+    from tunecv.scoring import summarize_metrics
 
     names = list(dict.fromkeys([*first, *sorted(metric_columns(df))]))
     table = summarize_metrics(df, names)
@@ -253,7 +253,7 @@ def _tune_rows(root: Path) -> Any:
     """Every run of the tune, read from its cvs' files (fresher than the tune's file while it runs)."""
     import pandas as pd
 
-    from tunecv.results import RUN_INFOS_FILE, read_run_infos, run_infos_frame
+    from tunecv.results import read_run_infos, run_infos_frame
 
     frames = []
     for path in sorted(root.glob(f"*/{RUN_INFOS_FILE}")):

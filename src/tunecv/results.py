@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tunecv._io import atomic_write
 from tunecv.errors import TunecvError
+from tunecv.naming import RUN_INFOS_FILE
 
 __all__ = [
     "RUN_INFOS_FILE",
@@ -45,11 +46,9 @@ __all__ = [
     "metric_columns",
     "read_run_infos",
     "run_infos_frame",
-    "summarize_metrics",
     "write_parquet_atomic",
 ]
 
-RUN_INFOS_FILE = "run_infos.parquet"
 RUN_INFO_COLUMNS = (
     "run_name", "run_id", "cv_name", "tune_name", "fold", "seed", "started_at", "finished_at",
     "duration", "checkpoint", "status", "error", "is_unstable",
@@ -188,48 +187,18 @@ def run_infos_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
 
 # -- files -----------------------------------------------------------------------------------------------
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` to a parquet file so that ``path`` is always either the old or the new file.
 
-    The table goes to a uniquely named temp file in the same folder (``.{name}.{pid}.{random}.tmp``),
-    which is flushed and fsynced, then moved onto ``path`` with ``os.replace``; the folder is fsynced
-    last. On any error (or interrupt) the temp file is removed and the error re-raised. The folder is
-    created when missing.
+    Written through :func:`tunecv._io.atomic_write` (a temp file in the same folder, fsync,
+    ``os.replace``, fsync of the folder); the folder is created when missing.
 
     Args:
         df: The table; its index is not written.
         path: The target file.
     """
-    path = Path(path)
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
-    tmp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(directory)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))
 
 
 def _empty() -> pd.DataFrame:
@@ -322,36 +291,3 @@ def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
         ids = df["run_id"]
         df = df[~(ids.duplicated(keep="first") & ids.notna())].reset_index(drop=True)
     return _normalize(df)
-
-
-# -- summaries -------------------------------------------------------------------------------------------
-
-def summarize_metrics(df: pd.DataFrame, metrics: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Mean and standard deviation of metrics over the completed runs.
-
-    Args:
-        df: A ``run_infos`` table. When it has a ``status`` column only ``"completed"`` rows count.
-        metrics: Metric names or scoring-metric specs (``val/loss:lower``; the direction is dropped).
-            Default: every metric column.
-
-    Returns:
-        One row per metric (index ``metric``) with columns ``mean``, ``std`` (sample standard
-        deviation; NaN for a single run) and ``count`` (runs with a finite value). A metric no run has
-        gets NaN and count 0.
-    """
-    from tunecv.scoring import parse_metric
-
-    if metrics is None:
-        names = metric_columns(df)
-    else:
-        specs = [metrics] if isinstance(metrics, str) else list(metrics)
-        names = [s if s in df.columns else parse_metric(s)[0] for s in specs]
-    if "status" in df.columns:
-        df = df[(df["status"] == "completed").fillna(False).to_numpy(dtype=bool)]
-    records = []
-    for name in dict.fromkeys(names):
-        values = (pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-                  if name in df.columns else np.array([], dtype="float64"))
-        finite = pd.Series(values[np.isfinite(values)], dtype="float64")
-        records.append({"metric": name, "mean": finite.mean(), "std": finite.std(), "count": len(finite)})
-    return pd.DataFrame.from_records(records, columns=["metric", "mean", "std", "count"]).set_index("metric")

@@ -32,6 +32,7 @@ __all__ = [
     "parse_metric",
     "score_direction",
     "score_runs",
+    "summarize_metrics",
 ]
 
 MULTI_SCORE_STRATEGIES = ("arithmetic", "geometric", "harmonic", "min")
@@ -270,3 +271,34 @@ def cv_score(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequen
                            else np.full(len(completed), np.nan)
                            for name, _ in _parse_all(scoring_metric)])
     return score, bool(_unstable(raw).any())
+
+
+# -- summaries -------------------------------------------------------------------------------------------
+
+def summarize_metrics(df: pd.DataFrame, metrics: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Mean and standard deviation of metrics over the completed runs.
+
+    Args:
+        df: A ``run_infos`` table. When it has a ``status`` column only ``"completed"`` rows count.
+        metrics: Metric names or scoring-metric specs (``val/loss:lower``; the direction is dropped).
+            Default: every metric column.
+
+    Returns:
+        One row per metric (index ``metric``) with columns ``mean``, ``std`` (sample standard
+        deviation; NaN for a single run) and ``count`` (runs with a finite value). A metric no run has
+        gets NaN and count 0.
+    """
+    if metrics is None:
+        names = metric_columns(df)
+    else:
+        specs = [metrics] if isinstance(metrics, str) else list(metrics)
+        names = [s if s in df.columns else parse_metric(s)[0] for s in specs]
+    if "status" in df.columns:
+        df = df[(df["status"] == "completed").fillna(False).to_numpy(dtype=bool)]
+    records = []
+    for name in dict.fromkeys(names):
+        values = (pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                  if name in df.columns else np.array([], dtype="float64"))
+        finite = pd.Series(values[np.isfinite(values)], dtype="float64")
+        records.append({"metric": name, "mean": finite.mean(), "std": finite.std(), "count": len(finite)})
+    return pd.DataFrame.from_records(records, columns=["metric", "mean", "std", "count"]).set_index("metric")

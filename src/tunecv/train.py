@@ -23,13 +23,13 @@ from typing import Any, Optional, Union
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml, import_class, load_config
-from tunecv.errors import ConfigError, ResumeError, TunecvError
+from tunecv.errors import ConfigError, ResumeError, TunecvError, check_resume_reset
+from tunecv.naming import RUN_INFO_FILE
 
 __all__ = ["RUN_INFO_FILE", "TrainResult", "build_objects", "lightning_devices", "train"]
 
 log = logging.getLogger(__name__)
 
-RUN_INFO_FILE = "run_info.json"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -277,9 +277,7 @@ def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool,
     Returns:
         ``(run_name, run_dir, existed, folders_to_delete)``.
     """
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume continues a run, --reset "
-                          "deletes it and starts over")
+    check_resume_reset(resume, reset, "run")
     run_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
     parent = naming.standalone_runs_parent(cfg.artifact_dir)
     job = distributed_job_key()
@@ -434,8 +432,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     else:
         if not name:
             raise ConfigError("`train(run_dir=...)` needs the run `name` too")
-        if resume and reset:
-            raise ResumeError("--resume and --reset exclude each other")
+        check_resume_reset(resume, reset, "run")
         run_name, folder = naming.validate_name(name), Path(run_dir)
         existed = folder.exists()
         stale = [folder] if reset and existed else []

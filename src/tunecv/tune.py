@@ -26,7 +26,7 @@ from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
-from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError
+from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -252,9 +252,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
     from tunecv.train import as_config, build_objects
 
     cfg = as_config(config)
-    if resume and reset:
-        raise ResumeError("--resume and --reset exclude each other: --resume finishes the tune, --reset deletes "
-                          "it and starts over")
+    check_resume_reset(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
+from tests import wandb_log
 from tests.conftest import REPO, tiny_digits
 from tunecv import tracking
 from tunecv.cv import cross_validate
@@ -35,7 +36,7 @@ def run_folders(parent: Path) -> list[Path]:
 
 def only_offline_run(run_dir: Path) -> dict:
     (folder,) = tracking.offline_runs(run_dir)
-    return tracking.read_offline_run(folder)
+    return wandb_log.read_offline_run(folder)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +146,7 @@ def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
     cfg["trainer"]["max_epochs"] = 2
     second = train(cfg, resume=True)
     assert second.run_dir == first.run_dir
-    logged = [tracking.read_offline_run(p) for p in tracking.offline_runs(first.run_dir)]
+    logged = [wandb_log.read_offline_run(p) for p in tracking.offline_runs(first.run_dir)]
     # offline, wandb writes one file per attempt, both under the same id; `wandb sync` appends them
     assert len(logged) == 2
     assert {(r["id"], r["name"]) for r in logged} == {(first.run_id, "again")}

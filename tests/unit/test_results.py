@@ -25,9 +25,9 @@ from tunecv.results import (
     metric_columns,
     read_run_infos,
     run_infos_frame,
-    summarize_metrics,
     write_parquet_atomic,
 )
+from tunecv.scoring import summarize_metrics
 
 FIXED = [
     "run_name", "run_id", "cv_name", "tune_name", "fold", "seed", "started_at", "finished_at",

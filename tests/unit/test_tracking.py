@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import wandb_log
 from tunecv import tracking
 
 BLOCK = 32768
@@ -61,14 +62,14 @@ def test_log_records_survive_block_boundaries(tmp_path):
     payloads = [b"a" * 10, b"b" * (BLOCK - 30), b"c" * 5, b"d" * (2 * BLOCK + 123), b"e"]
     path = tmp_path / "run-x.wandb"
     write_wandb_log(path, payloads)
-    assert list(tracking._log_records(path)) == payloads
+    assert list(wandb_log._log_records(path)) == payloads
 
 
 def test_log_records_reject_other_files(tmp_path):
     path = tmp_path / "run-x.wandb"
     path.write_bytes(b"not a wandb log at all")
     with pytest.raises(ValueError, match="not a wandb transaction log"):
-        list(tracking._log_records(path))
+        list(wandb_log._log_records(path))
 
 
 def test_read_offline_run_decodes_run_config_history_and_exit(tmp_path):
@@ -92,7 +93,7 @@ def test_read_offline_run_decodes_run_config_history_and_exit(tmp_path):
                     [r.SerializeToString() for r in (run, config, history, history, exit_)])
 
     assert tracking.offline_runs(tmp_path) == [folder]
-    logged = tracking.read_offline_run(folder)
+    logged = wandb_log.read_offline_run(folder)
     assert (logged["id"], logged["name"], logged["group"], logged["job_type"], logged["project"]) == (
         "abcd1234", "t-cv0-run-f0s42", "t", "t-cv0", "proj")
     assert logged["config"] == {"model": {"init_args": {"lr": 0.01}}, "trial": 3}
