@@ -20,3 +20,16 @@ def on_files(files, config):
             files.append(File(f"assets/{path.name}", src_dir=str(ASSETS.parent), dest_dir=config["site_dir"],
                               use_directory_urls=config["use_directory_urls"]))
     return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Draw the import graph of ``src/tunecv`` where a page says ``<!-- import-graph -->``."""
+    marker = "<!-- import-graph -->"
+    if marker not in markdown:
+        return markdown
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tunecv_import_graph", ASSETS / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return markdown.replace(marker, f"```mermaid\n{module.mermaid()}\n```")

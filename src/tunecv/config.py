@@ -31,7 +31,9 @@ __all__ = [
     "CheckpointConfig",
     "Config",
     "EarlyStoppingConfig",
+    "LocalConfig",
     "LoggingConfig",
+    "SlurmConfig",
     "SplitConfig",
     "TuneConfig",
     "check_key",
@@ -119,6 +121,34 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class LocalConfig:
+    """Options of ``executor: local`` (the device pool of cv-parallel / tune-parallel)."""
+
+    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    threads_per_worker: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """Options of ``executor: slurm``: the resources and sbatch options of each job (see docs/scaling-out.md)."""
+
+    partition: Optional[str] = None
+    time: int = 60
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    mem: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    max_jobs: int = 32
+    max_num_timeout: int = 3
+    signal_delay_s: int = 90
+    setup: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    python: Optional[str] = None
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one command needs. See ``docs/`` for the meaning of each key."""
 
@@ -142,6 +172,9 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    executor: str = "local"
+    local: LocalConfig = field(default_factory=LocalConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
     # -- derived views -------------------------------------------------------------------------------
     def device_setting(self, key: str) -> Any:
@@ -241,6 +274,9 @@ _KEY_HELP = {
     "logging": "wandb project/entity and log interval",
     "cv": "cross-validation settings",
     "tune": "hyperparameter-search settings",
+    "executor": "where runs execute: local (this machine), slurm, ... (options in the section of that name)",
+    "local": "options of executor local (the device pool)",
+    "slurm": "options of executor slurm: resources and sbatch options of each job",
 }
 
 
@@ -484,6 +520,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"`num_nodes` must be >= 1; got {cfg.num_nodes}")
     if cfg.runs_per_device < 1:
         raise ConfigError(f"`runs_per_device` must be >= 1; got {cfg.runs_per_device}")
+    _validate_executor(cfg)
     sp = cfg.split
     if sp.fold_method != "none" and sp.total_folds < 2:
         raise ConfigError(f"`split.total_folds` must be >= 2 for fold_method {sp.fold_method!r}; "
@@ -511,6 +548,23 @@ def validate(cfg: Config) -> None:
         if spec is not None and not isinstance(spec.get("class_path"), str):
             raise ConfigError(f"`{sec}` must have a `class_path` string (and optional `init_args`); "
                               f"got keys {sorted(spec)}")
+
+
+def _validate_executor(cfg: Config) -> None:
+    from tunecv.executors._registry import check_executor_name
+
+    check_executor_name(cfg.executor)
+    if cfg.local.threads_per_worker is not None and cfg.local.threads_per_worker < 1:
+        raise ConfigError(f"`local.threads_per_worker` must be >= 1 or null; got {cfg.local.threads_per_worker}")
+    sl = cfg.slurm
+    for key in ("time", "cpus_per_job", "max_jobs"):
+        if getattr(sl, key) < 1:
+            raise ConfigError(f"`slurm.{key}` must be >= 1; got {getattr(sl, key)}")
+    for key in ("gpus_per_job", "max_num_timeout", "signal_delay_s"):
+        if getattr(sl, key) < 0:
+            raise ConfigError(f"`slurm.{key}` must be >= 0; got {getattr(sl, key)}")
+    if not sl.poll_interval > 0:
+        raise ConfigError(f"`slurm.poll_interval` must be > 0 seconds; got {sl.poll_interval}")
 
 
 def _check_metric_spec(metric: str, key: str) -> None:

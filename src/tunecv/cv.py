@@ -79,8 +79,12 @@ class CVResult:
 
 
 def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracking: Optional[dict],
-             quiet: bool, pinned: bool) -> Any:
-    """Worker body: one train run (in this process or a pool worker)."""
+             quiet: bool, overrides: Optional[Mapping[str, Any]]) -> Any:
+    """Job body: one train run (in this process, a pool worker, or a cluster job).
+
+    ``overrides`` are the device settings of a pinned job (:meth:`Executor.run_overrides`). A job that
+    starts again (requeued by its scheduler) finds its folder and continues from the ``last`` checkpoint.
+    """
     import warnings as _w
 
     from tunecv.config import config_from_dict
@@ -94,9 +98,11 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
             _logging.getLogger(noisy).setLevel(_logging.WARNING)
         _w.filterwarnings("ignore", module="lightning")
     cfg = cfg_or_dict if isinstance(cfg_or_dict, Config) else config_from_dict(cfg_or_dict)
-    if pinned:
-        # The pool pinned this process to one device: CUDA_VISIBLE_DEVICES for GPUs, a thread budget on CPU.
-        cfg = cfg.replace(devices=[0], strategy="auto", num_nodes=1)
+    # A job started again by its scheduler (requeue), or whose executor made the folder first, continues it.
+    resume = resume or os.path.isdir(run_dir)
+    if overrides:
+        # The executor gave this job its own devices (CUDA_VISIBLE_DEVICES, a CPU thread budget, an allocation).
+        cfg = cfg.replace(**overrides)
     return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
 
 
@@ -129,9 +135,9 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        sp = self.cfg.split
-        total = sp.total_folds if sp.fold_method != "none" else 1
-        n_folds = self.cfg.cv.n_folds or total
+        from tunecv.splits import fold_count
+
+        n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
         for seed in plan_seeds(self.cfg.cv.n_seeds):
             for fold in range(n_folds):
@@ -176,14 +182,14 @@ class CrossValidation:
                 return run
         return None
 
-    def job_args(self, run: CVRun, *, quiet: bool, pinned: bool) -> tuple:
+    def job_args(self, run: CVRun, *, quiet: bool, overrides: Optional[Mapping[str, Any]] = None) -> tuple:
         """Arguments of :func:`_run_one` for ``run`` (picklable)."""
         cfg = self.cfg.replace(fold=run.fold, seed=run.seed, name=run.name)
         if run.index > 0 and "enable_model_summary" not in cfg.trainer:
             # the model is the same in every run of a cv: its summary once is enough
             cfg = dataclasses.replace(cfg, trainer={**cfg.trainer, "enable_model_summary": False})
         resume = run.run_dir.exists()
-        return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, pinned)
+        return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, dict(overrides or {}))
 
     def record(self, run: CVRun, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
         """Record a finished run (a :class:`~tunecv.train.TrainResult`, or the error it raised)."""
@@ -293,7 +299,7 @@ def drive(
     per_session: int,
     max_sessions: Optional[int] = None,
     quiet: bool,
-    pinned: bool,
+    pinned: Optional[bool] = None,
     on_run_end: Optional[Callable[[CrossValidation, CVRun, dict], None]] = None,
     on_session_end: Optional[Callable[[CrossValidation], None]] = None,
 ) -> None:
@@ -306,11 +312,12 @@ def drive(
         per_session: runs of one session in flight at once (1 = in series).
         max_sessions: sessions open at once (default: no limit but the executor's slots).
         quiet: switch off Lightning's bars and summaries (parallel workers).
-        pinned: the executor pins each worker to one device.
+        pinned: run each job on the devices the executor gave it (default: ``executor.pinned``).
         on_run_end: called after each run is recorded (pruning decisions happen here).
         on_session_end: called when a session has no run left in flight and nothing to launch.
     """
     source = sessions if callable(sessions) else _iter_source(sessions)
+    overrides = executor.run_overrides() if (executor.pinned if pinned is None else pinned) else {}
     open_sessions: list[CrossValidation] = []
     jobs: dict[Any, tuple[CrossValidation, CVRun]] = {}
 
@@ -339,7 +346,11 @@ def drive(
                 run = session.next_run()
                 if run is None:  # pragma: no cover - guarded by next_run_peek
                     continue
-                job = executor.submit(_run_one, *session.job_args(run, quiet=quiet, pinned=pinned))
+                # an executor whose jobs outlive the driver may still have this run's job: never submit it twice
+                job = executor.reattach(run.run_dir)
+                if job is None:
+                    job = executor.submit_run(run.run_dir, _run_one,
+                                              *session.job_args(run, quiet=quiet, overrides=overrides))
                 jobs[job] = (session, run)
             if not jobs:
                 close_finished()
@@ -381,12 +392,10 @@ def resolve_parallel(cfg: Config) -> tuple[bool, str]:
 
 
 def make_cv_executor(cfg: Config, parallel: bool, accelerator: str) -> Any:
-    from tunecv.executors import make_executor
+    """The executor that ``cfg.executor`` names (see :mod:`tunecv.executors`)."""
+    from tunecv.executors import make_executor_from_config
 
-    devices = cfg.device_setting("devices")
-    if not isinstance(devices, list):
-        devices = [devices]
-    return make_executor(devices, accelerator, parallel, runs_per_device=cfg.runs_per_device)
+    return make_executor_from_config(cfg, parallel=parallel, accelerator=accelerator)
 
 
 def cross_validate(
@@ -412,7 +421,8 @@ def cross_validate(
         resume: keep the completed runs of an earlier call with the same name, rerun the others.
         reset: delete that name's folder first.
         dry_run: print the plan and create nothing; returns ``None``.
-        executor: run on this executor (default: from ``strategy`` / ``devices``).
+        executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
+            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
         tracking: wandb settings passed to every run (``group``, ``job_type``).
         extra_columns: values added to every ``run_infos`` row.
         progress: show a progress bar and one line per finished run.
@@ -489,7 +499,7 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
         session = CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns)
     folder.mkdir(parents=True, exist_ok=True)
     _write_config(folder, cfg.replace(name=cv_name))
-    pinned = getattr(executor, "pinned", executor.n_slots > 1 or type(executor).__name__ == "DevicePoolExecutor")
+    pinned = bool(executor.pinned)
     reporter = _Progress(session, enabled=progress, live=pinned)
     try:
         with reporter, quiet_lightning_logs():

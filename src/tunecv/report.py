@@ -189,8 +189,7 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     score = _first(df, "score")
     unstable = _first(df, "score_is_unstable")
     split = cfg.get("split") or {}
-    n_folds = (cfg.get("cv") or {}).get("n_folds") or (
-        1 if split.get("fold_method") == "none" else split.get("total_folds"))
+    n_folds = (cfg.get("cv") or {}).get("n_folds") or _fold_count(split)
     n_seeds = (cfg.get("cv") or {}).get("n_seeds")
     planned = n_folds * n_seeds if isinstance(n_folds, int) and isinstance(n_seeds, int) else None
     runs = _run_rows(df)
@@ -204,6 +203,17 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     run_dirs = [(r["run_name"], root / f"{r['run_name']}-{r['run_id']}", r["run_name"]) for r in runs]
     return summary, {"cfg": cfg, "df": df, "runs": run_dirs}
+
+
+def _fold_count(split: Mapping[str, Any]) -> Any:
+    """:func:`tunecv.splits.fold_count` of a ``split`` section read from a ``config.yaml``."""
+    from tunecv.config import SplitConfig
+    from tunecv.splits import fold_count
+
+    try:
+        return fold_count(SplitConfig(**split))
+    except TypeError:  # a config.yaml written by another version: keys this one does not know
+        return split.get("total_folds")
 
 
 def _first(df: Any, column: str) -> Any:

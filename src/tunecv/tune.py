@@ -224,6 +224,7 @@ def tune(
     reset: bool = False,
     dry_run: bool = False,
     progress: bool = True,
+    executor: Any = None,
 ) -> Optional[TuneResult]:
     """Run a hyperparameter sweep over cross-validations.
 
@@ -236,6 +237,8 @@ def tune(
         reset: delete the tune's folder (and its default SQLite study) first.
         dry_run: print the planned trials and create nothing; returns ``None``.
         progress: show a progress bar and one line per finished trial.
+        executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
+            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
 
     Returns:
         The :class:`TuneResult`.
@@ -299,7 +302,9 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
-    executor = None if dry_run else make_cv_executor(cfg, parallel, accelerator)
+    own_executor = executor is None
+    if own_executor and not dry_run:
+        executor = make_cv_executor(cfg, parallel, accelerator)
     try:
         _check_data_module(cfg)
         first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
@@ -344,7 +349,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
 
         per_session_parallel = strategy == "cv-parallel"
         tune_parallel = strategy == "tune-parallel"
-        pinned = type(executor).__name__ == "DevicePoolExecutor"
+        pinned = bool(executor.pinned)
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
         in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
@@ -432,7 +437,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             reporter.finished(study, session, trial)
 
     except BaseException:
-        if executor is not None:
+        if own_executor and executor is not None:
             executor.shutdown()
         raise
     with _Heartbeat(study) as heartbeat, reporter:
@@ -441,7 +446,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
                   pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
         finally:
-            executor.shutdown()
+            if own_executor:
+                executor.shutdown()
     _write_tune_infos(folder, study)
     if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
         raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "

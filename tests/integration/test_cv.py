@@ -152,3 +152,20 @@ def test_sigkill_at_any_moment_then_resume_runs_every_run_once(tmp_path):
     assert len(df) == 6 and df["run_name"].is_unique and set(df["status"]) == {"completed"}
     folders = [p.name.rsplit("-", 1)[0] for p in cv_dir.iterdir() if p.is_dir()]
     assert sorted(folders) == sorted(df["run_name"])  # one folder per run, none twice
+
+
+def test_an_executor_added_by_one_registry_line_runs_a_cv(tmp_path, monkeypatch):
+    """The seam: a new executor is one module plus one registry entry; cross_validate and tune use it."""
+    from tunecv.executors import _registry
+    from tunecv.executors import _testing as T
+
+    monkeypatch.setitem(_registry.EXECUTORS, "recording", "tunecv.executors._testing:recording_from_config")
+    T.RECORDED_FOLDERS.clear()
+    cfg = tiny_digits(tmp_path, executor="recording", trainer={"max_epochs": 1, "enable_progress_bar": False})
+    res = cross_validate(cfg, name="seam", progress=False)
+    assert res.n_completed == 3
+    assert sorted(Path(f).name for f in T.RECORDED_FOLDERS) == sorted(
+        f"{r.run_name}-{r.run_id}" for r in res.run_infos.itertuples())
+    # the executor chose the devices of each run (pinned): the run's config says so
+    for folder in T.RECORDED_FOLDERS:
+        assert yaml.safe_load((Path(folder) / "config.yaml").read_text())["devices"] == [0]

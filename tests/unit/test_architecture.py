@@ -2,81 +2,39 @@
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "tunecv"
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(SRC.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imported_modules(path: Path, known: set[str]) -> set[str]:
-    """Every tunecv module that ``path`` imports, at the top or inside a function (lazy imports count)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    here = module_name(path)
-    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[:len(anchor) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        for name in names:
-            while name and name not in known:
-                name = name.rpartition(".")[0]
-            if name and name != here and not here.startswith(name + "."):
-                found.add(name)
-    return found
-
-
-def import_graph() -> dict[str, set[str]]:
-    files = sorted(SRC.rglob("*.py"))
-    known = {module_name(f) for f in files}
-    return {module_name(f): imported_modules(f, known) - {"tunecv"} for f in files}
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("tunecv_import_graph", REPO / "assets" / "import_graph.py")
+graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(graph)
 
 
 def test_the_graph_is_read_from_the_code():
-    graph = import_graph()
-    assert "tunecv.cv" in graph["tunecv.tune"]
-    assert "tunecv.results" in graph["tunecv.scoring"]
+    modules = graph.import_graph()
+    assert "tunecv.cv" in modules["tunecv.tune"]
+    assert "tunecv.results" in modules["tunecv.scoring"]
+    assert graph.room("tunecv.executors._pool") == "executors"
 
 
 def test_find_cycle_finds_one():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert graph.find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert graph.find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_the_modules_of_tunecv_import_each_other_without_a_cycle():
-    cycle = find_cycle(import_graph())
+    cycle = graph.find_cycle(graph.import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_architecture_page_names_every_room():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    missing = [r for r in graph.room_graph() if f"| `{r}` |" not in page]
+    assert not missing, f"add a row for each new module to the rooms table of docs/architecture.md: {missing}"
+
+
+def test_the_diagram_is_a_mermaid_flowchart_of_the_rooms():
+    text = graph.mermaid()
+    assert text.startswith("flowchart TD")
+    assert "tune --> cv" in text

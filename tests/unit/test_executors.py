@@ -11,18 +11,21 @@ import subprocess
 import sys
 import textwrap
 import types
+from pathlib import Path
 
 import pytest
 
 from tunecv.errors import ConfigError, TunecvError
 from tunecv.executors import (
     DevicePoolExecutor,
+    Executor,
     Job,
     RemoteError,
     SerialExecutor,
     WorkerDiedError,
-    _factory,
+    _local,
     _pool,
+    _registry,
     _worker,
     available_cpus,
     current_device,
@@ -271,7 +274,7 @@ def _fake_nvidia_smi(monkeypatch, stdout=None, returncode=0):
             raise FileNotFoundError("nvidia-smi")
         return types.SimpleNamespace(returncode=returncode, stdout=stdout)
 
-    monkeypatch.setattr(_factory.subprocess, "run", run)
+    monkeypatch.setattr(_local.subprocess, "run", run)
 
 
 def test_gpu_count_counts_nvidia_smi_gpu_lines(monkeypatch):
@@ -335,3 +338,63 @@ def test_importing_executors_leaves_torch_and_lightning_unimported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "[]"
+
+
+# -- the executor seam: registry, config key, contract over every registered executor ------------------
+
+
+def test_registry_names_are_the_valid_values_of_the_executor_key():
+    from tunecv.config import config_from_dict
+
+    assert "local" in _registry.executor_names()
+    assert config_from_dict({}).executor == "local"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"executor": "slrum"})
+    message = str(err.value)
+    assert "`executor`" in message and "'slrum'" in message
+    assert all(name in message for name in _registry.executor_names())
+
+
+@pytest.mark.parametrize("name", sorted(_registry.EXECUTORS))
+def test_every_registered_executor_builds_from_its_config_section(name):
+    """Contract: the registry entry imports, builds an Executor named after its key, reports slots and pinning."""
+    from tunecv.config import config_from_dict
+
+    factory = _registry.executor_factory(name)
+    assert callable(factory)
+    if name != "local":
+        return  # executors of a cluster are built by their own tests against a real cluster
+    cfg = config_from_dict({"executor": name, "accelerator": "cpu", "devices": [0, 1]})
+    serial = _registry.make_executor_from_config(cfg, parallel=False, accelerator="cpu")
+    assert isinstance(serial, Executor) and serial.name == name
+    assert serial.n_slots == 1 and serial.pinned is False and serial.run_overrides() == {}
+    assert serial.reattach("/nonexistent") is None
+    with _registry.make_executor_from_config(cfg, parallel=True, accelerator="cpu") as pool:
+        assert isinstance(pool, DevicePoolExecutor) and pool.name == name
+        assert pool.n_slots == 2 and pool.pinned is True
+        assert pool.run_overrides() == {"devices": [0], "strategy": "auto", "num_nodes": 1}
+        assert pool.submit_run("/tmp/x", T.add, 2, 3).result(timeout=60) == 5
+
+
+def test_local_section_reaches_the_pool():
+    from tunecv.config import config_from_dict
+
+    cfg = config_from_dict({"accelerator": "cpu", "devices": [0], "local": {"threads_per_worker": 3,
+                                                                           "start_method": "spawn"}})
+    with _registry.make_executor_from_config(cfg, parallel=True, accelerator="cpu") as pool:
+        assert pool.threads_per_worker == 3 and pool.start_method == "spawn"
+
+
+def test_job_state_follows_the_job():
+    job = SerialExecutor().submit(T.add, 1, 2)
+    assert job.state == "finished"
+    fresh = Job("x")
+    assert fresh.state == "queued"
+    fresh._future.set_running_or_notify_cancel()
+    assert fresh.state == "running"
+
+
+def test_no_code_decides_pinning_by_class_name():
+    src = Path(__file__).resolve().parents[2] / "src" / "tunecv"
+    offenders = [str(p) for p in src.rglob("*.py") if "__name__ == \"DevicePoolExecutor\"" in p.read_text()]
+    assert offenders == []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from tunecv.data import SplitDataModule
+from tunecv.examples._steps import ClassificationSteps
 
 __all__ = ["DigitsClassifier", "DigitsDataModule"]
 
@@ -43,7 +43,7 @@ class DigitsDataModule(SplitDataModule):
         return TensorDataset(features, labels), metadata
 
 
-class DigitsClassifier(L.LightningModule):
+class DigitsClassifier(ClassificationSteps):
     """A small MLP; logs ``train/loss``, ``val/loss``, ``val/acc`` (and ``test/...``).
 
     Args:
@@ -52,6 +52,8 @@ class DigitsClassifier(L.LightningModule):
         dropout: dropout after the hidden layer.
         weight_decay: Adam weight decay.
     """
+
+    log_train_steps = True
 
     def __init__(self, hidden_dim: int = 64, lr: float = 1e-2, dropout: float = 0.1,
                  weight_decay: float = 0.0) -> None:
@@ -62,26 +64,6 @@ class DigitsClassifier(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = nn.functional.cross_entropy(logits, y)
-        acc = (logits.argmax(dim=1) == y).float().mean()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train",
-                 batch_size=len(y))
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

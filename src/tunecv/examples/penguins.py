@@ -8,13 +8,13 @@ validate on campaigns (or islands) never seen in training, and ``region-stratifi
 
 from __future__ import annotations
 
-import lightning as L
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from tunecv.data import SplitDataModule
+from tunecv.examples._steps import ClassificationSteps
 
 __all__ = ["FEATURES", "SPECIES", "PenguinClassifier", "PenguinsDataModule"]
 
@@ -49,7 +49,7 @@ class PenguinsDataModule(SplitDataModule):
         return TensorDataset(torch.tensor(x), torch.tensor(y, dtype=torch.long)), metadata
 
 
-class PenguinClassifier(L.LightningModule):
+class PenguinClassifier(ClassificationSteps):
     """A small MLP over 4 measurements; logs ``{stage}/loss``, ``{stage}/acc``.
 
     Args:
@@ -65,24 +65,6 @@ class PenguinClassifier(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-    def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = nn.functional.cross_entropy(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log(f"{stage}/acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True,
-                 batch_size=len(y))
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -1,14 +1,20 @@
-"""Executors: run picklable callables, each on one device, in this process or in worker processes.
+"""Executors: run picklable callables on the devices they need, in this process, in worker processes,
+or as jobs of a cluster scheduler.
 
 A leaf module: it imports neither torch nor lightning (a worker imports torch only to set its thread
 count, and only when torch is already loaded), and knows nothing about runs, cvs or tunes.
 
-- :class:`SerialExecutor` runs each job in this process when it is submitted.
-- :class:`DevicePoolExecutor` runs each job in a new worker process pinned to a free device slot.
-- :func:`make_executor` picks one from the ``devices`` / ``accelerator`` settings.
+- :class:`SerialExecutor` runs each job in this process when it is submitted (``executor: local``).
+- :class:`DevicePoolExecutor` runs each job in a new worker process pinned to a free device slot
+  (``executor: local`` with cv-parallel / tune-parallel).
+- :func:`make_executor` picks one of those two from the ``devices`` / ``accelerator`` settings.
+- :func:`make_executor_from_config` builds the executor that the ``executor:`` key names, from the
+  registry :data:`EXECUTORS` (one module per executor; see :mod:`tunecv.executors._registry` for how to
+  add one).
 
-Both follow the :class:`Executor` contract: ``submit(fn, *args) -> Job``, ``Job.result()`` returns the
-value or re-raises, ``wait``, ``as_completed`` and ``shutdown``.
+Every executor follows the :class:`Executor` contract: ``submit(fn, *args) -> Job``, ``Job.result()``
+returns the value or re-raises, ``wait``, ``as_completed`` and ``shutdown``, and reports ``n_slots``
+and ``pinned``.
 """
 
 from tunecv.executors._base import (
@@ -19,11 +25,13 @@ from tunecv.executors._base import (
     WorkerDiedError,
     current_device,
 )
-from tunecv.executors._factory import gpu_count, make_executor
+from tunecv.executors._local import gpu_count, make_executor
 from tunecv.executors._pool import DevicePoolExecutor, available_cpus
+from tunecv.executors._registry import EXECUTORS, executor_names, make_executor_from_config
 from tunecv.executors._serial import SerialExecutor
 
 __all__ = [
+    "EXECUTORS",
     "Device",
     "DevicePoolExecutor",
     "Executor",
@@ -33,6 +41,8 @@ __all__ = [
     "WorkerDiedError",
     "available_cpus",
     "current_device",
+    "executor_names",
     "gpu_count",
     "make_executor",
+    "make_executor_from_config",
 ]

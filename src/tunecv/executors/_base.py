@@ -147,6 +147,16 @@ class Job:
         """Wait for the job and return its exception (``None`` when it returned a value)."""
         return self._future.exception(timeout)
 
+    @property
+    def state(self) -> str:
+        """``"queued"`` (submitted, not started), ``"running"`` or ``"finished"`` (also when cancelled).
+
+        Executors that schedule on a cluster refine it from the scheduler's own view of the job.
+        """
+        if self._future.done():
+            return "finished"
+        return "running" if self._future.running() else "queued"
+
     def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
         """Call ``fn(job)`` when the job is done (at once if it already is).
 
@@ -161,15 +171,28 @@ class Job:
 
 
 class Executor(ABC):
-    """Runs callables, each on one device; ``n_slots`` of them at once.
+    """Runs callables, each on the devices it was given; ``n_slots`` of them at once.
 
     An executor is handed to the code that uses it. ``wait`` and ``as_completed`` behave like their
     :mod:`concurrent.futures` namesakes. As a context manager, leaving the block calls ``shutdown()``
     (pending jobs are cancelled, running ones finish); leaving it with an exception calls
     ``shutdown(kill=True)``.
+
+    What an executor reports to the code that drives it:
+
+    - ``name``: its name in the registry (:mod:`tunecv.executors._registry`), the ``executor:`` key.
+    - ``n_slots``: how many jobs it runs at once.
+    - ``pinned``: each job runs on devices of its own that the executor chose (a pool worker's one
+      device, a SLURM job's allocation); the job then uses :meth:`run_overrides` instead of the
+      config's own device settings, and runs quietly (no per-run progress bars).
+
+    Executors whose jobs outlive the driver (a cluster scheduler) also implement :meth:`submit_run`
+    (record the job in the run folder) and :meth:`reattach` (find it again after the driver died).
     """
 
+    name: str = ""
     n_slots: int
+    pinned: bool = False
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -184,6 +207,30 @@ class Executor(ABC):
             kill: terminate the running jobs' workers (their jobs raise :class:`WorkerDiedError`);
                 pending jobs are cancelled too.
         """
+
+    def run_overrides(self) -> dict[str, Any]:
+        """Config keys a run executed by a pinned job takes instead of its own (``devices``, ...).
+
+        Empty for an executor that does not pin (the run uses the config's device settings).
+        """
+        return {}
+
+    def submit_run(self, folder: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
+        """Submit ``fn(*args)``, the call that executes the run whose folder is ``folder``.
+
+        The default is :meth:`submit`. An executor whose jobs outlive the driver records the job in
+        ``folder`` (the artifact folder is the state of every executor), so that :meth:`reattach`
+        finds it after a crash and the same run is never submitted twice.
+        """
+        return self.submit(fn, *args)
+
+    def reattach(self, folder: Any) -> Optional[Job]:
+        """The job an earlier driver left queued, running or finished for the run in ``folder``.
+
+        ``None`` when there is none (then the caller submits the run). In-process and pool executors
+        never leave a job behind: their jobs die with the driver.
+        """
+        return None
 
     def wait(
         self,

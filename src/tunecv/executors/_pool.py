@@ -117,6 +117,9 @@ class DevicePoolExecutor(Executor):
         threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
     """
 
+    name = "local"
+    pinned = True
+
     def __init__(
         self,
         devices: Sequence[Device],
@@ -174,6 +177,10 @@ class DevicePoolExecutor(Executor):
         _register(self)
 
     # -- the Executor API ---------------------------------------------------------------------------
+
+    def run_overrides(self) -> dict[str, Any]:
+        # The worker sees its one device as device 0 (CUDA_VISIBLE_DEVICES), or has a CPU thread budget.
+        return {"devices": [0], "strategy": "auto", "num_nodes": 1}
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         name = function_name(fn)

@@ -19,7 +19,9 @@ class SerialExecutor(Executor):
     as they would without an executor. ``n_slots`` is 1 and ``job.device`` is ``None``.
     """
 
+    name = "local"
     n_slots = 1
+    pinned = False
 
     def __init__(self) -> None:
         self._shut_down = False

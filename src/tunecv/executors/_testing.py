@@ -80,3 +80,26 @@ def kill_self(sig: int = signal.SIGKILL) -> None:
 
 def exit_now(code: int) -> None:
     os._exit(code)
+
+
+# -- an executor registered only by the seam tests -----------------------------------------------------
+
+RECORDED_FOLDERS: list[str] = []
+
+
+def recording_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
+    """A serial executor that records each run folder it is given (registered only by the seam tests)."""
+    from tunecv.executors._serial import SerialExecutor
+
+    class Recording(SerialExecutor):
+        name = "recording"
+        pinned = True
+
+        def run_overrides(self) -> dict[str, Any]:
+            return {"devices": [0], "strategy": "auto", "num_nodes": 1}
+
+        def submit_run(self, folder: Any, fn: Any, /, *args: Any) -> Any:
+            RECORDED_FOLDERS.append(str(folder))
+            return self.submit(fn, *args)
+
+    return Recording()

@@ -1,11 +1,17 @@
-"""Choosing an executor from the device settings, without touching CUDA in the driver."""
+"""The ``local`` executor: runs in this process, or in a device pool of worker processes on this machine.
+
+``executor: local`` (the default) gives a :class:`SerialExecutor` unless the strategy is ``cv-parallel``
+or ``tune-parallel``, then a :class:`DevicePoolExecutor` over ``devices`` (``runs_per_device`` runs per
+device). Its ``local:`` section holds the pool's options. Devices are found without touching CUDA in
+the driver.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from tunecv.errors import ConfigError
 from tunecv.executors._base import Device, Executor
@@ -13,7 +19,7 @@ from tunecv.executors._pool import DevicePoolExecutor, available_cpus
 from tunecv.executors._serial import SerialExecutor
 from tunecv.executors._worker import CUDA_ACCELERATORS
 
-__all__ = ["gpu_count", "make_executor"]
+__all__ = ["from_config", "gpu_count", "make_executor"]
 
 AUTO_DEVICES = ("auto", -1, "-1")
 
@@ -70,11 +76,30 @@ def _resolve_devices(devices: Union[Sequence[Device], Device], accelerator: str)
     )
 
 
+def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Executor:
+    """The ``local`` executor for a :class:`~tunecv.config.Config` (the registry's entry point).
+
+    Args:
+        cfg: the config: ``devices``, ``runs_per_device`` and the ``local:`` section are read.
+        parallel: the strategy shares devices between runs (cv-parallel / tune-parallel): a device pool.
+        accelerator: the resolved accelerator (``auto`` already decided for a pool).
+    """
+    devices = cfg.device_setting("devices")
+    if not isinstance(devices, list):
+        devices = [devices]
+    options = getattr(cfg, "local", None)
+    return make_executor(devices, accelerator, parallel, runs_per_device=cfg.runs_per_device,
+                         start_method=getattr(options, "start_method", "forkserver"),
+                         threads_per_worker=getattr(options, "threads_per_worker", None))
+
+
 def make_executor(
     devices: Union[Sequence[Device], Device],
     accelerator: Any,
     parallel: bool,
     runs_per_device: int = 1,
+    start_method: str = "forkserver",
+    threads_per_worker: Optional[int] = None,
 ) -> Executor:
     """The executor for these device settings.
 
@@ -87,6 +112,8 @@ def make_executor(
         parallel: ``True`` for a :class:`DevicePoolExecutor` (cv-parallel / tune-parallel), ``False``
             for a :class:`SerialExecutor`.
         runs_per_device: how many runs share one device at once.
+        start_method: how a pool starts its workers (see :class:`DevicePoolExecutor`).
+        threads_per_worker: CPU threads per pool worker (default: the CPUs shared out).
 
     Raises:
         ConfigError: ``devices`` is ``["auto"]`` with a GPU accelerator and no GPU can be found, or a
@@ -96,4 +123,5 @@ def make_executor(
         return SerialExecutor()
     accel = accelerator.lower() if isinstance(accelerator, str) else "auto"
     slots, accel = _resolve_devices(devices, accel)
-    return DevicePoolExecutor(slots, accelerator=accel, runs_per_device=runs_per_device)
+    return DevicePoolExecutor(slots, accelerator=accel, runs_per_device=runs_per_device, start_method=start_method,
+                              threads_per_worker=threads_per_worker)
