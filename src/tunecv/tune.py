@@ -244,11 +244,12 @@ def tune(
         The :class:`TuneResult`.
     """
     with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
-        return _tune(config, name=name, resume=resume, reset=reset, dry_run=dry_run, progress=progress, held=held)
+        return _tune(config, name=name, resume=resume, reset=reset, dry_run=dry_run, progress=progress,
+                     executor=executor, held=held)
 
 
 def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str], resume: bool, reset: bool,
-          dry_run: bool, progress: bool, held: contextlib.ExitStack) -> Optional[TuneResult]:
+          dry_run: bool, progress: bool, executor: Any, held: contextlib.ExitStack) -> Optional[TuneResult]:
     import optuna
 
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
