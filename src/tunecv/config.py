@@ -118,6 +118,8 @@ class TuneConfig:
     retrain_and_test: bool = False
     seed: Optional[int] = None
     objectives: Optional[list[str]] = None
+    worker_id: Optional[str] = None
+    heartbeat_grace: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -541,6 +543,10 @@ def validate(cfg: Config) -> None:
         _check_metric_spec(metric, "cv.scoring_metric")
     for metric in cfg.tune.objectives or []:
         _check_metric_spec(metric, "tune.objectives")
+    if not cfg.tune.heartbeat_grace > 0:
+        raise ConfigError(f"`tune.heartbeat_grace` must be > 0 (seconds); got {cfg.tune.heartbeat_grace}")
+    if cfg.tune.worker_id is not None and not str(cfg.tune.worker_id).strip():
+        raise ConfigError(f"`tune.worker_id` must be a non-empty string or null; got {cfg.tune.worker_id!r}")
     if isinstance(cfg.tune.n_trials, int) and cfg.tune.n_trials < 1:
         raise ConfigError(f"`tune.n_trials` must be >= 1 or 'grid'; got {cfg.tune.n_trials}")
     for sec in ("model", "data"):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 STORAGE_FILE = "optuna.db"
 SPACE_FILE = "search_space.json"
 HEARTBEAT_ATTR = "tunecv:heartbeat"
+WORKER_ATTR = "tunecv:worker"
 CV_INDEX_ATTR = "cv_index"
 UNSTABLE_ATTR = "score_is_unstable"
 HEARTBEAT_EVERY = 20.0
@@ -156,8 +157,9 @@ def _best_trial(study: Any, directions: list[str]) -> Any:
 class _Heartbeat:
     """Marks this process's running trials as alive, so that other workers can tell stale ones."""
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Any, every: float = HEARTBEAT_EVERY) -> None:
         self.study = study
+        self.every = every
         self.trial_ids: set[int] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -184,15 +186,36 @@ class _Heartbeat:
             self.study._storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_EVERY):
+        while not self._stop.wait(self.every):
             with self._lock:
                 ids = list(self.trial_ids)
             for trial_id in ids:
                 self.beat(trial_id)
 
 
-def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
-    """Fail trials left RUNNING by a crash and queue their parameters again (same cv index)."""
+def worker_identity(cfg: Config) -> Optional[str]:
+    """The worker slot of this process in a shared tune: ``tune.worker_id``, else the SLURM array task.
+
+    A worker restarted in the same slot takes the trials its earlier life left running back at once,
+    without waiting for their heartbeat to go stale. ``None``: no slot (stale trials wait for
+    ``tune.heartbeat_grace``).
+    """
+    if cfg.tune.worker_id is not None:
+        return str(cfg.tune.worker_id)
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if job and task:
+        return f"slurm-array-{job}_{task}"
+    return None
+
+
+def _requeue_stale(study: Any, space: Any, all_running: bool, grace: float = STALE_AFTER,
+                   worker: Optional[str] = None, mine: Optional[set[int]] = None) -> list[int]:
+    """Fail trials left RUNNING by a crash and queue their parameters again (same cv index).
+
+    A RUNNING trial is taken over when ``all_running`` (one process owns the study), when its heartbeat
+    is older than ``grace`` seconds, or when it was started by this worker slot (``worker``) in an
+    earlier life (it is not one of ``mine``, the trials this process runs now).
+    """
     from optuna.trial import TrialState
 
     now = time.time()
@@ -201,7 +224,9 @@ def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
         beat = float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0))
         if t.datetime_start is not None:  # a trial just asked for has no heartbeat yet
             beat = max(beat, t.datetime_start.timestamp())
-        if not all_running and now - beat < STALE_AFTER:
+        own_earlier = (worker is not None and t.system_attrs.get(WORKER_ATTR) == worker
+                       and t._trial_id not in (mine or set()))
+        if not all_running and not own_earlier and now - beat < grace:
             continue  # another live worker is running it
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -344,7 +369,10 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         if created and points is not None:
             for point in points:
                 study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
-        requeued = _requeue_stale(study, space, all_running=not shared) if (resume or shared) else []
+        worker = worker_identity(cfg) if shared else None
+        grace = float(cfg.tune.heartbeat_grace)
+        requeued = (_requeue_stale(study, space, all_running=not shared, grace=grace, worker=worker)
+                    if (resume or shared) else [])
         if requeued:
             log.info("re-queued trials left running by a crash: %s", requeued)
 
@@ -364,14 +392,23 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                 if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
                     return None
                 if shared:
-                    requeued_now = _requeue_stale(study, space, all_running=False)
+                    requeued_now = _requeue_stale(study, space, all_running=False, grace=grace, worker=worker,
+                                                  mine=set(heartbeat.trial_ids))
                     if requeued_now:
                         log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
                 while True:
-                    if _count_finished(study) + _count_live(study) >= n_trials:
+                    finished = _count_finished(study)
+                    if finished >= n_trials:
                         return None
-                    if points is not None and not _has_waiting(study):
-                        return None
+                    short = finished + _count_live(study) >= n_trials or (points is not None
+                                                                         and not _has_waiting(study))
+                    if short:
+                        if in_flight or not shared or _count_live(study) == 0:
+                            return None  # our own trials end this tune (or the grid has nothing left)
+                        # Trials of other workers are running: wait until they finish, or until one goes
+                        # stale and is queued again for us, instead of leaving with the study short.
+                        _wait_for_others(study, space, n_trials, grace, worker)
+                        continue
                     exhausted = _space_exhausted(study, space, points is not None, duplicates["in_a_row"])
                     if exhausted:
                         log.warning("%s; the tune stops with %d finished trials", exhausted, _count_finished(study))
@@ -390,6 +427,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                         continue
                     duplicates["in_a_row"] = 0
                     heartbeat.add(trial._trial_id)
+                    if worker is not None:
+                        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
                     break
                 cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
                 if CV_INDEX_ATTR not in trial.user_attrs:
@@ -441,7 +480,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         if own_executor and executor is not None:
             executor.shutdown()
         raise
-    with _Heartbeat(study) as heartbeat, reporter:
+    with _Heartbeat(study, every=min(HEARTBEAT_EVERY, grace / 4)) as heartbeat, reporter:
         try:
             drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
@@ -478,6 +517,37 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
     return True
+
+
+def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker: Optional[str]) -> None:
+    """Block while other workers run the last trials; return when one finished or one was re-queued.
+
+    A worker of a shared study never ends while the study is short of ``n_trials`` and a trial is
+    RUNNING: that trial's worker may be dead, and its trial is taken over once its heartbeat is
+    ``grace`` seconds old.
+    """
+    from optuna.trial import TrialState
+
+    poll = max(0.5, min(5.0, grace / 8))
+    start = time.monotonic()
+    said = -1.0
+    before = (_count_finished(study), _count_live(study))
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if time.monotonic() - said >= 60:
+            said = time.monotonic()
+            log.info("waiting for %d trial(s) that other workers run (%s): the study has %d of %d trials; a trial "
+                     "whose worker stops beating for %.0f s (tune.heartbeat_grace) is taken over",
+                     len(running), ", ".join(str(t.number) for t in running), before[0], n_trials, grace)
+        time.sleep(poll)
+        if _requeue_stale(study, space, all_running=False, grace=grace, worker=worker):
+            return
+        now = (_count_finished(study), _count_live(study))
+        if now != before or _has_waiting(study):
+            return
+        if time.monotonic() - start > 10 * grace + 600:  # pragma: no cover - a clock or storage gone wrong
+            raise StorageError(f"trials {[t.number for t in running]} stayed RUNNING for "
+                               f"{time.monotonic() - start:.0f} s without a heartbeat check passing")
 
 
 def continued_seed(seed: int, n_trials_so_far: int) -> int:

@@ -182,3 +182,61 @@ def test_a_signal_exits_128_plus_it_and_names_the_command_that_finishes(tmp_path
     assert session_processes(finish.pid) == []
     df = read_run_infos(cv_dir / "run_infos.parquet")
     assert df["run_name"].is_unique and set(df["status"]) == {"completed"} and len(df) == 3
+
+
+# -- 4. a worker of a shared study never leaves it short --------------------------------------------------
+
+def journal_study(path: Path, name: str) -> optuna.Study:
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(JournalFileBackend(str(path))))
+
+
+def test_a_worker_waits_for_a_dead_workers_trial_and_finishes_the_study(tmp_path, external_pkg):
+    journal = tmp_path / "journal.log"
+    cfg = tune_cfg(tmp_path, 3, storage=f"journal://{journal}")
+    cfg["data"]["init_args"]["sleep"] = 0.5
+    path = write(tmp_path / "tune.yaml", cfg)
+    tdir = tmp_path / "artifacts" / "sh"
+    proc = subprocess.Popen(tunecv("tune", "--config", str(path), "--name", "sh", "--quiet"), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tdir.rglob("run_info.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-trial: its trial stays RUNNING in the study
+    proc.wait()
+    running = [t for t in journal_study(journal, "sh").trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(running) == 1
+    # A second worker (another slot) runs what is left, then waits for the dead worker's trial to go
+    # stale (tune.heartbeat_grace) and runs it too, instead of ending with the study short.
+    cfg["tune"]["heartbeat_grace"] = 3.0
+    cfg["data"]["init_args"]["sleep"] = 0.0
+    tune(cfg, name="sh", progress=False)
+    study = journal_study(journal, "sh")
+    assert len(points(study)) == 3 and len(set(points(study))) == 3
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert any(t.user_attrs.get("requeued_from") == running[0].number for t in study.trials)
+    df = read_run_infos(tdir / "run_infos.parquet")
+    assert df["run_name"].is_unique and len(df) == 6 and set(df["status"]) == {"completed"}
+
+
+def test_a_restarted_worker_takes_its_own_trial_back_at_once(tmp_path, external_pkg):
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "journal.log"
+    cfg = tune_cfg(tmp_path, 2, storage=f"journal://{journal}", worker_id="node3-gpu1")
+    cfg["tune"]["heartbeat_grace"] = 3600.0  # the heartbeat rule alone would wait an hour
+    tune(tune_cfg(tmp_path, 1, storage=f"journal://{journal}", worker_id="node3-gpu1"), name="w", progress=False)
+    study = optuna.load_study(study_name="w", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    # the worker's earlier life died in the middle of trial 1: RUNNING, a fresh heartbeat, its slot
+    dead = study.ask()
+    dead.suggest_float("model.init_args.lr", 0.01, 0.3, log=True)
+    dead.suggest_categorical("model.init_args.hidden", [4, 8])
+    study._storage.set_trial_system_attr(dead._trial_id, "tunecv:heartbeat", time.time())
+    study._storage.set_trial_system_attr(dead._trial_id, "tunecv:worker", "node3-gpu1")
+    t0 = time.time()
+    result = tune(cfg, name="w", progress=False)
+    assert time.time() - t0 < 300
+    states = [t.state for t in result.study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and optuna.trial.TrialState.RUNNING not in states
+    assert any(t.user_attrs.get("requeued_from") == dead.number for t in result.study.trials)
