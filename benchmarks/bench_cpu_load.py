@@ -2,12 +2,12 @@
 
 Shared workstations and HPC nodes are always busy. A run that starts one thread per core competes with
 the other programs for every core, and PyTorch's OpenMP threads then wait on each other at every
-operation. tunecv's thread policy (``cpu_threads: auto``) gives each run the cores that are free when it
+operation. tunecv's thread policy (``local.threads_per_worker: null``) gives each run the cores that are free when it
 starts (at least one). Each case is one ``tunecv cv`` command, so that its thread settings apply from
 the first import of torch:
 
 - ``auto``: tunecv's policy;
-- ``all cores``: ``--cpu_threads N`` with N the number of cores (torch's own default, the old behaviour);
+- ``all cores``: ``--local.threads_per_worker N`` with N the number of cores (torch's own default, the old behaviour);
 - ``all cores, passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP threads sleep instead of spin).
 
 Prints each case's wall time and the ratio loaded/idle (goal <= 2.5 for ``auto``).
@@ -37,8 +37,9 @@ def busy() -> None:  # one core, fully used, until terminated
 
 def run_cv(cfg_path: Path, name: str, threads: str, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "tunecv", "cv", "--config", str(cfg_path), "--name", name,
-                          "--cpu_threads", threads, "--quiet"], env=env, capture_output=True, text=True)
+    flag = [] if threads == "auto" else ["--local.threads_per_worker", threads]
+    out = subprocess.run([sys.executable, "-m", "tunecv", "cv", "--config", str(cfg_path), "--name", name, *flag,
+                          "--quiet"], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"cv {name} failed: {out.stderr[-1500:]}")
     return time.perf_counter() - t0
@@ -78,12 +79,12 @@ def main() -> None:
             rows.append((case, threads, idle, loaded))
     print(f"machine: {machine()}; load before: {os.getloadavg()[0]:.1f}")
     print(f"serial cv of {args.folds} runs x {args.epochs} epochs; loaded = {cores} busy processes (one per core)")
-    print(f"| {'case':<22} | cpu_threads | {'idle s':>7} | {'loaded s':>8} | loaded/idle")
+    print(f"| {'case':<22} | threads     | {'idle s':>7} | {'loaded s':>8} | loaded/idle")
     print(f"|{'-' * 24}|-------------|{'-' * 9}|{'-' * 10}|------------")
     labels = {"auto": "auto (tunecv)", "all": "all cores", "passive": "all cores, passive"}
     for case, threads, idle, loaded in rows:
         print(f"| {labels[case]:<22} | {threads:>11} | {idle:7.1f} | {loaded:8.1f} | {loaded / idle:.2f}")
-    print("goal: loaded/idle <= 2.5 with cpu_threads auto")
+    print("goal: loaded/idle <= 2.5 with tunecv's policy (auto)")
 
 
 if __name__ == "__main__":

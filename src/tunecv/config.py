@@ -124,7 +124,11 @@ class TuneConfig:
 
 @dataclass(frozen=True)
 class LocalConfig:
-    """Options of ``executor: local`` (the device pool of cv-parallel / tune-parallel)."""
+    """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
+
+    ``threads_per_worker``: CPU threads of each run (serial or in a pool worker); null lets tunecv choose
+    the cores free for it when it starts (at least one).
+    """
 
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     threads_per_worker: Optional[int] = None

@@ -103,7 +103,30 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     if overrides:
         # The executor gave this job its own devices (CUDA_VISIBLE_DEVICES, a CPU thread budget, an allocation).
         cfg = cfg.replace(**overrides)
-    return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+    with _thread_policy(cfg):
+        return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+
+
+@contextlib.contextmanager
+def _thread_policy(cfg: Config) -> Iterator[None]:
+    """A run outside a device pool gets the CPU threads that fit the machine now (see ``thread_budget``).
+
+    A pool worker already has its budget (set by the pool when it started the worker).
+    """
+    from tunecv.executors import current_device, thread_budget
+
+    if current_device() is not None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    options = getattr(cfg, "local", None)
+    torch.set_num_threads(thread_budget(1, getattr(options, "threads_per_worker", None)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class CrossValidation:

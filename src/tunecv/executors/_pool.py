@@ -31,7 +31,7 @@ from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
-__all__ = ["DevicePoolExecutor", "available_cpus"]
+__all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
 
 # After a worker sent its result it should exit at once; one still alive after this long is terminated.
 EXIT_GRACE = 10.0
@@ -45,6 +45,43 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
         return os.cpu_count() or 1
+
+
+def _others_running(samples: int = 3, interval: float = 0.01) -> float:
+    """How many tasks of other processes want a CPU right now (the run queue, less this process).
+
+    Linux: the median of a few reads of the running count in ``/proc/loadavg`` (instantaneous, so this
+    process's own past work does not count); elsewhere the 1-minute load average.
+    """
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            try:
+                return max(0.0, os.getloadavg()[0])
+            except (AttributeError, OSError):  # pragma: no cover - no load information at all
+                return 0.0
+        counts.append(max(0, running - 1))  # the reading thread is one of them
+        if i + 1 < samples:
+            time.sleep(interval)
+    return float(sorted(counts)[len(counts) // 2])
+
+
+def thread_budget(n_slots: int = 1, requested: Optional[int] = None) -> int:
+    """CPU threads for each of ``n_slots`` runs at once: the cores free for them now, shared out.
+
+    ``requested`` (the ``local.threads_per_worker`` key) wins when given. Otherwise each run gets
+    ``available CPUs // n_slots`` threads, fewer when other processes keep cores busy (at least one):
+    on a shared machine, a run with a thread per core waits at every operation for the threads that
+    the other programs' work has pushed off the CPUs.
+    """
+    if requested is not None:
+        return max(1, int(requested))
+    cpus = available_cpus()
+    free = max(1, round(cpus - _others_running()))
+    return max(1, min(cpus // max(1, n_slots), free // max(1, n_slots)))
 
 
 def _check_device(device: Any) -> Device:
@@ -149,7 +186,7 @@ class DevicePoolExecutor(Executor):
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
-        self.threads_per_worker = threads_per_worker or max(1, available_cpus() // self.n_slots)
+        self.threads_per_worker = thread_budget(self.n_slots, threads_per_worker)
         for device in self.devices:  # fail now, not in the scheduler, on a device CUDA cannot see
             pin_environment(device, self.accelerator, None, os.environ)
 
