@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
+from tunecv.executors._warm import PRELOAD_ENV
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
 __all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
@@ -192,7 +193,10 @@ class DevicePoolExecutor(Executor):
 
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver" and not _forkserver_running():
-            self._ctx.set_forkserver_preload(list(preload))
+            # One preload module imports the list, each import guarded: multiprocessing's own preload only
+            # skips ImportError, and any other error in a user's module would take the server down.
+            os.environ[PRELOAD_ENV] = ",".join(preload)
+            self._ctx.set_forkserver_preload(["tunecv.executors._warm"])
             # Start the server (and its imports) now, in the background, while the driver prepares.
             threading.Thread(target=multiprocessing.forkserver.ensure_running, name="tunecv-forkserver",
                              daemon=True).start()
