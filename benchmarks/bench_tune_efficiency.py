@@ -1,11 +1,15 @@
-"""Sample efficiency: TPE + Wilcoxon pruning against random search with full cvs (the predecessor's way).
+"""Sample efficiency: TPE + Wilcoxon fold pruning against random search with full cvs (DARTS's method)
+and against TPE with full cvs (what a plain Optuna user gets).
 
-For each seed: random search runs N trials of full cross-validations; its best cv score is the target.
-TPE with Wilcoxon fold-level pruning then runs (up to 2N trials) and we count the training epochs
-(and wall time) it spent until a trial first reached that target. Prints the ratio of epochs and of
-wall time per seed and their median (goal <= 0.5).
+For each problem and seed: random search runs N trials of full cross-validations; its best cv score is
+the target. TPE + WilcoxonPruner and TPE without pruning then each run up to 2N trials, and we count
+the training epochs (and the training time) each spent, in trial order, until a finished cv first
+reached the target. Prints per seed the epoch ratio of TPE + Wilcoxon against random search (all of
+its N cvs) and against TPE without pruning (epochs to the same target), and their medians per problem.
+Goal: median <= 0.5 against random search on every problem, and < 1 against TPE without pruning.
 
-    python benchmarks/bench_tune_efficiency.py --trials 12 --seeds 5
+    python benchmarks/bench_tune_efficiency.py --trials 10 --seeds 10
+    python benchmarks/bench_tune_efficiency.py --problems digits --seeds 3 --trials 6
 """
 
 from __future__ import annotations
@@ -13,76 +17,132 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
 from _common import machine
 
-SPACE = {"hyperparameters": {
-    "model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.3},
-    "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 4, "high": 96},
-    "model.init_args.dropout": {"distribution": "uniform", "low": 0.0, "high": 0.6},
-}}
-
-
-def config(root: Path, space: Path, epochs: int, sampler: str, pruner: str, n_trials: int, seed: int) -> dict:
-    return {
-        "artifact_dir": str(root),
-        "model": {"class_path": "tunecv.examples.digits.DigitsClassifier", "init_args": {}},
+PROBLEMS = {
+    "digits": {
+        "model": "tunecv.examples.digits.DigitsClassifier",
         "data": {"class_path": "tunecv.examples.digits.DigitsDataModule",
                  "init_args": {"batch_size": 64, "limit": 700}},
         "split": {"fold_method": "stratified", "total_folds": 5, "stratify_column": "label"},
+        "metric": "val/acc",
+        "space": {
+            "model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.3},
+            "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 4, "high": 96},
+            "model.init_args.dropout": {"distribution": "uniform", "low": 0.0, "high": 0.6},
+        },
+    },
+    "penguins": {
+        "model": "tunecv.examples.penguins.PenguinClassifier",
+        "data": {"class_path": "tunecv.examples.penguins.PenguinsDataModule", "init_args": {"batch_size": 32}},
+        "split": {"fold_method": "stratified", "total_folds": 5, "stratify_column": "species"},
+        "metric": "val/loss:lower",  # accuracy saturates at 1.0 on penguins; the loss still ranks trials
+        "space": {
+            "model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.3},
+            "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 2, "high": 64},
+        },
+    },
+    "regression": {
+        "model": "tunecv.examples.diabetes.DiabetesRegressor",
+        "data": {"class_path": "tunecv.examples.diabetes.DiabetesDataModule", "init_args": {"batch_size": 32}},
+        "split": {"fold_method": "kfold", "total_folds": 5},
+        "metric": "val/loss:lower",
+        "space": {
+            "model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.3},
+            "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 2, "high": 96},
+            "model.init_args.dropout": {"distribution": "uniform", "low": 0.0, "high": 0.6},
+            "model.init_args.weight_decay": {"distribution": "loguniform", "low": 1e-6, "high": 1e-1},
+        },
+    },
+}
+
+
+def config(problem: dict, root: Path, space: Path, epochs: int, sampler: str, pruner: str, n_trials: int,
+           seed: int) -> dict:
+    return {
+        "artifact_dir": str(root),
+        "model": {"class_path": problem["model"], "init_args": {}},
+        "data": problem["data"],
+        "split": problem["split"],
         "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "enable_model_summary": False},
         "accelerator": "cpu", "devices": [0], "early_stopping": None,
-        "cv": {"n_seeds": 1, "scoring_metric": ["val/acc"]},
+        "cv": {"n_seeds": 1, "scoring_metric": [problem["metric"]]},
         "tune": {"search_space": str(space), "n_trials": n_trials, "sampler": sampler, "pruner": pruner,
                  "seed": seed},
     }
 
 
-def cost_until(df, target: float, epochs: int) -> tuple[float, float, bool]:
-    """Epochs and seconds spent, in trial order, until a finished cv first reached ``target``."""
+def cost_until(df, target: float, epochs: int, lower: bool) -> tuple[float, float, bool]:
+    """Epochs and training seconds spent, in trial order, until a finished cv first reached ``target``
+    (all of them, and ``False``, when none did)."""
     spent_epochs = spent_time = 0.0
     for trial in sorted(df["trial"].unique()):
         rows = df[df["trial"] == trial]
         spent_epochs += len(rows) * epochs
         spent_time += float(rows["duration"].sum())
-        state = rows["trial_state"].iloc[0]
-        if state == "complete" and rows["score"].iloc[0] >= target - 1e-12:
+        score = float(rows["score"].iloc[0])
+        reached = score <= target + 1e-12 if lower else score >= target - 1e-12
+        if rows["trial_state"].iloc[0] == "complete" and reached:
             return spent_epochs, spent_time, True
     return spent_epochs, spent_time, False
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    args = parser.parse_args()
+def run_problem(name: str, root: Path, args: argparse.Namespace) -> dict:
     from tunecv.tune import tune
 
-    epoch_ratios, time_ratios = [], []
+    problem = PROBLEMS[name]
+    lower = problem["metric"].endswith(":lower")
+    space = root / f"{name}-space.yaml"
+    space.write_text(yaml.safe_dump({"hyperparameters": problem["space"]}))
+    vs_random, vs_tpe, time_vs_random = [], [], []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        def run(sampler: str, pruner: str, n: int, label: str, seed: int = seed):
+            return tune(config(problem, root, space, args.epochs, sampler, pruner, n, seed),
+                        name=f"{name}-{label}-{seed}", progress=False)
+
+        rnd = run("random", "none", args.trials, "random")
+        target = rnd.best_score
+        rdf = rnd.run_infos
+        r_epochs, r_time = len(rdf) * args.epochs, float(rdf["duration"].sum())
+        tpe_w = run("tpe", "wilcoxon", 2 * args.trials, "tpe-wilcoxon")
+        w_epochs, w_time, w_reached = cost_until(tpe_w.run_infos, target, args.epochs, lower)
+        tpe_n = run("tpe", "none", 2 * args.trials, "tpe-full")
+        n_epochs, _, n_reached = cost_until(tpe_n.run_infos, target, args.epochs, lower)
+        pruned = int((tpe_w.run_infos.drop_duplicates("trial")["trial_state"] == "pruned").sum())
+        vs_random.append(w_epochs / r_epochs)
+        vs_tpe.append(w_epochs / n_epochs)
+        time_vs_random.append(w_time / r_time)
+        print(f"{name} seed {seed}: target {target:.4f}; random {r_epochs:.0f} epochs {r_time:.1f} s; "
+              f"tpe+wilcoxon {'reached' if w_reached else 'NOT reached'} after {w_epochs:.0f} epochs "
+              f"{w_time:.1f} s ({pruned} pruned); tpe full cvs {'reached' if n_reached else 'NOT reached'} after "
+              f"{n_epochs:.0f} epochs -> ratio vs random {vs_random[-1]:.2f}, vs tpe {vs_tpe[-1]:.2f}", flush=True)
+    return {"vs_random": vs_random, "vs_tpe": vs_tpe, "time_vs_random": time_vs_random}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--trials", type=int, default=10, help="random search's trials (TPE gets twice as many)")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        space = Path(tmp) / "space.yaml"
-        space.write_text(yaml.safe_dump(SPACE))
-        for seed in range(args.seeds):
-            rnd = tune(config(Path(tmp), space, args.epochs, "random", "none", args.trials, seed),
-                       name=f"random-{seed}", progress=False)
-            target = rnd.best_score
-            rdf = rnd.run_infos
-            r_epochs, r_time = len(rdf) * args.epochs, float(rdf["duration"].sum())
-            tpe = tune(config(Path(tmp), space, args.epochs, "tpe", "wilcoxon", 2 * args.trials, seed),
-                       name=f"tpe-{seed}", progress=False)
-            t_epochs, t_time, reached = cost_until(tpe.run_infos, target, args.epochs)
-            pruned = int((tpe.run_infos.drop_duplicates("trial")["trial_state"] == "pruned").sum())
-            epoch_ratios.append(t_epochs / r_epochs)
-            time_ratios.append(t_time / r_time)
-            print(f"seed {seed}: target {target:.4f}; random {r_epochs:.0f} epochs {r_time:.1f} s; "
-                  f"tpe+wilcoxon {'reached' if reached else 'NOT reached'} after {t_epochs:.0f} epochs "
-                  f"{t_time:.1f} s ({pruned} pruned) -> epoch ratio {t_epochs / r_epochs:.2f}")
-    print(f"machine: {machine()}")
-    print(f"median epoch ratio tpe+wilcoxon / random: {statistics.median(epoch_ratios):.2f} (goal <= 0.5)")
-    print(f"median wall-time ratio: {statistics.median(time_ratios):.2f}")
+        for name in args.problems:
+            results[name] = run_problem(name, Path(tmp), args)
+    print(f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all")
+    print(f"{'problem':<12} {'seeds':>5} {'vs random (goal <= 0.5)':>24} {'vs tpe full cvs (goal < 1)':>27} "
+          f"{'wall vs random':>15}")
+    for name, r in results.items():
+        print(f"{name:<12} {len(r['vs_random']):>5} {statistics.median(r['vs_random']):>24.2f} "
+              f"{statistics.median(r['vs_tpe']):>27.2f} {statistics.median(r['time_vs_random']):>15.2f}")
 
 
 if __name__ == "__main__":

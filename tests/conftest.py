@@ -186,3 +186,26 @@ def ext_cfg(tmp_path: Path, **extra) -> dict:
     }
     cfg.update(extra)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM cluster (munged, slurmctld, slurmd) for the whole session.
+
+    It exports ``SLURM_CONF`` for this process and every job; it is stopped and its folder (with the
+    placeholder GPU devices) removed at the end. Skips only where the cluster cannot start (not root,
+    SLURM not installed); ``.ci/run`` installs SLURM, so in CI it runs.
+    """
+    from tests.slurm.cluster import ClusterUnavailable, SlurmCluster, why_unavailable
+
+    required = os.environ.get("TUNECV_REQUIRE_SLURM") == "1"  # set by .ci/run: a skip there is a failure
+    reason = why_unavailable()
+    if reason:
+        (pytest.fail if required else pytest.skip)(f"no SLURM test cluster: {reason}")
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+    except ClusterUnavailable as exc:
+        (pytest.fail if required else pytest.skip)(f"the SLURM test cluster could not start: {exc}")
+    yield cluster
+    cluster.stop()

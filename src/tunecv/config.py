@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "LocalConfig",
     "LoggingConfig",
+    "RayConfig",
     "SlurmConfig",
     "SplitConfig",
     "TuneConfig",
@@ -118,6 +120,10 @@ class TuneConfig:
     retrain_and_test: bool = False
     seed: Optional[int] = None
     objectives: Optional[list[str]] = None
+    timeout: Optional[float] = None
+    max_runs: Optional[int] = None
+    warm_start: Optional[Union[str, list[dict]]] = None
+    warm_start_top_k: int = 5
     worker_id: Optional[str] = None
     heartbeat_grace: float = 120.0
 
@@ -155,6 +161,18 @@ class SlurmConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """Options of ``executor: ray``: the Ray cluster and the resources of each run (see docs/scaling-out.md)."""
+
+    address: str = "local"
+    num_cpus: float = 1
+    num_gpus: float = 0
+    max_concurrent_runs: Optional[int] = None
+    max_retries: int = 1
+    runtime_env: Optional[dict] = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one command needs. See ``docs/`` for the meaning of each key."""
 
@@ -181,6 +199,7 @@ class Config:
     executor: str = "local"
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     # -- derived views -------------------------------------------------------------------------------
     def device_setting(self, key: str) -> Any:
@@ -283,6 +302,7 @@ _KEY_HELP = {
     "executor": "where runs execute: local (this machine), slurm, ... (options in the section of that name)",
     "local": "options of executor local (the device pool)",
     "slurm": "options of executor slurm: resources and sbatch options of each job",
+    "ray": "options of executor ray: the Ray cluster (address) and the CPUs / GPUs of each run",
 }
 
 
@@ -575,6 +595,33 @@ def _validate_executor(cfg: Config) -> None:
             raise ConfigError(f"`slurm.{key}` must be >= 0; got {getattr(sl, key)}")
     if not sl.poll_interval > 0:
         raise ConfigError(f"`slurm.poll_interval` must be > 0 seconds; got {sl.poll_interval}")
+    _validate_ray(cfg)
+
+
+def _validate_ray(cfg: Config) -> None:
+    ry = cfg.ray
+    for key in ("num_cpus", "num_gpus"):
+        value = getattr(ry, key)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"`ray.{key}` must be a number >= 0 (a fraction is allowed); got {value!r}")
+    if ry.num_cpus == 0 and ry.num_gpus == 0:
+        raise ConfigError("`ray.num_cpus` and `ray.num_gpus` must not both be 0: each run asks Ray for CPUs or GPUs; "
+                          "got 0 and 0")
+    if ry.max_retries < 0:
+        raise ConfigError(f"`ray.max_retries` must be >= 0; got {ry.max_retries}")
+    if ry.max_concurrent_runs is not None and ry.max_concurrent_runs < 1:
+        raise ConfigError(f"`ray.max_concurrent_runs` must be >= 1 or null; got {ry.max_concurrent_runs}")
+    if not ry.address.strip():
+        raise ConfigError("`ray.address` must be local, auto, HOST:PORT or ray://HOST:PORT; got ''")
+    if cfg.executor != "ray":
+        return
+    if cfg.runs_per_device > 1 and ry.num_gpus > 1:
+        raise ConfigError(f"`ray.num_gpus` must be at most 1 when `runs_per_device` ({cfg.runs_per_device}) packs "
+                          f"several runs on one GPU; got {ry.num_gpus}")
+    accelerator = str(cfg.device_setting("accelerator")).lower()
+    if accelerator in ("gpu", "cuda") and ry.num_gpus == 0:
+        raise ConfigError(f"`ray.num_gpus` must be > 0 with accelerator {accelerator!r}: Ray gives a run only the GPUs "
+                          f"it asks for; got 0")
 
 
 def _check_metric_spec(metric: str, key: str) -> None:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 REPORT_DIR = "report"
 CONFIG_FILE = "config.yaml"
 TABLE_ROWS = 20  # leaderboard rows printed; --format json has all
+TOP_COMPARED = 10  # trials compared with the best, pair by pair
 
 # Order of trial states on the leaderboard: finished trials by score first, then the rest.
 _STATE_ORDER = {"complete": 0, "running": 2, "waiting": 2, "pruned": 3, "fail": 4, "failed": 4}
@@ -355,6 +356,7 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not multi:
         best = next((e for e in board if e["state"] == "complete" and not e["score_is_unstable"]
                      and isinstance(e["score"], (int, float)) and math.isfinite(e["score"])), None)
+    statistics = _paired_statistics(df, board, best, {"scoring_metric": specs, "multi_score_strategy": strategy})
     counts = _trial_counts(trials, board)
     n_trials = (cfg.get("tune") or {}).get("n_trials")
     summary: dict[str, Any] = {
@@ -367,6 +369,7 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "runs": {"completed": int((df["status"] == "completed").sum()) if len(df) else 0,
                  "failed": int((df["status"] == "failed").sum()) if len(df) else 0, "recorded": len(df)},
         "storage": None if study is None else "loaded",
+        "statistics": statistics,
         "notes": [study_note] if study_note else [],
     }
     if multi:
@@ -401,7 +404,10 @@ def _study_trials(study: Any, tune_name: str) -> dict[int, dict[str, Any]]:
             continue  # asked past n_trials by a concurrent worker and given back: not a real trial
         index = int(t.user_attrs.get("cv_index", t.number))
         cv_name = t.user_attrs.get("cv_name") or naming.cv_name(tune_name, index)
-        out[t.number] = {"state": t.state.name.lower(), "cv_name": cv_name, "params": dict(t.params)}
+        # config_values: the values the model used (trial.params holds x, not n - x, for reversed_loguniform)
+        params = t.user_attrs.get("config_values")
+        out[t.number] = {"state": t.state.name.lower(), "cv_name": cv_name,
+                         "params": dict(params) if isinstance(params, Mapping) else dict(t.params)}
     return out
 
 
@@ -412,6 +418,48 @@ def _trial_counts(trials: Mapping[int, Mapping[str, Any]],
               "failed": states.count("fail") + states.count("failed"), "running": states.count("running")}
     counts["total"] = sum(counts.values())
     return counts
+
+
+def _paired_statistics(df: Any, board: list[dict[str, Any]], best: Optional[dict[str, Any]],
+                       scoring: Mapping[str, Any]) -> dict[str, Any]:
+    """Per leaderboard entry its score interval; for the top trials, the paired comparison with the best.
+
+    Adds ``score_interval`` to every entry, and ``vs_best`` (see :class:`tunecv.stats.PairedComparison`)
+    and ``indistinguishable_from_best`` to the best :data:`TOP_COMPARED` others; returns the method and
+    the comparison of the best with the runner-up (the next stable complete trial).
+    """
+    from tunecv.stats import ALPHA, mean_interval, paired_comparison
+
+    per_cv: dict[str, dict[tuple[int, int], float]] = {}
+    if len(df):
+        scores = _run_scores(df, scoring)
+        for rec, value in zip(df.to_dict("records"), scores, strict=True):
+            if rec.get("fold") is None or rec.get("seed") is None or not math.isfinite(value):
+                continue
+            per_cv.setdefault(rec["cv_name"], {})[(int(rec["fold"]), int(rec["seed"]))] = value
+    for entry in board:
+        entry["score_interval"] = mean_interval(list(per_cv.get(entry["cv_name"], {}).values())).to_dict()
+    out: dict[str, Any] = {
+        "test": "Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon, zero_method='zsplit'), over the "
+                "(fold, seed) pairs both trials finished",
+        "interval": f"{1 - ALPHA:.0%} Student-t interval of the mean",
+        "alpha": ALPHA, "difference": "trial - best, in score units", "best": None, "runner_up": None,
+    }
+    if best is None:
+        return out
+    reference = per_cv.get(best["cv_name"], {})
+    out["best"] = best["cv_name"]
+    compared = 0
+    for entry in board:
+        if entry is best or not per_cv.get(entry["cv_name"]) or compared >= TOP_COMPARED:
+            continue
+        comparison = paired_comparison(per_cv[entry["cv_name"]], reference)
+        entry["vs_best"] = comparison.to_dict()
+        entry["indistinguishable_from_best"] = not comparison.distinguishable
+        compared += 1
+        if out["runner_up"] is None and entry["state"] == "complete" and not entry["score_is_unstable"]:
+            out["runner_up"] = {"cv_name": entry["cv_name"], "trial": entry["trial"], **comparison.to_dict()}
+    return out
 
 
 # -- plots --------------------------------------------------------------------------------------------------
@@ -463,6 +511,8 @@ def _write_plots(root: Path, kind: str, summary: dict[str, Any],
             _optuna_html(out_dir, study, summary, written)
     if kind in ("cv", "tune"):
         attempt("score_per_fold_seed", _score_heatmap, kind, ctx, summary)
+    if kind == "tune":
+        attempt("paired_differences", _paired_plot, summary)
     attempt("learning_curves", _learning_curves, ctx["runs"], names)
     return written, skipped
 
@@ -631,6 +681,35 @@ def _score_heatmap_default_style(out_dir: Path, kind: str, ctx: Mapping[str, Any
     return _save(fig, out_dir / "score_per_fold_seed.png")
 
 
+def _paired_plot(out_dir: Path, summary: Mapping[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in summary["leaderboard"] if e.get("vs_best")]
+    best = (summary.get("statistics") or {}).get("best")
+    if not best or not entries:
+        return "no trial to compare with the best yet"
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.42 * len(entries) + 1.6)))
+        for y, e in enumerate(entries):
+            d = e["vs_best"]["difference"]
+            mean, low, high = (d[k] if d[k] is not None else math.nan for k in ("mean", "low", "high"))
+            color = "#888888" if e["indistinguishable_from_best"] else "#c0392b"
+            xerr = [[mean - low], [high - mean]] if math.isfinite(low) and math.isfinite(high) else None
+            ax.errorbar(mean, y, xerr=xerr, fmt="o", color=color, capsize=3)
+            p = e["vs_best"]["p_value"]
+            mark = "≈ best" if e["indistinguishable_from_best"] else "worse"
+            ax.annotate(f"p={p:.2g} ({mark})" if p is not None else mark, (mean, y), textcoords="offset points",
+                        xytext=(6, 6), fontsize=8, color=color)
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_yticks(range(len(entries)), [e["cv_name"] for e in entries])
+        ax.invert_yaxis()
+        better = "higher" if summary["direction"] == "maximize" else "lower"
+        ax.set_xlabel(f"paired difference to {best} per (fold, seed), 95 % interval ({better} score is better)")
+        ax.set_title("trials against the best: grey = cannot be told apart (Wilcoxon p >= 0.05)")
+        fig.tight_layout()
+        return _save(fig, out_dir / "paired_differences.png")
+
+
 def _read_curves(run_dir: Path) -> Any:
     """Per epoch, the last logged value of every metric of a run (earlier attempts of a resumed run first)."""
     import pandas as pd
@@ -719,6 +798,25 @@ def _mean_std(stat: Optional[Mapping[str, Any]]) -> str:
     return f"{_fmt(stat['mean'])} ± {_fmt(std, 2)}" if std is not None else _fmt(stat["mean"])
 
 
+def _interval(stat: Optional[Mapping[str, Any]]) -> str:
+    if not stat or stat.get("low") is None:
+        return "-"
+    return f"[{_fmt(stat['low'])}, {_fmt(stat['high'])}]"
+
+
+def _difference(d: Mapping[str, Any]) -> str:
+    return f"{_fmt(d['mean'], 3)} [{_fmt(d['low'], 3)}, {_fmt(d['high'], 3)}]"
+
+
+def _vs_best(entry: Mapping[str, Any], best: Optional[str]) -> str:
+    """``-0.026 [-0.09, 0.04] p=0.62 ≈`` (≈: cannot be told apart from the best)."""
+    c = entry.get("vs_best")
+    if not c:
+        return "best" if entry["cv_name"] == best else "-"
+    mark = "≈" if entry.get("indistinguishable_from_best") else ""
+    return f"{_difference(c['difference'])} p={_fmt(c['p_value'], 2)} {mark}".rstrip()
+
+
 def _short_names(keys: Sequence[str]) -> dict[str, str]:
     last = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
@@ -805,8 +903,9 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
             else f"score {s['direction']}d")
     table = Table(title=f"tune {s['tune_name']}: {c['completed']} completed, {c['pruned']} pruned, "
                         f"{c['failed']} failed, {c['running']} running (of {_fmt(s['n_trials'])}); {goal}")
-    for col in ("#", "cv", "trial", "state", "score", *names, "runs", *(short[k] for k in keys)):
-        table.add_column(col, justify="left" if col in ("cv", "state") else "right")
+    for col in ("#", "cv", "trial", "state", "score", "95% interval", "vs best (paired)", *names, "runs",
+                *(short[k] for k in keys)):
+        table.add_column(col, justify="left" if col in ("cv", "state", "vs best (paired)") else "right")
     for e in s["leaderboard"][:TABLE_ROWS]:
         score = _fmt(e["score"]) + (" (unstable)" if e["score_is_unstable"] else "")
         state = e["state"] if e["state"] == "complete" else f"[yellow]{e['state']}[/yellow]"
@@ -814,6 +913,7 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
         if e["runs_failed"]:
             runs += f" ({e['runs_failed']} failed)"
         table.add_row(str(e["rank"]), str(e["cv_name"]), _fmt(e["trial"]), state, score,
+                      _interval(e.get("score_interval")), _vs_best(e, (s.get("best") or {}).get("cv_name")),
                       *(_mean_std(e["metrics"].get(m)) for m in names), runs,
                       *(escape(_fmt(e["params"].get(k))) for k in keys))
     console.print(table)
@@ -824,6 +924,13 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
         console.print(f"best: {best['cv_name']} (trial {best['trial']}) score {_fmt(best['score'], 6)}")
         for k, v in best["params"].items():
             console.print(f"  {k}: {escape(_fmt(v, 6))}")
+        runner = (s.get("statistics") or {}).get("runner_up")
+        if runner:
+            verdict = ("[yellow]cannot be told apart from[/yellow]" if not runner["distinguishable"]
+                       else "is better than")
+            console.print(f"the best {verdict} the runner-up {runner['cv_name']}: Wilcoxon p="
+                          f"{_fmt(runner['p_value'], 2)} over {runner['n_pairs']} (fold, seed) pairs; "
+                          f"{_difference(runner['difference'])} (runner-up - best)")
     elif s.get("pareto_trials") is not None:
         console.print(f"Pareto-optimal trials: {s['pareto_trials']}")
     else:

@@ -62,7 +62,7 @@ STATUSES = ("completed", "failed", "pruned")
 CONFIG_KEYS = (
     "name", "artifact_dir", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
     "accelerator", "strategy", "devices", "num_nodes", "runs_per_device", "fold", "seed",
-    "early_stopping", "checkpoint", "logging", "cv", "tune", "executor", "local", "slurm",
+    "early_stopping", "checkpoint", "logging", "cv", "tune", "executor", "local", "slurm", "ray",
 )
 
 _STR = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas 3, object before)

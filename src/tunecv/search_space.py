@@ -51,6 +51,7 @@ __all__ = [
     "Param",
     "SearchSpace",
     "apply",
+    "canonical_distribution",
     "load_search_space",
     "make_pruner",
     "make_sampler",
@@ -59,6 +60,8 @@ __all__ = [
 Scalar = Union[None, bool, int, float, str]
 _SCALAR_TYPES = (type(None), bool, int, float, str)
 _FINGERPRINT_FORMAT = 1
+#: trial user attr where a tune keeps each run's own score (run index → score), for run_score_pruner
+RUN_SCORES_ATTR = "run_scores"
 
 
 # -- the table of distributions ------------------------------------------------------------------------
@@ -181,7 +184,24 @@ DISTRIBUTIONS: dict[str, _Spec] = {
     "choice": _Spec({"choices": LIST}, {}, (_choices_valid,)),
     "constant": _Spec({"value": PLAIN}),
 }
+# DARTS's guide spells some distributions differently (``value``, ``reversed-loguniform``); files written
+# for it work unchanged. Hyphens and underscores are interchangeable in every name.
+_ALIASES: dict[str, str] = {
+    **{name: name for name in DISTRIBUTIONS},
+    "value": "constant",
+    "log_uniform": "loguniform",
+    "int_uniform": "intuniform",
+    "reversed_log_uniform": "reversed_loguniform",
+}
 _DEFAULTS: dict[str, dict[str, Any]] = {"reversed_loguniform": {"n": 1.0}}
+
+
+def canonical_distribution(name: Any) -> Optional[str]:
+    """The distribution a spelling names (``reversed-loguniform`` → ``reversed_loguniform``, ``value`` →
+    ``constant``), or ``None`` when it names none."""
+    if not isinstance(name, str):
+        return None
+    return _ALIASES.get(name.strip().lower().replace("-", "_"))
 _FLOAT_KEYS = {"uniform": ("low", "high", "step"), "loguniform": ("low", "high"),
                "reversed_loguniform": ("low", "high", "n")}
 _ENTRY_KEYS = frozenset({"distribution", "low", "high", "n", "step", "choices", "value"})
@@ -296,6 +316,25 @@ class Param:
         lo, hi = self._internal_range()
         return min(max(self.n - value, lo), hi)  # type: ignore[operator]
 
+    def check_value(self, value: Any) -> Optional[str]:
+        """Why ``value`` (a config value) is not one this entry can take, or ``None`` when it is."""
+        d = self.distribution
+        if d in ("uniform", "loguniform", "reversed_loguniform", "intuniform"):
+            if d == "intuniform" and not _is_int(value):
+                return f"must be an int in {self.describe()}; got {value!r}"
+            if not _is_number(value) or not self.low <= value <= self.high:  # type: ignore[operator]
+                return f"must be within {self.describe()}; got {value!r}"
+            if self.step is not None:
+                n_steps = (value - self.low) / self.step  # type: ignore[operator]
+                if abs(n_steps - round(n_steps)) > 1e-8 * max(1.0, abs(n_steps)):
+                    return f"must be on the grid of {self.describe()}; got {value!r}"
+            return None
+        if d == "choice":
+            ok = isinstance(value, _SCALAR_TYPES) and any(_kind(value) == _kind(c) and value == c
+                                                          for c in self.choices or ())
+            return None if ok else f"must be one of {list(self.choices or ())!r}; got {value!r}"
+        return None if value == self.value else f"is the constant {self.value!r}; got {value!r}"
+
     def to_dict(self) -> dict[str, Any]:
         """The entry in explicit form (``{distribution: ..., ...}``), only the keys it uses."""
         out: dict[str, Any] = {"distribution": self.distribution}
@@ -348,9 +387,11 @@ def _parse_entry(key: str, raw: Any, source: str) -> Param:
                    f"{{low, high}} (uniform); got keys {', '.join(map(str, raw))}; add `distribution: ...` "
                    f"(one of {', '.join(DISTRIBUTIONS)})")
 
-    dist = entry["distribution"]
-    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
-        raise fail(f"unknown distribution {dist!r}; valid: {', '.join(DISTRIBUTIONS)}")
+    dist = canonical_distribution(entry["distribution"])
+    if dist is None:
+        raise fail(f"unknown distribution {entry['distribution']!r}; valid: {', '.join(DISTRIBUTIONS)} "
+                   "(DARTS's `value` and `reversed-loguniform` work too; `-` and `_` are interchangeable)")
+    entry["distribution"] = dist
     spec = DISTRIBUTIONS[dist]
     unknown = [k for k in entry if k not in spec.keys]
     if unknown:
@@ -733,12 +774,59 @@ def _ask_tell_grid_sampler() -> type:
     return AskTellGridSampler
 
 
+def run_score_pruner(inner: Any) -> Any:
+    """Wrap a pruner that compares instances (``WilcoxonPruner``) so that it sees each trial's per-run
+    scores (user attr ``run_scores``, step = run index) instead of its intermediate values (the cv
+    score so far). Trials without ``run_scores`` (tunes from before) are passed unchanged."""
+    import optuna
+
+    class RunScorePruner(optuna.pruners.BasePruner):
+        """``inner`` applied to per-run scores: the paired (fold, seed) values the Wilcoxon test needs."""
+
+        def __init__(self) -> None:
+            self.inner = inner
+
+        def prune(self, study: Any, trial: Any) -> bool:
+            return bool(self.inner.prune(_RunScoreStudy(study), _as_run_scores(trial)))
+
+    return RunScorePruner()
+
+
+class _RunScoreStudy:
+    """A read-only view of a study whose best trial shows its per-run scores as intermediate values."""
+
+    def __init__(self, study: Any) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    @property
+    def best_trial(self) -> Any:
+        return _as_run_scores(self._study.best_trial)
+
+
+def _as_run_scores(trial: Any) -> Any:
+    from optuna.trial import TrialState, create_trial
+
+    scores = trial.user_attrs.get(RUN_SCORES_ATTR)
+    if not scores:
+        return trial
+    finished = trial.state != TrialState.RUNNING
+    return create_trial(state=trial.state, values=trial.values if finished else None, params=trial.params,
+                        distributions=trial.distributions, user_attrs=trial.user_attrs,
+                        system_attrs=trial.system_attrs,
+                        intermediate_values={int(k): float(v) for k, v in scores.items()})
+
+
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     """The Optuna pruner named by ``tune.pruner``.
 
-    ``median`` and ``percentile`` (keeps the best 25 %) wait for 2 finished trials and skip step 0;
-    ``wilcoxon`` (``p_threshold=0.1``) is made for cross-validation: report each run's score with its
-    run index as the step; ``hyperband`` and ``successive_halving`` use Optuna's defaults.
+    A tune reports, after each run, the cv score so far as the intermediate value. ``median`` and
+    ``percentile`` (keeps the best 25 %) compare those, wait for 2 finished trials and skip step 0;
+    ``wilcoxon`` (``p_threshold=0.1``) is made for cross-validation: it compares the per-run scores of a
+    trial with those of the best trial on the same runs (user attr ``run_scores``, step = run index);
+    ``hyperband`` and ``successive_halving`` use Optuna's defaults.
 
     Raises:
         ConfigError: an unknown name.
@@ -755,7 +843,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "percentile":
         return pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1)
     if name == "wilcoxon":
-        return pruners.WilcoxonPruner(p_threshold=0.1)
+        return run_score_pruner(pruners.WilcoxonPruner(p_threshold=0.1))
     if name == "hyperband":
         return pruners.HyperbandPruner()
     return pruners.SuccessiveHalvingPruner()

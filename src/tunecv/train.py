@@ -95,6 +95,20 @@ class TrainResult:
         return cls(**{k: v for k, v in kwargs.items() if k in known})
 
 
+EXECUTOR_KEY = "executor"  # the jobs an executor recorded for this run (kept across the run's own writes)
+
+
+def write_run_info(folder: Path, data: Optional[Mapping[str, Any]]) -> None:
+    """Write the run's ``run_info.json`` (``None``: no result yet), keeping the executor's job record."""
+    path = folder / RUN_INFO_FILE
+    old = read_json(path) or {}
+    keep = {EXECUTOR_KEY: old[EXECUTOR_KEY]} if isinstance(old, Mapping) and EXECUTOR_KEY in old else {}
+    if data is None and not keep:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_json(path, {**(data or {}), **keep})
+
+
 def read_result(run_dir: str | Path) -> Optional[TrainResult]:
     """The result a run folder recorded, or ``None`` when the run never finished."""
     data = read_json(Path(run_dir) / RUN_INFO_FILE)
@@ -471,7 +485,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     folder.mkdir(parents=True, exist_ok=True)
     run_cfg = cfg.replace(name=run_name)
     atomic_write_text(folder / CONFIG_FILE, f"# run_id: {run_id}\n" + dump_yaml(run_cfg))
-    (folder / RUN_INFO_FILE).unlink(missing_ok=True)
+    write_run_info(folder, None)
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -493,13 +507,13 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
                 finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0,
                 last_checkpoint=str(_last_checkpoint(folder) or "") or None)
             with contextlib.suppress(OSError):
-                atomic_write_json(folder / RUN_INFO_FILE, failed.to_json())
+                write_run_info(folder, failed.to_json())
         raise
     finally:
         os.environ.pop("TUNECV_RUN_ID", None)
         os.environ.pop("TUNECV_RUN_NAME", None)
     if _is_rank_zero():
-        atomic_write_json(folder / RUN_INFO_FILE, result.to_json())
+        write_run_info(folder, result.to_json())
     return result
 
 
@@ -568,6 +582,11 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
     elif progress_bar is not None:
         trainer_kwargs["enable_progress_bar"] = progress_bar
     trainer_kwargs.setdefault("log_every_n_steps", cfg.logging.log_every_n_steps)
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
+        # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        trainer_kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     user_loggers = (cfg.trainer or {}).get("logger")
     if isinstance(user_loggers, (Mapping, list)):
         from lightning.pytorch.loggers import Logger

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import Config, dump_yaml
@@ -57,6 +58,8 @@ class TuneResult:
         study: the Optuna study.
         pareto_trials: for multi-objective tunes, the Pareto-optimal trial numbers.
         retrain: the retrain run (a :class:`~tunecv.train.TrainResult`) when asked for.
+        stopped_by: why the tune stopped starting cvs before ``n_trials`` (``tune.timeout`` or
+            ``tune.max_runs`` reached), else ``None``.
     """
 
     name: str
@@ -68,6 +71,7 @@ class TuneResult:
     study: Any
     pareto_trials: list[int] = field(default_factory=list)
     retrain: Any = None
+    stopped_by: Optional[str] = None
 
     @property
     def n_finished(self) -> int:
@@ -291,7 +295,12 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                           "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
     space = SearchSpace.from_file(cfg.tune.search_space)
     space.check_keys(cfg)
+    records.check_budget(cfg.tune.timeout, cfg.tune.max_runs)
     grid = cfg.tune.n_trials == "grid"
+    if grid and cfg.tune.warm_start is not None:
+        raise ConfigError("`tune.warm_start` cannot be used with `tune.n_trials: grid` (a grid runs every point "
+                          "once, in order); got both")
+    warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space, _load_tune)
     points = space.grid() if grid else None
     n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
     directions = _directions(cfg)
@@ -369,6 +378,10 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         if created and points is not None:
             for point in points:
                 study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
+        if created:
+            for values, source in warm_points[:n_trials]:
+                study.enqueue_trial(space.to_trial_params(values), user_attrs={records.WARM_START_ATTR: source},
+                                    skip_if_exists=False)
         worker = worker_identity(cfg) if shared else None
         grace = float(cfg.tune.heartbeat_grace)
         requeued = (_requeue_stale(study, space, all_running=not shared, grace=grace, worker=worker)
@@ -382,6 +395,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
         in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
+        recorders: dict[int, records.TrialRecorder] = {}  # cv session id -> what it reports to Optuna
+        budget = records.Budget(study, cfg.tune.timeout, cfg.tune.max_runs)
         lock = threading.Lock()
 
         failures = {"consecutive": 0, "errors": []}
@@ -399,6 +414,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                 while True:
                     finished = _count_finished(study)
                     if finished >= n_trials:
+                        return None
+                    if budget.exhausted(r.session for r in recorders.values()):
                         return None
                     short = finished + _count_live(study) >= n_trials or (points is not None
                                                                          and not _has_waiting(study))
@@ -430,6 +447,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                     if worker is not None:
                         study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
                     break
+                trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
                 cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
                 if CV_INDEX_ATTR not in trial.user_attrs:
                     trial.set_user_attr(CV_INDEX_ATTR, cv_index)
@@ -443,6 +461,10 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                 session.trial = trial  # type: ignore[attr-defined]
                 session.values = values  # type: ignore[attr-defined]
                 in_flight[id(session)] = trial
+                recorder = records.TrialRecorder(trial, session, lambda row, s=session: _run_score(s, row),
+                                                 report=not multi)
+                recorder.adopt()
+                recorders[id(session)] = recorder
                 (folder / cv_name).mkdir(parents=True, exist_ok=True)
                 with contextlib.suppress(OSError):
                     atomic_write_text(folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
@@ -450,14 +472,11 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                 return session
 
         def on_run_end(session: CrossValidation, run: Any, row: dict) -> None:
+            recorders[id(session)].run_ended(run.index, row)
+            budget.save()
             if multi or cfg.tune.pruner == "none" or row["status"] != "completed":
                 return
             trial = session.trial  # type: ignore[attr-defined]
-            value = _run_score(session, row)
-            if value is None:
-                return
-            with contextlib.suppress(Exception):  # a step reported twice (resumed cv) is not an error
-                trial.report(value, step=run.index)
             if session.done:
                 return
             if trial.should_prune():
@@ -466,7 +485,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
 
         def on_session_end(session: CrossValidation) -> None:
             trial = in_flight.pop(id(session))
-            state = _tell(study, trial, session, cfg, directions, multi)
+            state = _tell(study, trial, session, cfg, directions, multi, recorders.pop(id(session)))
+            records.record_best(study, _best_trial(study, directions), directions)
             if state == "fail":
                 failures["consecutive"] += 1
                 failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
@@ -488,17 +508,32 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         finally:
             if own_executor:
                 executor.shutdown()
+            budget.save()
     _write_tune_infos(folder, study)
+    if budget.reason:
+        log.info("tune %s stopped starting new cvs: %s", tune_name, budget.reason)
     if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
         raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "
                              + " | ".join(failures["errors"][-MAX_CONSECUTIVE_FAILURES:]))
     result = _result(tune_name, folder, study, space, directions)
+    result.stopped_by = budget.reason
     if cfg.tune.retrain_and_test and result.best_trial is not None and _claim_retrain(study, folder, shared,
                                                                                         n_trials):
         result.retrain = _retrain(cfg, space, result, folder, tune_name)
     if progress:
         reporter.summary(result)
     return result
+
+
+def _load_tune(folder: Path) -> tuple[Any, Optional[dict]]:
+    """An earlier tune's Optuna study and its search-space fingerprint (for ``tune.warm_start``)."""
+    import optuna
+    import yaml
+
+    old_cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    url = (old_cfg.get("tune") or {}).get("storage") or default_storage(folder)
+    study = optuna.load_study(study_name=old_cfg.get("name") or folder.name, storage=open_storage(url))
+    return study, read_json(folder / SPACE_FILE)
 
 
 def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> bool:
@@ -687,7 +722,7 @@ def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[flo
 
 
 def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directions: list[str],
-          multi: bool) -> str:
+          multi: bool, recorder: records.TrialRecorder) -> str:
     from optuna.trial import TrialState
 
     result = session.result()
@@ -703,13 +738,10 @@ def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directi
         state = TrialState.PRUNED if session.pruned else TrialState.COMPLETE
         if not math.isfinite(result.score):
             state = TrialState.FAIL
-    trial.set_user_attr(UNSTABLE_ATTR, bool(result.score_is_unstable))
-    trial.set_user_attr("cv_name", session.name)
-    if state == TrialState.PRUNED:
-        study.tell(trial, state=state)
-        with contextlib.suppress(Exception):
-            study._storage.set_trial_user_attr(trial._trial_id, "score", result.score)
-    elif state == TrialState.FAIL:
+    # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
+    # last intermediate value, the cv score so far (see tunecv._trial_records).
+    recorder.before_tell(result.score, result.score_is_unstable)
+    if state in (TrialState.PRUNED, TrialState.FAIL):
         study.tell(trial, state=state)
     else:
         study.tell(trial, values if multi else values[0])
@@ -881,6 +913,9 @@ class _TuneProgress:
         from rich.console import Console
 
         console = Console()
+        if result.stopped_by:
+            console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}; raise it and "
+                          f"--resume to continue")
         if result.best_trial is None:
             console.print(f"tune {result.name}: no stable trial completed")
             return

@@ -22,7 +22,7 @@ from tunecv.results import RUN_INFO_COLUMNS, hyperparameter_columns, load_run_in
 from tunecv.tune import tune
 
 SPACE = str(REPO / "configs" / "digits" / "space_implicit.toml")
-TUNE_PLOTS = {"optimization_history", "param_importances", "parallel_coordinate", "slice",
+TUNE_PLOTS = {"paired_differences", "optimization_history", "param_importances", "parallel_coordinate", "slice",
               "score_per_fold_seed", "learning_curves"}
 
 

@@ -6,6 +6,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -360,6 +361,8 @@ def test_every_registered_executor_builds_from_its_config_section(name):
     """Contract: the registry entry imports, builds an Executor named after its key, reports slots and pinning."""
     from tunecv.config import config_from_dict
 
+    if name == "slurm":
+        pytest.importorskip("submitit")
     factory = _registry.executor_factory(name)
     assert callable(factory)
     if name != "local":
@@ -407,3 +410,39 @@ def test_thread_budget_shares_the_free_cores_and_the_key_overrides_it():
     assert thread_budget(1, 3) == 3 and thread_budget(4, 1) == 1  # local.threads_per_worker wins
     for slots in (1, 2, cpus, 4 * cpus):
         assert 1 <= thread_budget(slots) <= max(1, cpus // slots)
+
+
+def test_slurm_section_becomes_sbatch_parameters_and_run_devices():
+    import shutil as _shutil
+
+    pytest.importorskip("submitit")
+    if _shutil.which("sbatch") is None:
+        pytest.skip("SLURM client commands not installed")
+    from tunecv.config import config_from_dict
+
+    cfg = config_from_dict({"executor": "slurm", "accelerator": "auto", "slurm": {
+        "partition": "gpu", "time": 30, "gpus_per_job": 2, "cpus_per_job": 4, "mem": "16G", "account": "lab",
+        "qos": "high", "max_jobs": 5, "setup": ["module load cuda"], "extra": {"constraint": "a100"}}})
+    ex = _registry.make_executor_from_config(cfg, parallel=True, accelerator="auto")
+    assert ex.name == "slurm" and ex.pinned and ex.n_slots == 5
+    assert ex.parameters == {"time": 30, "cpus_per_task": 4, "signal_delay_s": 90, "partition": "gpu",
+                             "account": "lab", "qos": "high", "mem": "16G", "gres": "gpu:2",
+                             "ntasks_per_node": 2, "setup": ["module load cuda"],
+                             "additional_parameters": {"constraint": "a100"}}
+    assert ex.run_overrides() == {"num_nodes": 1, "devices": [0, 1], "strategy": "ddp"}
+    serial = _registry.make_executor_from_config(config_from_dict({"executor": "slurm"}), parallel=False,
+                                                 accelerator="auto")
+    assert serial.n_slots == 1 and serial.run_overrides()["accelerator"] == "cpu"  # no GPU asked: CPU
+    assert serial.reattach("/nonexistent/run-abc") is None
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"time": 0}, "`slurm.time` must be >= 1; got 0"),
+    ({"gpus_per_job": -1}, "`slurm.gpus_per_job` must be >= 0; got -1"),
+    ({"poll_interval": 0}, "`slurm.poll_interval` must be > 0 seconds; got 0"),
+])
+def test_slurm_section_errors_name_the_dotted_key(section, message):
+    from tunecv.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"executor": "slurm", "slurm": section})

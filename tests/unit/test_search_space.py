@@ -454,7 +454,7 @@ def test_make_sampler_and_pruner_know_every_configured_name():
         assert isinstance(make_sampler(name, 0, space), optuna.samplers.BaseSampler)
     for name in PRUNERS:
         assert isinstance(make_pruner(name), optuna.pruners.BasePruner)
-    assert isinstance(make_pruner("wilcoxon"), optuna.pruners.WilcoxonPruner)
+    assert isinstance(make_pruner("wilcoxon").inner, optuna.pruners.WilcoxonPruner)  # on per-run scores
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
 
 
@@ -498,3 +498,43 @@ def test_digits_example_spaces(name):
     space.check_keys(cfg)
     for values in run_study(space, "tpe", n=2):
         apply(cfg, values)
+
+
+# -- DARTS's spellings and value checks ------------------------------------------------------------
+
+@pytest.mark.parametrize(("spelling", "canonical"), [
+    ("value", "constant"), ("reversed-loguniform", "reversed_loguniform"), ("log-uniform", "loguniform"),
+    ("int-uniform", "intuniform"), ("reversed_log_uniform", "reversed_loguniform"), ("Choice", "choice"),
+])
+def test_darts_spellings_are_aliases(spelling, canonical):
+    entries = {"constant": {"value": 3}, "reversed_loguniform": {"low": 0.5, "high": 0.99},
+               "loguniform": {"low": 1e-4, "high": 0.1}, "intuniform": {"low": 1, "high": 4},
+               "choice": {"choices": [1, 2]}}
+    space = space_of({"model.init_args.x": {"distribution": spelling, **entries[canonical]}})
+    p = space.params["model.init_args.x"]
+    assert p.distribution == canonical
+    # the same fingerprint as the canonical spelling: a resumed tune does not see a changed space
+    assert space.fingerprint() == space_of({"model.init_args.x": {"distribution": canonical,
+                                                                    **entries[canonical]}}).fingerprint()
+
+
+def test_unknown_distribution_names_the_darts_spellings():
+    with pytest.raises(SearchSpaceError, match=r"unknown distribution 'normal'.*`reversed-loguniform` work too"):
+        space_of({"model.init_args.x": {"distribution": "normal", "value": 3}})
+
+
+@pytest.mark.parametrize(("entry", "good", "bad"), [
+    ({"distribution": "uniform", "low": 0.0, "high": 1.0}, [0.0, 0.5, 1], [-0.1, 1.5, "0.5", None]),
+    ({"distribution": "uniform", "low": 0.0, "high": 1.0, "step": 0.25}, [0.25, 1.0], [0.3]),
+    ({"distribution": "loguniform", "low": 1e-4, "high": 0.1}, [1e-3], [0.2, 0.0]),
+    ({"distribution": "reversed_loguniform", "low": 0.9, "high": 0.999}, [0.95], [0.5, 1.0]),
+    ({"distribution": "intuniform", "low": 1, "high": 8, "step": 1}, [1, 8], [0, 9, 2.5, True]),
+    ({"distribution": "choice", "choices": ["a", "b"]}, ["a"], ["c", 1, ["a"]]),
+    ({"distribution": "choice", "choices": [16, 32]}, [16, 32.0], ["16", 8]),
+    ({"distribution": "constant", "value": 3}, [3], [4]),
+])
+def test_check_value(entry, good, bad):
+    p = space_of({"model.init_args.x": entry}).params["model.init_args.x"]
+    assert [p.check_value(v) for v in good] == [None] * len(good)
+    for v in bad:
+        assert p.check_value(v) is not None and repr(v) in p.check_value(v)

@@ -35,6 +35,8 @@ __all__ = ["EXECUTORS", "executor_factory", "executor_names", "make_executor_fro
 
 EXECUTORS: dict[str, str] = {
     "local": "tunecv.executors._local:from_config",
+    "slurm": "tunecv.executors._slurm:from_config",
+    "ray": "tunecv.executors._ray:from_config",
 }
 
 

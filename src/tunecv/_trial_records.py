@@ -1,0 +1,273 @@
+"""What a tune writes into its Optuna study so that a plain Optuna user (``optuna.load_study``,
+optuna-dashboard) sees what tunecv saw, plus the tune's budgets and warm start.
+
+Written per trial (all through Optuna's public API, before the trial is told):
+
+- intermediate values: after every finished run of the trial's cv, the cv score so far, at step = the
+  number of runs finished before it (the run index of a serial cv). A pruned trial's value is therefore
+  its cv score so far (Optuna gives a pruned trial its last intermediate value).
+- user attrs ``run_scores`` (run index → that run's own score), ``n_runs`` (runs finished),
+  ``config_values`` (dotted config key → the value the model used; differs from ``trial.params`` only
+  for ``reversed_loguniform``, where Optuna records ``x`` and the model gets ``n - x``), ``score``,
+  ``score_is_unstable``, ``cv_name``.
+
+Per study: user attrs ``tunecv:best_trial`` (tunecv's choice of best trial, its value and the reason
+when it differs from ``study.best_trial``) and ``tunecv:elapsed`` (the tune's wall-clock seconds over
+all its sessions, for ``tune.timeout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from tunecv.errors import ConfigError
+from tunecv.search_space import RUN_SCORES_ATTR  # what search_space.run_score_pruner reads
+
+log = logging.getLogger("tunecv.tune")
+
+N_RUNS_ATTR = "n_runs"
+CONFIG_VALUES_ATTR = "config_values"
+SCORE_ATTR = "score"
+BEST_TRIAL_ATTR = "tunecv:best_trial"
+ELAPSED_ATTR = "tunecv:elapsed"
+WARM_START_ATTR = "warm_start"
+
+
+# -- per trial -------------------------------------------------------------------------------------------
+
+class TrialRecorder:
+    """Reports the finished runs of one trial's cv to its Optuna trial.
+
+    Args:
+        trial: the ``optuna.Trial`` (from ``study.ask``).
+        session: the trial's :class:`~tunecv.cv.CrossValidation`.
+        run_score: ``row -> float | None``, the score of one run alone.
+        report: report intermediate values (``False`` for multi-objective studies, where Optuna forbids it).
+    """
+
+    def __init__(self, trial: Any, session: Any, run_score: Any, *, report: bool) -> None:
+        self.trial, self.session, self.run_score, self.report_values = trial, session, run_score, report
+        self.run_scores: dict[int, float] = {}
+        self.steps = 0
+
+    def adopt(self) -> None:
+        """Report the runs a resumed cv kept from disk, in plan order."""
+        finished = sorted(self.session.rows)
+        for n, index in enumerate(finished, 1):
+            self._record(index, self.session.rows[index], [self.session.rows[i] for i in finished[:n]])
+
+    def run_ended(self, index: int, row: Mapping[str, Any]) -> None:
+        """Record run ``index`` (just finished: completed or failed) and report the cv score so far."""
+        self._record(index, row, [self.session.rows[i] for i in sorted(self.session.rows)])
+
+    def _record(self, index: int, row: Mapping[str, Any], rows_so_far: Sequence[Mapping[str, Any]]) -> None:
+        if row.get("status") == "completed":
+            value = self.run_score(row)
+            if value is not None:
+                self.run_scores[index] = value
+        self.trial.set_user_attr(RUN_SCORES_ATTR, {str(k): v for k, v in sorted(self.run_scores.items())})
+        self.trial.set_user_attr(N_RUNS_ATTR, len(self.session.rows))
+        step = self.steps
+        self.steps += 1
+        if not self.report_values:
+            return
+        score, _ = self.session.score(list(rows_so_far))
+        if math.isfinite(score):
+            self.trial.report(score, step=step)
+
+    def before_tell(self, score: float, unstable: bool) -> None:
+        """Attrs a plain Optuna user needs, set while the trial can still be changed."""
+        if math.isfinite(score):
+            self.trial.set_user_attr(SCORE_ATTR, float(score))
+        self.trial.set_user_attr("score_is_unstable", bool(unstable))
+        self.trial.set_user_attr("cv_name", self.session.name)
+
+
+def planned_runs_left(session: Any) -> int:
+    """Runs of an open cv that will still run (0 once pruned)."""
+    if session.pruned:
+        return session.in_flight
+    return len(session.runs) - len(session.rows)
+
+
+# -- best trial ---------------------------------------------------------------------------------------------
+
+def record_best(study: Any, best: Any, directions: Sequence[str]) -> dict[str, Any]:
+    """Write tunecv's choice of best trial (``best``, or ``None``) into the study user attr
+    ``tunecv:best_trial`` and return it."""
+
+    if len(directions) > 1:
+        try:
+            pareto = sorted(t.number for t in study.best_trials)
+        except Exception:  # no complete trial yet
+            pareto = []
+        record = {"number": None, "value": None, "pareto": pareto,
+                  "reason": "several objectives: no single best trial; `pareto` lists the Pareto-optimal "
+                            "trials (study.best_trials)"}
+    elif best is None:
+        record = {"number": None, "value": None,
+                  "reason": "no COMPLETE trial with a stable, finite cv score yet"}
+    else:
+        try:
+            plain = study.best_trial
+        except ValueError:
+            plain = None
+        if plain is None or plain.number == best.number:
+            reason = "the best value among COMPLETE trials (the same as study.best_trial)"
+        else:
+            reason = (f"study.best_trial is trial {plain.number} (value {plain.value:.6g}), whose cv score is "
+                      f"unstable (a run logged a scoring metric that is not finite or is 0), which tunecv never "
+                      f"takes; this is the best COMPLETE trial whose cv score is stable")
+        record = {"number": best.number, "value": float(best.values[0]), "reason": reason}
+    try:
+        study.set_user_attr(BEST_TRIAL_ATTR, record)
+    except Exception:  # a storage hiccup must not fail the trial that was just told
+        log.warning("could not record the best trial in the study", exc_info=True)
+    return record
+
+
+# -- budgets ------------------------------------------------------------------------------------------------
+
+class Budget:
+    """``tune.timeout`` (wall-clock seconds of the whole tune, over all its sessions) and ``tune.max_runs``
+    (training runs of the whole tune).
+
+    The elapsed time is kept in the study (user attr ``tunecv:elapsed``), so a resumed tune continues the
+    count; several workers sharing a study each add their own time to what was stored when they started,
+    and the largest value is kept (overlapping sessions count once).
+    """
+
+    def __init__(self, study: Any, timeout: Optional[float], max_runs: Optional[int]) -> None:
+        self.study, self.timeout, self.max_runs = study, timeout, max_runs
+        self.base = float(study.user_attrs.get(ELAPSED_ATTR, 0.0) or 0.0)
+        self.t0 = time.monotonic()
+        self.reason: Optional[str] = None
+
+    def elapsed(self) -> float:
+        return self.base + time.monotonic() - self.t0
+
+    def save(self) -> None:
+        """Store the elapsed time (after every run, and at the end)."""
+        try:
+            stored = float(self.study.user_attrs.get(ELAPSED_ATTR, 0.0) or 0.0)
+            self.study.set_user_attr(ELAPSED_ATTR, round(max(stored, self.elapsed()), 3))
+        except Exception:
+            log.warning("could not store the tune's elapsed time", exc_info=True)
+
+    def runs_used(self, open_sessions: Iterable[Any]) -> int:
+        """Runs finished in every trial of the study (a re-queued cv counted once) plus the runs still
+        planned in this process's open cvs."""
+        per_cv: dict[Any, int] = {}
+        for t in self.study.get_trials(deepcopy=False):
+            n = int(t.user_attrs.get(N_RUNS_ATTR, 0) or 0)
+            key = t.user_attrs.get("cv_index", t.number)
+            per_cv[key] = max(per_cv.get(key, 0), n)
+        return sum(per_cv.values()) + sum(planned_runs_left(s) for s in open_sessions)
+
+    def exhausted(self, open_sessions: Iterable[Any]) -> Optional[str]:
+        """Why no new cv may start (and remember it), or ``None``."""
+        if self.timeout is not None and self.elapsed() >= self.timeout:
+            self.reason = (f"tune.timeout of {self.timeout:g} s reached ({self.elapsed():.0f} s elapsed over all "
+                           f"sessions of this tune)")
+        elif self.max_runs is not None:
+            used = self.runs_used(open_sessions)
+            if used >= self.max_runs:
+                self.reason = f"tune.max_runs of {self.max_runs} reached ({used} training runs started)"
+        return self.reason
+
+
+def check_budget(timeout: Any, max_runs: Any) -> None:
+    """Reject a budget that is not positive (one line naming the key)."""
+    if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                    and math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"`tune.timeout` must be a number of seconds > 0, or null for no limit; got {timeout!r}")
+    if max_runs is not None and not (isinstance(max_runs, int) and not isinstance(max_runs, bool)
+                                     and max_runs > 0):
+        raise ConfigError(f"`tune.max_runs` must be an int > 0, or null for no limit; got {max_runs!r}")
+
+
+# -- warm start ---------------------------------------------------------------------------------------------
+
+def warm_start_points(spec: Any, top_k: int, space: Any,
+                      load_tune: Callable[[Path], tuple[Any, Optional[Mapping[str, Any]]]]
+                      ) -> list[tuple[dict[str, Any], str]]:
+    """The parameter sets to enqueue first, each with where it came from, validated against ``space``.
+
+    Args:
+        spec: ``tune.warm_start``: an earlier tune folder (its best ``top_k`` stable COMPLETE trials), or a
+            list of mappings of dotted config keys to values.
+        top_k: how many trials of an earlier tune.
+        space: the new :class:`~tunecv.search_space.SearchSpace`.
+        load_tune: an earlier tune folder → its Optuna study and its search-space fingerprint (or ``None``).
+
+    Raises:
+        ConfigError: a malformed spec, an unreadable tune, or a value outside the new search space.
+    """
+    if spec is None:
+        return []
+    if isinstance(spec, (str, Path)):
+        points = _points_of_tune(Path(spec), top_k, space, load_tune)
+    elif isinstance(spec, list):
+        points = []
+        for i, values in enumerate(spec):
+            where = f"tune.warm_start[{i}]"
+            if not isinstance(values, Mapping) or not values:
+                raise ConfigError(f"`{where}` must be a mapping of dotted config keys to values; got {values!r}")
+            unknown = [k for k in values if k not in space.params]
+            if unknown:
+                raise ConfigError(f"`{where}`: `{unknown[0]}` is not a key of the search space; valid: "
+                                  f"{', '.join(space.params)}")
+            points.append((dict(values), where))
+    else:
+        raise ConfigError(f"`tune.warm_start` must be an earlier tune folder or a list of mappings of dotted "
+                          f"config keys to values; got {spec!r}")
+    for values, where in points:
+        for key, value in values.items():
+            problem = space.params[key].check_value(value)
+            if problem:
+                raise ConfigError(f"`{where}`: `{key}` {problem} (the new search space)")
+    return points
+
+
+def _points_of_tune(folder: Path, top_k: int, space: Any,
+                    load_tune: Callable[[Path], tuple[Any, Optional[Mapping[str, Any]]]]
+                    ) -> list[tuple[dict[str, Any], str]]:
+    import optuna
+
+    if not (folder / "config.yaml").is_file():
+        raise ConfigError(f"`tune.warm_start` must be an earlier tune folder (holding config.yaml) or a list of "
+                          f"values; got {str(folder)!r}")
+    try:
+        study, fingerprint = load_tune(folder)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"`tune.warm_start`: cannot open the study of {folder}: {first}") from None
+    if len(study.directions) > 1:
+        raise ConfigError(f"`tune.warm_start`: {folder} is a multi-objective tune (no single best); list the "
+                          f"values to start from instead")
+    old_space = None
+    if fingerprint is not None:
+        old_space = type(space).from_mapping({"hyperparameters": dict(fingerprint.get("hyperparameters", {}))},
+                                             str(folder))
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value) and not t.user_attrs.get("score_is_unstable")]
+    done.sort(key=lambda t: (-sign * t.value, t.number))
+    points = []
+    for t in done[:top_k]:
+        values = t.user_attrs.get(CONFIG_VALUES_ATTR)
+        if not isinstance(values, Mapping):
+            values = old_space.params_from_trial(t.params) if old_space is not None else dict(t.params)
+        dropped = [k for k in values if k not in space.params]
+        if dropped:
+            log.info("warm start from %s trial %d: %s not in the new search space (left out)", folder, t.number,
+                     ", ".join(dropped))
+        points.append(({k: v for k, v in values.items() if k in space.params}, f"{folder} trial {t.number}"))
+    if not points:
+        raise ConfigError(f"`tune.warm_start`: {folder} has no COMPLETE trial with a stable score to start from")
+    return points

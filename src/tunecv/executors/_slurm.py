@@ -1,0 +1,425 @@
+"""The ``slurm`` executor: each job one SLURM job, submitted with submitit.
+
+``executor: slurm`` submits each run of a cv (or of the cvs of a tune) as one SLURM job with the
+resources of the ``slurm:`` section (partition, time, GPUs, CPUs, memory, account, qos, extra sbatch
+options). The driver (``tunecv cv`` / ``tunecv tune``) may run on a login node; its state is the artifact
+folder:
+
+- each job's id is recorded in its run's ``run_info.json`` (key ``executor``) and its submitit files
+  (the pickled call, the logs, the result) live in ``{run folder}/slurm/``; the job is named
+  ``tunecv-{run folder name}``;
+- a job ended by preemption or by its time limit is requeued (submitit's ``Checkpointable``: SLURM
+  signals the job ``signal_delay_s`` seconds before the limit, the job requeues itself), at most
+  ``max_num_timeout`` times for time limits; a job requeued by an administrator (``scontrol requeue``)
+  starts again too. Either way the call starts from the top and the run finds its folder by name and
+  continues from its ``last`` checkpoint;
+- a killed driver loses nothing: ``--resume`` asks :meth:`SlurmExecutor.reattach` for each unfinished
+  run, which follows the job still queued or running (found by its recorded id, else by its name)
+  instead of submitting a second one;
+- a job that fails is a failed run: the run's own error when it got that far, else the job's final
+  SLURM state and the path of its log.
+
+Job states come from ``squeue`` (and ``sacct`` for jobs that ``squeue`` has forgotten, where the cluster
+keeps accounting); a job's result from the result file submitit writes. Stopping the driver (Ctrl-C,
+SIGTERM) leaves the jobs running: ``--resume`` collects them; ``scancel --name tunecv-...`` cancels them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import submitit
+
+from tunecv._io import atomic_write_json, read_json
+from tunecv.errors import ConfigError, TunecvError
+from tunecv.executors._base import Executor, Job, function_name
+
+__all__ = ["SlurmExecutor", "SlurmJobError", "from_config"]
+
+RUN_INFO_FILE = "run_info.json"
+EXECUTOR_KEY = "executor"
+LOG_DIR = "slurm"
+
+LIVE_STATES = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+    "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESV_DEL_HOLD", "STOPPED",
+})
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"})
+# A job that left no result file although SLURM says it ended: wait this long for a slow shared disk.
+RESULT_GRACE_S = 5.0
+
+
+class SlurmJobError(TunecvError):
+    """A SLURM job ended without a result (cancelled, failed, timed out, node failure, ...).
+
+    Attributes:
+        job_id: the SLURM job id.
+        state: its final SLURM state (``CANCELLED``, ``TIMEOUT``, ...).
+        log: the path of its log file.
+    """
+
+    def __init__(self, message: str, job_id: str = "", state: str = "", log: str = "") -> None:
+        super().__init__(message, job_id, state, log)
+        self.job_id, self.state, self.log = job_id, state, log
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SlurmCall(submitit.helpers.Checkpointable):
+    """What a SLURM job runs: ``fn(*args, **kwargs)``; requeued as it is on preemption or time limit.
+
+    The call starts from the top on the next attempt: a run finds its folder by name and continues
+    from its ``last`` checkpoint.
+    """
+
+    def __call__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        return fn(*args, **kwargs)
+
+
+class _SlurmJob(Job):
+    """A :class:`Job` that is one SLURM job."""
+
+    def __init__(self, name: str, executor: SlurmExecutor, submitit_job: Any, folder: Optional[Path]) -> None:
+        super().__init__(name)
+        self.job_id: str = submitit_job.job_id
+        self.submitit_job = submitit_job
+        self.folder = folder
+        self.slurm_state = "PENDING"
+        self.reason = ""
+        self._executor = executor
+        self._ended_at: Optional[float] = None
+
+    @property
+    def state(self) -> str:
+        if self.done():
+            return "finished"
+        return "running" if self.slurm_state in RUNNING_STATES else "queued"
+
+    @property
+    def log(self) -> str:
+        return str(self.submitit_job.paths.stdout)
+
+    def cancel(self) -> bool:
+        """Cancel the SLURM job (``scancel``); it then ends as a failed job."""
+        if self.done():
+            return False
+        self._executor._scancel([self.job_id])
+        return True
+
+    def __repr__(self) -> str:
+        return f"<SlurmJob {self.job_id} {self.name} {self.slurm_state.lower()}>"
+
+
+class SlurmExecutor(Executor):
+    """Runs each job as one SLURM job, submitted with submitit, watched with ``squeue``.
+
+    Args:
+        log_folder: where jobs submitted with :meth:`submit` keep their submitit files (a run's job keeps
+            them in its own folder, see :meth:`submit_run`).
+        parameters: submitit's SLURM parameters (``partition``, ``time`` in minutes, ``cpus_per_task``,
+            ``gres``, ``mem``, ``account``, ``qos``, ``ntasks_per_node``, ``signal_delay_s``, ``setup``,
+            ``additional_parameters``).
+        n_slots: jobs queued or running at once.
+        overrides: the device settings each run takes inside its job (see ``run_overrides``).
+        max_num_timeout: how many times a job is requeued after hitting its time limit.
+        python: the interpreter of the jobs (default: this one; the job must import tunecv and the model).
+        poll_interval: seconds between two looks at the queue.
+    """
+
+    name = "slurm"
+    pinned = True
+
+    def __init__(
+        self,
+        log_folder: str | os.PathLike,
+        parameters: Optional[Mapping[str, Any]] = None,
+        *,
+        n_slots: int = 32,
+        overrides: Optional[Mapping[str, Any]] = None,
+        max_num_timeout: int = 3,
+        python: Optional[str] = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._submitit = submitit
+        self.log_folder = Path(log_folder)
+        self.parameters = dict(parameters or {})
+        self.n_slots = n_slots
+        self._overrides = dict(overrides or {"devices": [0], "strategy": "auto", "num_nodes": 1})
+        self.max_num_timeout = max_num_timeout
+        self.python = python or shlex.quote(sys.executable)
+        self.poll_interval = poll_interval
+        self.n_tasks = int(self.parameters.get("ntasks_per_node") or 1)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _SlurmJob] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._shut_down = False
+        self.submitted: list[str] = []  # ids of the jobs this executor submitted (not re-attached ones)
+
+    # -- the Executor API ---------------------------------------------------------------------------
+    def run_overrides(self) -> dict[str, Any]:
+        return dict(self._overrides)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        return self._submit(self.log_folder, f"tunecv-{function_name(fn).rsplit('.', 1)[-1]}", None,
+                            fn, args, kwargs)
+
+    def submit_run(self, folder: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return self._submit(folder / LOG_DIR, job_name(folder), folder, fn, args, {})
+
+    def reattach(self, folder: Any) -> Optional[Job]:
+        folder = Path(folder)
+        if not folder.is_dir():
+            return None
+        record = read_json(folder / RUN_INFO_FILE) or {}
+        entry = record.get(EXECUTOR_KEY) or {}
+        ids = [str(i) for i in entry.get("job_ids", [])] if entry.get("name") == self.name else []
+        live = self._live_ids_by_name(job_name(folder))
+        candidates = [i for i in ids[-1:] if i] + [i for i in live if i not in ids[-1:]]
+        for job_id in candidates:
+            state, _ = self.query([job_id]).get(job_id, ("", ""))
+            if state in LIVE_STATES:
+                sjob = self._submitit_job(folder / LOG_DIR, job_id)
+                job = _SlurmJob(f"{job_name(folder)} (job {job_id})", self, sjob, folder)
+                job.slurm_state = state
+                if job_id not in ids:
+                    _record_job(folder, self.name, job_id, job.log)
+                self._track(job)
+                return job
+        return None
+
+    def shutdown(self, cancel_pending: bool = True, kill: bool = False) -> None:
+        """Stop watching the jobs. The SLURM jobs themselves go on (``--resume`` re-attaches to them)."""
+        with self._lock:
+            self._shut_down = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
+    def __repr__(self) -> str:
+        return f"SlurmExecutor(n_slots={self.n_slots}, {self.parameters})"
+
+    # -- submitting -----------------------------------------------------------------------------------
+    def _submitit_executor(self, folder: Path, name: str) -> Any:
+        ex = self._submitit.SlurmExecutor(folder=str(folder), max_num_timeout=self.max_num_timeout,
+                                          python=self.python)
+        ex.update_parameters(**{**self.parameters, "job_name": name})
+        return ex
+
+    def _submitit_job(self, folder: Path, job_id: str) -> Any:
+        return self._submitit.SlurmJob(folder=str(folder), job_id=job_id, tasks=tuple(range(self.n_tasks)))
+
+    def _submit(self, log_folder: Path, name: str, folder: Optional[Path], fn: Callable[..., Any],
+                args: tuple, kwargs: dict) -> Job:
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("cannot submit a job to an executor that was shut down")
+        ex = self._submitit_executor(log_folder, name)
+        call = SlurmCall()
+        try:
+            sjob = ex.submit(call, fn, tuple(args), dict(kwargs))
+        except Exception as exc:
+            raise SlurmJobError(f"sbatch refused the job {name}: {exc}".strip()) from exc
+        job = _SlurmJob(name, self, sjob, folder)
+        self.submitted.append(job.job_id)
+        if folder is not None:
+            _record_job(folder, self.name, job.job_id, job.log)
+        self._track(job)
+        return job
+
+    def _track(self, job: _SlurmJob) -> None:
+        with self._lock:
+            self._jobs[job.job_id] = job
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._watch, name="tunecv-slurm-watch", daemon=True)
+                self._thread.start()
+
+    # -- watching -------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                jobs = list(self._jobs.values())
+            if not jobs:
+                with self._lock:
+                    if not self._jobs:
+                        self._thread = None
+                        return
+                continue
+            try:
+                self._refresh(jobs)
+            except Exception as exc:  # pragma: no cover - a scheduler hiccup: try again at the next poll
+                sys.stderr.write(f"tunecv: could not read the SLURM queue: {exc}\n")
+            self._stop.wait(self.poll_interval)
+
+    def _refresh(self, jobs: Sequence[_SlurmJob]) -> None:
+        states = self.query([j.job_id for j in jobs])
+        now = time.monotonic()
+        for job in jobs:
+            state, reason = states.get(job.job_id, ("", ""))
+            if state:
+                job.slurm_state, job.reason = state, reason
+            if not job._future.running() and state in RUNNING_STATES:
+                job._future.set_running_or_notify_cancel()
+            result_file = job.submitit_job.task(0).paths.result_pickle if self.n_tasks > 1 else \
+                job.submitit_job.paths.result_pickle
+            if result_file.exists():  # written once, when the call returned or raised
+                self._finish(job)
+                continue
+            if state in LIVE_STATES:
+                job._ended_at = None
+                continue
+            # ended (or forgotten by SLURM) without a result: give a slow disk a moment, then fail
+            if job._ended_at is None:
+                job._ended_at = now
+            elif now - job._ended_at >= RESULT_GRACE_S:
+                final = state or "UNKNOWN"
+                self._fail(job, SlurmJobError(
+                    f"SLURM job {job.job_id} ({job.name}) ended {final}"
+                    f"{' (' + job.reason + ')' if job.reason and job.reason != 'None' else ''} without a result; "
+                    f"its log: {job.log}", job.job_id, final, job.log))
+
+    def _finish(self, job: _SlurmJob) -> None:
+        sjob = job.submitit_job.task(0) if self.n_tasks > 1 else job.submitit_job
+        try:
+            outcome, value = sjob._get_outcome_and_result()
+        except Exception as exc:
+            self._fail(job, SlurmJobError(f"SLURM job {job.job_id} ({job.name}) left an unreadable result: "
+                                          f"{exc}; its log: {job.log}", job.job_id, "COMPLETED", job.log))
+            return
+        if outcome == "success":
+            self._settle(job, lambda: job._future.set_result(value))
+        else:
+            error = SlurmJobError(f"SLURM job {job.job_id} ({job.name}) failed: {_last_line(value)}; its log: "
+                                  f"{job.log}", job.job_id, "FAILED", job.log)
+            self._fail(job, error)
+
+    def _fail(self, job: _SlurmJob, error: BaseException) -> None:
+        self._settle(job, lambda: job._future.set_exception(error))
+
+    def _settle(self, job: _SlurmJob, set_outcome: Callable[[], None]) -> None:
+        with self._lock:
+            self._jobs.pop(job.job_id, None)
+        if not job._future.done():
+            if not job._future.running():
+                job._future.set_running_or_notify_cancel()
+            set_outcome()
+
+    # -- talking to SLURM -----------------------------------------------------------------------------
+    def query(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``{job id: (state, reason)}`` for the jobs SLURM still knows (``squeue``, else ``sacct``)."""
+        if not job_ids:
+            return {}
+        out = _run(["squeue", "-h", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+        states: dict[str, tuple[str, str]] = {}
+        if out is None and len(job_ids) > 1:  # one id SLURM no longer knows fails the whole call
+            for job_id in job_ids:
+                states.update(self.query([job_id]))
+            return states
+        for line in (out or "").splitlines():
+            parts = line.strip().split("|")
+            if len(parts) >= 2 and parts[0] in job_ids:
+                states[parts[0]] = (parts[1].strip().upper(), parts[2].strip() if len(parts) > 2 else "")
+        missing = [j for j in job_ids if j not in states]
+        if missing:  # purged from the controller's memory: ask the accounting database, where there is one
+            acct = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
+            for line in (acct or "").splitlines():
+                parts = line.strip().split("|")
+                if len(parts) >= 2 and parts[0] in missing:
+                    states[parts[0]] = (parts[1].split()[0].upper(), "")
+        return states
+
+    def _live_ids_by_name(self, name: str) -> list[str]:
+        out = _run(["squeue", "-h", "--name", name, "-o", "%i"])
+        return [line.strip() for line in (out or "").splitlines() if line.strip()]
+
+    def _scancel(self, job_ids: Sequence[str]) -> None:
+        _run(["scancel", *job_ids])
+
+
+def job_name(folder: Path) -> str:
+    """The SLURM job name of the run in ``folder``: unique, so a lost job id can be found by name."""
+    return f"tunecv-{Path(folder).name}"
+
+
+def _record_job(folder: Path, executor: str, job_id: str, log: str) -> None:
+    """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry)."""
+    path = folder / RUN_INFO_FILE
+    data = read_json(path) or {}
+    entry = dict(data.get(EXECUTOR_KEY) or {})
+    if entry.get("name") != executor:
+        entry = {"name": executor, "job_ids": []}
+    if job_id not in entry["job_ids"]:
+        entry["job_ids"] = [*entry["job_ids"], job_id]
+    entry["log"] = log
+    data[EXECUTOR_KEY] = entry
+    with contextlib.suppress(OSError):
+        atomic_write_json(path, data)
+
+
+def _run(cmd: list[str]) -> Optional[str]:
+    """A SLURM command's stdout, or ``None`` when it failed."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _last_line(trace: Any) -> str:
+    lines = [line for line in str(trace).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else str(trace)
+
+
+# -- the registry's entry point -------------------------------------------------------------------------
+
+def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
+    """The ``slurm`` executor for a :class:`~tunecv.config.Config` (its ``slurm:`` section).
+
+    With ``cv-parallel`` / ``tune-parallel`` up to ``slurm.max_jobs`` jobs are queued at once, else one.
+    A job asks for ``slurm.gpus_per_job`` GPUs (``--gres=gpu:N``) and each run then uses exactly those
+    (``devices: [0 .. N-1]`` as the job sees them; ``ddp`` over N tasks when N > 1); a job without GPUs
+    trains on CPU.
+    """
+    from shutil import which
+
+    if which("sbatch") is None:
+        raise ConfigError("`executor` slurm needs the SLURM commands (sbatch, squeue) on this machine; "
+                          "sbatch was not found on PATH")
+    opts = cfg.slurm
+    gpus = int(opts.gpus_per_job)
+    parameters: dict[str, Any] = {"time": int(opts.time), "cpus_per_task": int(opts.cpus_per_job),
+                                  "signal_delay_s": int(opts.signal_delay_s)}
+    for key in ("partition", "account", "qos", "mem"):
+        if getattr(opts, key):
+            parameters[key] = getattr(opts, key)
+    overrides: dict[str, Any] = {"num_nodes": 1}
+    if gpus > 0:
+        parameters["gres"] = f"gpu:{gpus}"
+        parameters["ntasks_per_node"] = gpus  # one task per GPU: Lightning reads the ranks from SLURM
+        overrides.update(devices=list(range(gpus)), strategy="auto" if gpus == 1 else "ddp")
+    else:
+        overrides.update(devices=[0], strategy="auto")
+        if str(cfg.device_setting("accelerator")) == "auto":
+            overrides["accelerator"] = "cpu"
+    if opts.setup:
+        parameters["setup"] = list(opts.setup)
+    if opts.extra:
+        parameters["additional_parameters"] = {str(k).replace("_", "-"): v for k, v in opts.extra.items()}
+    return SlurmExecutor(Path(cfg.artifact_dir) / "_slurm", parameters,
+                         n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
+                         max_num_timeout=int(opts.max_num_timeout), python=opts.python,
+                         poll_interval=float(opts.poll_interval))

@@ -1,0 +1,288 @@
+"""``executor: slurm`` against a real single-node SLURM cluster (tests/slurm/cluster.py).
+
+The cluster has a GRES ``gpu:4`` backed by placeholder devices: SLURM hands out GPU ids and sets
+``CUDA_VISIBLE_DEVICES`` per job, but there is no GPU, so the training inside each job runs on CPU
+(``accelerator: cpu``). What is tested of the GPU paths is the assignment: each job gets the GPUs it
+asked for, ``devices`` inside the job maps onto them, ``runs_per_device`` packing inside a job, and
+one GPU per worker of the job-array template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_digits
+from tunecv.cv import cross_validate
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
+
+SLOW = {"class_path": "tests.slurm.helpers.SlowEpochs", "init_args": {"seconds": 1.5}}
+
+
+@pytest.fixture
+def cluster(slurm_cluster):
+    yield slurm_cluster
+    slurm_cluster.run("scancel", "--full", "-u", "root", check=False)  # a failed test leaves nothing queued
+    slurm_cluster.wait_idle(60)
+
+
+def slurm_cfg(tmp_path: Path, *, slow: bool = False, epochs: int = 1, n_folds: int = 2, **extra) -> dict:
+    trainer = {"max_epochs": epochs, "enable_model_summary": False, "enable_progress_bar": False}
+    if slow:
+        trainer["callbacks"] = [SLOW]
+    cfg = tiny_digits(tmp_path, executor="slurm", trainer=trainer, early_stopping=None,
+                      cv={"n_seeds": 1, "n_folds": n_folds, "scoring_metric": ["val/acc"]},
+                      slurm={"time": 10, "poll_interval": 0.3})
+    cfg["data"]["init_args"]["limit"] = 300
+    cfg.update(extra)
+    return cfg
+
+
+def run_dirs(cv_dir: Path) -> list[Path]:
+    return sorted(p for p in cv_dir.iterdir() if p.is_dir())
+
+
+def job_ids(run_dir: Path) -> list[str]:
+    data = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").exists() else {}
+    return list((data.get("executor") or {}).get("job_ids", []))
+
+
+def jobs_named(cluster, name: str) -> list[str]:
+    out = cluster.run("squeue", "-h", "--states=all", "--name", name, "-o", "%i")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def job_state(cluster, job_id: str) -> str:
+    return cluster.run("squeue", "-h", "--states=all", "-j", job_id, "-o", "%T", check=False).strip()
+
+
+def in_thread(fn, *args, **kwargs):
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, out
+
+
+# -- a cv and a tune on SLURM -------------------------------------------------------------------------------
+
+def test_cv_on_slurm_runs_each_run_as_a_job_with_the_local_results(tmp_path, cluster):
+    cfg = slurm_cfg(tmp_path, strategy="cv-parallel")
+    res = cross_validate(cfg, name="onslurm", progress=False)
+    local = cross_validate({**cfg, "executor": "local", "strategy": "auto"}, name="onlocal", progress=False)
+
+    assert res.n_completed == 2 and len(res.run_infos) == 2
+    ids = []
+    for run_dir in run_dirs(res.cv_dir):
+        recorded = job_ids(run_dir)
+        assert len(recorded) == 1, recorded  # one job per run
+        ids += recorded
+        assert jobs_named(cluster, f"tunecv-{run_dir.name}") == recorded
+        assert (run_dir / "slurm" / f"{recorded[0]}_0_log.out").is_file()
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["devices"] == [0]
+    assert len(set(ids)) == 2
+    merged = res.run_infos.merge(local.run_infos, on=["fold", "seed"], suffixes=("_slurm", "_local"))
+    assert len(merged) == 2
+    # same folds, same seeds, same CPU training: the same numbers
+    assert np.allclose(merged["val/acc_slurm"], merged["val/acc_local"], atol=1e-6)
+    assert res.score == pytest.approx(local.score, abs=1e-6)
+
+
+def test_tune_parallel_tune_on_slurm(tmp_path, cluster):
+    from tunecv.tune import tune
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": [0.01, 0.05]}}))
+    cfg = slurm_cfg(tmp_path, n_folds=1, strategy="tune-parallel",
+                    tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid"})
+    result = tune(cfg, name="slurmtune", progress=False)
+    df = result.run_infos
+    assert len(df) == 2 and set(df["status"]) == {"completed"}
+    assert sorted(df["model.init_args.lr"]) == [0.01, 0.05]
+    tune_dir = tmp_path / "artifacts" / "slurmtune"
+    ids = [i for cv_dir in sorted(tune_dir.glob("slurmtune-cv*")) for r in run_dirs(cv_dir) for i in job_ids(r)]
+    assert len(ids) == 2 and len(set(ids)) == 2
+
+
+# -- requeue, cancel, a killed driver ------------------------------------------------------------------------
+
+def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, cluster):
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=4, n_folds=1)
+    thread, out = in_thread(cross_validate, cfg, name="requeue", progress=False)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "requeue"
+    last = wait_for(lambda: next(iter(cv_dir.glob("*/checkpoints/last.ckpt")), None), 120,
+                    "the first epoch's last.ckpt")
+    run_dir = last.parents[1]
+    (job_id,) = job_ids(run_dir)
+    assert job_state(cluster, job_id) == "RUNNING"  # mid-run: epochs 2-4 are still to come
+    cluster.run("scontrol", "requeue", job_id)
+    # SLURM holds a requeued job back for a while (BeginTime); an administrator may release it at once
+    wait_for(lambda: "BeginTime" in cluster.run("squeue", "-h", "-j", job_id, "-o", "%r", check=False), 60,
+             "the requeued job to wait for its begin time")
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    thread.join(180)
+    assert not thread.is_alive() and "error" not in out, out.get("error")
+    res = out["value"]
+    assert len(res.run_infos) == 1 and res.run_infos["status"].tolist() == ["completed"]
+    assert job_ids(run_dir) == [job_id]  # the same job, started again: nothing submitted twice
+    assert "Restarts=1" in cluster.run("scontrol", "show", "job", job_id)
+    # the first attempt's epochs are kept aside; the second attempt went on from there, not from epoch 0
+    first = (run_dir / "csv" / "metrics.1.csv").read_text().splitlines()
+    second = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    first_epochs = {int(line.split(",")[0]) for line in first[1:]}
+    second_epochs = {int(line.split(",")[0]) for line in second[1:]}
+    assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) >= 3
+    log = (run_dir / "slurm" / f"{job_id}_0_log.err").read_text()
+    assert "DUE TO JOB REQUEUE" in log and "Restored all states from the checkpoint" in log
+
+
+def test_a_cancelled_job_is_a_failed_run_and_the_cv_goes_on(tmp_path, cluster):
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=3)  # in series: one job at a time
+    thread, out = in_thread(cross_validate, cfg, name="cancel", progress=False)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "cancel"
+    first = wait_for(lambda: [r for r in run_dirs(cv_dir) if job_ids(r)] if cv_dir.exists() else None, 120,
+                     "the first job")[0]
+    (job_id,) = job_ids(first)
+    wait_for(lambda: job_state(cluster, job_id) == "RUNNING", 60, "the first job to run")
+    cluster.run("scancel", job_id)
+    thread.join(180)
+    assert not thread.is_alive() and "error" not in out, out.get("error")
+    df = out["value"].run_infos.set_index("run_name")
+    assert sorted(df["status"]) == ["completed", "failed"]
+    error = df.loc[df["status"] == "failed", "error"].iloc[0]
+    assert f"SLURM job {job_id}" in error and "CANCELLED" in error
+    assert str(first / "slurm" / f"{job_id}_0_log.out") in error  # where to look
+
+
+def test_a_killed_driver_resumes_without_submitting_a_job_twice(tmp_path, cluster):
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=3, strategy="cv-parallel")
+    config = tmp_path / "cv.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "tunecv", "cv", "--config", str(config), "--name", "killed", "--quiet"]
+    driver = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "killed"
+    try:
+        wait_for(lambda: cv_dir.exists() and len([r for r in run_dirs(cv_dir) if job_ids(r)]) == 2, 120,
+                 "both jobs submitted")
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    submitted = {r.name: job_ids(r) for r in run_dirs(cv_dir)}
+    assert all(len(ids) == 1 for ids in submitted.values())
+    assert any(job_state(cluster, ids[0]) in ("PENDING", "RUNNING") for ids in submitted.values())
+
+    resumed = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=200)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    from tunecv.results import read_run_infos
+
+    df = read_run_infos(cv_dir / "run_infos.parquet")
+    assert len(df) == 2 and set(df["status"]) == {"completed"}
+    for name, ids in submitted.items():
+        assert job_ids(cv_dir / name) == ids  # re-attached, not submitted again
+        assert jobs_named(cluster, f"tunecv-{name}") == ids
+
+
+# -- GPU assignment on placeholder GPUs (GRES) ----------------------------------------------------------------
+
+def test_each_job_gets_the_gpus_it_asked_for_and_devices_map_onto_them(tmp_path, cluster):
+    from tunecv.config import config_from_dict
+    from tunecv.executors import make_executor_from_config
+
+    one = config_from_dict({**slurm_cfg(tmp_path, strategy="cv-parallel"),
+                            "slurm": {"gpus_per_job": 1, "time": 5, "poll_interval": 0.3}})
+    with make_executor_from_config(one, parallel=True, accelerator="cpu") as ex:
+        assert ex.run_overrides()["devices"] == [0]
+        from tests.slurm.jobs import where
+
+        jobs = [ex.submit(where, 3.0) for _ in range(2)]  # 2 CPUs: both run at once
+        seen = [j.result(timeout=120) for j in jobs]
+    visible = sorted(s["CUDA_VISIBLE_DEVICES"] for s in seen)
+    assert len(set(visible)) == 2 and all(len(v.split(",")) == 1 for v in visible)  # one GPU each, not shared
+
+    two = config_from_dict({**slurm_cfg(tmp_path), "slurm": {"gpus_per_job": 2, "time": 5, "poll_interval": 0.3}})
+    with make_executor_from_config(two, parallel=False, accelerator="cpu") as ex:
+        assert ex.run_overrides() == {"num_nodes": 1, "devices": [0, 1], "strategy": "ddp"}
+        seen2 = ex.submit(where).result(timeout=120)
+    # two GPUs, one task per GPU: Lightning's devices [0, 1] are exactly the job's two GPUs
+    assert len(seen2["CUDA_VISIBLE_DEVICES"].split(",")) == 2 and seen2["SLURM_NTASKS"] == "2"
+    assert seen2["SUBMITIT_EXECUTOR"] == "slurm"
+
+
+def test_runs_per_device_packs_runs_onto_the_gpus_of_one_job(tmp_path, cluster):
+    from tests.slurm.jobs import pack
+    from tunecv.executors._slurm import SlurmExecutor
+
+    # a job holding GPU 0, so that the packed job gets other GPUs than the first ones
+    cluster.run("sbatch", "--gres=gpu:1", "--job-name=blocker", f"--output={tmp_path / 'blocker.out'}",
+                "--wrap", "sleep 60")
+    wait_for(lambda: "RUNNING" in cluster.run("squeue", "-h", "--name", "blocker", "-o", "%T"), 60, "the blocker")
+    with SlurmExecutor(tmp_path / "logs", {"gres": "gpu:2", "time": 5, "cpus_per_task": 1},
+                       poll_interval=0.3) as ex:
+        rows = ex.submit(pack, 2, 4).result(timeout=150)
+    cluster.run("scancel", "--name", "blocker")
+    job_gpus = rows[0]["job_visible"].split(",")
+    assert len(job_gpus) == 2 and "0" not in job_gpus  # GPU 0 is the blocker's
+    seen = sorted(r["CUDA_VISIBLE_DEVICES"] for r in rows)
+    assert seen == sorted(job_gpus * 2)  # each of the job's GPUs carries two runs
+    # two runs per GPU at once: the four 1-second sleeps overlap
+    assert max(r["end"] for r in rows) - min(r["start"] for r in rows) < 3.5
+
+
+# -- the sbatch templates of configs/slurm/ ------------------------------------------------------------------
+
+def test_the_tune_worker_job_array_template_finishes_exactly_n_trials(tmp_path, cluster):
+    import optuna
+
+    storage = tmp_path / "tune.log"
+    env = {**os.environ, "TUNECV_STORAGE": f"journal://{storage}",
+           "TUNECV_ARGS": f"--artifact_dir {tmp_path / 'artifacts'} --tune.n_trials 3 --accelerator cpu "
+                          f"--trainer.max_epochs 1 --cv.n_folds 1 --data.init_args.limit 300 --tune.pruner none"}
+    # as the docs say, with a 2-task array and small resources for this 2-CPU test cluster
+    out = subprocess.run(["sbatch", "--array=0-1", "--cpus-per-task=1", "--time=10",
+                          f"--output={tmp_path}/worker-%A_%a.out", "configs/slurm/tune_workers.sbatch"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    array_id = out.stdout.split()[-1]
+    wait_for(lambda: not cluster.run("squeue", "-h", "-j", array_id, "-o", "%i", check=False).strip(), 200,
+             "both workers to finish")
+    logs = sorted(tmp_path.glob("worker-*.out"))
+    assert len(logs) == 2
+    visible = []
+    for log in logs:
+        text = log.read_text()
+        assert "CUDA_VISIBLE_DEVICES=" in text, text[-2000:]
+        visible.append(text.split("CUDA_VISIBLE_DEVICES=", 1)[1].split()[0])
+    assert len(set(visible)) == 2 and all(len(v.split(",")) == 1 for v in visible)  # one GPU per worker
+    states = cluster.run("squeue", "-h", "--states=all", "-j", array_id, "-o", "%T").split()
+    assert states == ["COMPLETED", "COMPLETED"], [log.read_text()[-2000:] for log in logs]
+    study = optuna.load_study(study_name="digits-shared", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(storage))))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3
