@@ -467,7 +467,7 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
                     executor: Any, tracking: Optional[Mapping[str, Any]],
                     extra_columns: Optional[Mapping[str, Any]], progress: bool,
                     held: contextlib.ExitStack) -> Optional[CVResult]:
-    from tunecv.train import as_config, build_objects
+    from tunecv.train import as_config
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")
@@ -490,13 +490,12 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
     if cfg.device_setting("strategy") == "tune-parallel" and cv_dir is None:
         raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
                           "cv-parallel")
-    _check_data_module(cfg)
     parallel, accelerator = resolve_parallel(cfg)
     own_executor = executor is None
     if executor is None and not dry_run:  # a pool starts its worker server now, while we validate
         executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
     try:
-        build_objects(cfg.replace(fold=0))  # every config / data error surfaces before anything is written
+        validate_objects(cfg.replace(fold=0), executor)  # every config / data error, before anything is written
     except BaseException:
         if own_executor and executor is not None:
             executor.shutdown()
@@ -553,6 +552,29 @@ def quiet_lightning_logs() -> Iterator[None]:
     finally:
         for n, level in old.items():
             logging.getLogger(n).setLevel(level)
+
+
+def _build_objects(cfg: Config) -> None:
+    """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
+    from tunecv.train import build_objects
+
+    _check_data_module(cfg)
+    build_objects(cfg)
+
+
+def validate_objects(cfg: Config, executor: Any = None) -> None:
+    """Build the model and data of ``cfg`` once, so that every config or data error surfaces first.
+
+    On a local device pool this is the pool's first job: its worker starts from the fork server that
+    imported torch, lightning and the model's module, so this process (the driver) never imports them
+    itself, and a short cv-parallel pays those imports once instead of twice.
+    """
+    from tunecv.executors import DevicePoolExecutor
+
+    if isinstance(executor, DevicePoolExecutor):
+        executor.submit(_build_objects, cfg).result()
+    else:
+        _build_objects(cfg)
 
 
 def _check_data_module(cfg: Config) -> None:

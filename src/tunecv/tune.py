@@ -282,7 +282,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
     import optuna
 
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
-    from tunecv.train import as_config, build_objects
+    from tunecv.train import as_config
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "tune")
@@ -333,7 +333,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
 
     # Validate everything (data, model, each grid point's config) before anything is written.
-    from tunecv.cv import _check_data_module
+    from tunecv.cv import validate_objects
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
@@ -341,9 +341,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
     if own_executor and not dry_run:
         executor = make_cv_executor(cfg, parallel, accelerator)
     try:
-        _check_data_module(cfg)
         first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
-        build_objects(apply(cfg, first_values).replace(fold=0))
+        validate_objects(apply(cfg, first_values).replace(fold=0), executor)
         if points:
             for point in points:
                 apply(cfg, point)
