@@ -29,11 +29,12 @@ from typing import Any, Optional
 
 from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
-from tunecv.executors._warm import PRELOAD_ENV
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
 __all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
 
+# The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
+PRELOAD_ENV = "TUNECV_PRELOAD"
 # After a worker sent its result it should exit at once; one still alive after this long is terminated.
 EXIT_GRACE = 10.0
 # After SIGTERM, a worker still alive after this long gets SIGKILL.
@@ -198,8 +199,7 @@ class DevicePoolExecutor(Executor):
             os.environ[PRELOAD_ENV] = ",".join(preload)
             self._ctx.set_forkserver_preload(["tunecv.executors._warm"])
             # Start the server (and its imports) now, in the background, while the driver prepares.
-            threading.Thread(target=multiprocessing.forkserver.ensure_running, name="tunecv-forkserver",
-                             daemon=True).start()
+            threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
 
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[Job, bytes]] = collections.deque()
@@ -453,6 +453,13 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
         return message
     return (f"worker on device {device} died: exited with code {exitcode} without sending a result "
             f"while running {name} (its stderr may say why)")
+
+
+def _start_forkserver() -> None:
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:  # the server has the list in its environment; nothing else needs it
+        os.environ.pop(PRELOAD_ENV, None)
 
 
 def _forkserver_running() -> bool:
