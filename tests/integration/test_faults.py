@@ -240,3 +240,45 @@ def test_a_restarted_worker_takes_its_own_trial_back_at_once(tmp_path, external_
     states = [t.state for t in result.study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and optuna.trial.TrialState.RUNNING not in states
     assert any(t.user_attrs.get("requeued_from") == dead.number for t in result.study.trials)
+
+
+# -- 9. CPU threads fit the cores that are free ------------------------------------------------------------
+
+def _busy() -> None:
+    while True:
+        pass
+
+
+def test_a_serial_run_on_a_busy_machine_gets_the_free_cores_and_the_key_overrides(tmp_path, external_pkg):
+    import multiprocessing
+
+    import torch
+
+    from tunecv.executors import available_cpus
+
+    extmodels = tmp_path / "outside" / "extmodels" / "__init__.py"
+    extmodels.write_text(extmodels.read_text() + (
+        "\n\nclass ThreadsNet(BlobNet):\n"
+        "    def on_validation_epoch_end(self):\n"
+        "        self.log('threads', float(torch.get_num_threads()))\n"))
+    cfg = cv_cfg(tmp_path, cv={"n_seeds": 1, "n_folds": 1, "scoring_metric": ["val/acc"]})
+    cfg["model"]["class_path"] = "extmodels.ThreadsNet"
+    cpus = available_cpus()
+    before = torch.get_num_threads()
+    torch.set_num_threads(cpus)  # torch's own default: one thread per core
+    hogs = [multiprocessing.get_context("fork").Process(target=_busy, daemon=True) for _ in range(cpus)]
+    for h in hogs:
+        h.start()
+    try:
+        time.sleep(0.3)
+        busy = cross_validate(cfg, name="busy", progress=False)
+        cfg["local"] = {"threads_per_worker": 2}
+        forced = cross_validate(cfg, name="forced", progress=False)
+    finally:
+        for h in hogs:
+            h.terminate()
+            h.join()
+        torch.set_num_threads(before)
+    assert busy.run_infos["threads"].tolist() == [1.0]  # every core busy elsewhere: one thread, not cpus
+    assert forced.run_infos["threads"].tolist() == [2.0]  # local.threads_per_worker wins
+    assert torch.get_num_threads() == before
