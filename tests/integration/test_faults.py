@@ -282,3 +282,31 @@ def test_a_serial_run_on_a_busy_machine_gets_the_free_cores_and_the_key_override
     assert busy.run_infos["threads"].tolist() == [1.0]  # every core busy elsewhere: one thread, not cpus
     assert forced.run_infos["threads"].tolist() == [2.0]  # local.threads_per_worker wins
     assert torch.get_num_threads() == before
+
+
+# -- 7. the pool pays the imports once: the driver of a cv-parallel cv imports no torch ------------------------
+
+def test_the_driver_of_a_cv_parallel_cv_never_imports_torch_or_lightning(tmp_path, external_pkg):
+    cfg = cv_cfg(tmp_path, strategy="cv-parallel", devices=[0, 1])
+    path = write(tmp_path / "c.yaml", cfg)
+    code = (
+        "import sys\n"
+        "from tunecv.cli import main\n"
+        "if __name__ == '__main__':\n"
+        f"    code = main(['cv', '--config', {str(path)!r}, '--name', 'lean', '--quiet'])\n"
+        "    print(sorted(m for m in ('torch', 'lightning', 'sklearn') if m in sys.modules), code)\n"
+    )
+    script = write(tmp_path / "driver.py", {})
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[] 0", out.stderr[-2000:]
+    df = read_run_infos(tmp_path / "artifacts" / "_cross_validations" / "lean" / "run_infos.parquet")
+    assert len(df) == 3 and set(df["status"]) == {"completed"}
+    # a data error is still one line, exit 2, before anything is written: from the pool's first worker
+    bad = subprocess.run(tunecv("cv", "--config", str(path), "--name", "bad", "--split.fold_method", "stratified",
+                                "--split.stratify_column", "nope"), cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    line = bad.stderr.strip().splitlines()[-1]
+    assert line.startswith("tunecv: error:") and "stratify_column" in line, line
+    assert not (tmp_path / "artifacts" / "_cross_validations" / "bad").exists()
