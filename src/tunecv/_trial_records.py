@@ -123,12 +123,44 @@ def record_best(study: Any, best: Any, directions: Sequence[str]) -> dict[str, A
             reason = (f"study.best_trial is trial {plain.number} (value {plain.value:.6g}), whose cv score is "
                       f"unstable (a run logged a scoring metric that is not finite or is 0), which tunecv never "
                       f"takes; this is the best COMPLETE trial whose cv score is stable")
-        record = {"number": best.number, "value": float(best.values[0]), "reason": reason}
+        record = {"number": best.number, "value": float(best.values[0]), "reason": reason,
+                  "runner_up": _runner_up(study, best, directions[0])}
     try:
         study.set_user_attr(BEST_TRIAL_ATTR, record)
     except Exception:  # a storage hiccup must not fail the trial that was just told
         log.warning("could not record the best trial in the study", exc_info=True)
     return record
+
+
+def _runner_up(study: Any, best: Any, direction: str) -> Optional[dict[str, Any]]:
+    """The next stable COMPLETE trial after ``best`` and its paired comparison with it over the runs both
+    finished (``run_scores``: the same run index is the same (fold, seed) pair in every cv of a tune)."""
+    from optuna.trial import TrialState
+
+    from tunecv.stats import paired_comparison
+
+    sign = 1.0 if direction == "maximize" else -1.0
+    others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.number != best.number and not t.user_attrs.get("score_is_unstable")
+              and t.value is not None and math.isfinite(t.value)]
+    if not others:
+        return None
+    runner = max(others, key=lambda t: (sign * t.value, -t.number))
+    comparison = paired_comparison(runner.user_attrs.get(RUN_SCORES_ATTR) or {},
+                                   best.user_attrs.get(RUN_SCORES_ATTR) or {})
+    return {"number": runner.number, "value": float(runner.value), **comparison.to_dict()}
+
+
+def runner_up_line(record: Mapping[str, Any]) -> Optional[str]:
+    """A line saying whether the best trial could be told apart from the runner-up, or ``None``."""
+    runner = record.get("runner_up")
+    if not runner or not runner.get("n_pairs"):
+        return None
+    p = runner["p_value"]
+    p_text = f"{p:.2g}" if p is not None and math.isfinite(p) else "n/a"
+    verdict = "is better than" if runner["distinguishable"] else "cannot be told apart from"
+    return (f"the best trial {verdict} the runner-up, trial {runner['number']} (paired Wilcoxon p={p_text} over "
+            f"{runner['n_pairs']} (fold, seed) pairs; see tunecv report)")
 
 
 # -- budgets ------------------------------------------------------------------------------------------------

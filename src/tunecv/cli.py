@@ -43,7 +43,9 @@ common options (train, cv, tune):
 Run `tunecv COMMAND --help` for every config key.
 """
 
+# the command flags (tunecv.config.FLAGS, spelled as on the command line; kept here so --help stays light)
 FLAGS = {"--print_config", "--resume", "--reset", "--dry_run", "--debug", "--help", "-h", "--quiet"}
+
 
 
 def _version() -> str:
@@ -58,7 +60,8 @@ def _version() -> str:
 def _command_help(command: str) -> str:
     from tunecv.config import build_parser
 
-    parser = build_parser(prog=f"tunecv {command}", description=COMMANDS[command])
+    # the light parser: the same keys without importing lightning (--help stays fast)
+    parser = build_parser(prog=f"tunecv {command}", description=COMMANDS[command], light=True)
     text = parser.format_help()
     extra = ("\ncommand options:\n  --config FILE         a YAML config (repeatable, later wins)\n"
              "  --print_config        print the resolved config and exit\n"
@@ -207,19 +210,14 @@ def _interrupted_line(command: str, rest: Sequence[str], signum: int) -> str:
 
 
 def _run(command: str, rest: list[str]) -> int:
-    from tunecv.config import config_from_args, dump_yaml, split_argv
+    from tunecv.config import dump_yaml, parse_command
     from tunecv.errors import ConfigError
 
-    configs, overrides, other = split_argv(rest)
-    flags = set()
-    for word in other:
-        if word not in FLAGS:
-            raise ConfigError(f"unknown option {word!r}; options are --config, --KEY VALUE for any config key, "
-                              f"{', '.join(sorted(FLAGS - {'-h'}))}")
-        flags.add(word)
+    parsed = parse_command(rest, prog=f"tunecv {command}")
+    flags = {f"--{flag}" for flag in parsed.flags}
     if "--dry_run" in flags and command == "train":
         raise ConfigError("`--dry_run` applies to cv and tune; for train use --print_config")
-    cfg = config_from_args(configs, overrides)
+    cfg = parsed.config
     if "--print_config" in flags:
         print(dump_yaml(cfg), end="")
         return 0

@@ -1,24 +1,32 @@
 """The one config that drives ``train``, ``cv`` and ``tune``.
 
-Configs are frozen dataclasses. They are read from YAML files (``--config``, repeatable, later wins),
-composed (a value naming another YAML file is loaded in its place), interpolated by omegaconf
-(``${oc.env:VAR,default}``), overridden with dotted keys (``--model.init_args.lr 0.01``) and validated
-by jsonargparse against the types below, so that a wrong value is reported with its key.
+Configs are frozen dataclasses: :class:`Config` is the schema. The command line and config files are
+parsed by jsonargparse the way LightningCLI parses them (it *is* LightningCLI's parser,
+:class:`lightning.pytorch.cli.LightningArgumentParser`): ``--config`` (repeatable, later wins), dotted
+overrides, class_path shorthand (``--model.hidden 16``, ``--optimizer Adam``), omegaconf interpolation
+(``${oc.env:VAR,default}``), and typed validation. ``model``, ``data``, ``trainer``, ``optimizer``,
+``lr_scheduler``, ``seed_everything``, ``ckpt_path`` (every key of ``LightningCLI ... fit``) get
+Lightning's own types; every other field of :class:`Config` gets the type of its annotation, so a field
+added to a dataclass here is a config key without more code.
 
-This module is light: it imports neither torch nor lightning.
+A parse error becomes one line that names the full dotted key, the constraint, the value and the valid
+options. The key is found by bisecting the input (which ``--config`` file or override, then which key
+inside it), the constraint from the key's type annotation: never from jsonargparse's wording.
+
+Importing this module is light (no torch, no lightning); parsing imports lightning.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import importlib
 import inspect
+import json
 import math
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -34,37 +42,54 @@ __all__ = [
     "EarlyStoppingConfig",
     "LocalConfig",
     "LoggingConfig",
+    "ParsedCommand",
     "RayConfig",
     "SlurmConfig",
     "SplitConfig",
     "TuneConfig",
     "check_key",
-    "config_from_args",
+    "config_from_dict",
     "get_key",
     "load_config",
+    "parse_command",
     "set_key",
 ]
 
-TEST_SPLITS = ("none", "random", "region", "sample")
-FOLD_METHODS = ("none", "kfold", "shuffle", "stratified", "region", "region-stratified")
-MULTI_SCORE_STRATEGIES = ("arithmetic", "geometric", "harmonic", "min")
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2")
-PRUNERS = ("none", "median", "wilcoxon", "hyperband", "percentile", "successive_halving")
-PARALLEL_STRATEGIES = ("cv-parallel", "tune-parallel")
+# Each list of valid options exists once: as a Literal type; the tuples are derived from it.
+TestSplit = Literal["none", "random", "region", "sample"]
+FoldMethod = Literal["none", "kfold", "shuffle", "stratified", "region", "region-stratified"]
+MultiScoreStrategy = Literal["arithmetic", "geometric", "harmonic", "min"]
+SamplerName = Literal["tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2"]
+PrunerName = Literal["none", "median", "wilcoxon", "hyperband", "percentile", "successive_halving"]
+ParallelStrategy = Literal["cv-parallel", "tune-parallel"]
+Mode = Literal["min", "max"]
 
-# Sections given as free-form mappings (LightningCLI form); everything else is typed.
+TEST_SPLITS: tuple[str, ...] = typing.get_args(TestSplit)
+FOLD_METHODS: tuple[str, ...] = typing.get_args(FoldMethod)
+MULTI_SCORE_STRATEGIES: tuple[str, ...] = typing.get_args(MultiScoreStrategy)
+SAMPLERS: tuple[str, ...] = typing.get_args(SamplerName)
+PRUNERS: tuple[str, ...] = typing.get_args(PrunerName)
+PARALLEL_STRATEGIES: tuple[str, ...] = typing.get_args(ParallelStrategy)
+
+# Sections given as LightningCLI {class_path, init_args} specs or Trainer arguments.
 DICT_SECTIONS = ("model", "data", "trainer", "optimizer", "lr_scheduler")
+# Sections of class specs whose init arguments LightningCLI's shorthand reaches (--model.hidden 16).
+CLASS_SECTIONS = ("model", "data", "optimizer", "lr_scheduler")
 # Top-level keys that win over the same keys under ``trainer:`` when set to a non-default value.
 DEVICE_KEYS = ("accelerator", "strategy", "devices", "num_nodes")
+# Keys of ``LightningCLI ... fit`` that are arguments of ``Trainer.fit`` (added from its signature there).
+FIT_KEYS = ("ckpt_path", "weights_only")
+# Command flags (not config keys).
+FLAGS = ("print_config", "resume", "reset", "dry_run", "quiet", "debug")
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     """How samples are split into test, train and validation sets."""
 
-    test_split: Literal["none", "random", "region", "sample"] = "none"
+    test_split: TestSplit = "none"
     test_split_by: Optional[list[Union[float, int, str]]] = None
-    fold_method: Literal["none", "kfold", "shuffle", "stratified", "region", "region-stratified"] = "kfold"
+    fold_method: FoldMethod = "kfold"
     total_folds: int = 5
     group_column: str = "region"
     stratify_column: Optional[str] = None
@@ -72,20 +97,27 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
-    """Lightning ``EarlyStopping`` settings."""
+    """Lightning ``EarlyStopping`` settings (off unless this section is given).
 
-    monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    ``monitor``/``mode`` default to the first ``cv.scoring_metric`` and its direction.
+    """
+
+    monitor: Optional[str] = None
+    mode: Optional[Mode] = None
     patience: int = 5
     min_delta: float = 0.0
 
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Lightning ``ModelCheckpoint`` settings (a ``last`` checkpoint is always kept for resuming)."""
+    """Lightning ``ModelCheckpoint`` settings (a ``last`` checkpoint is always kept for resuming).
 
-    monitor: Optional[str] = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    ``monitor``/``mode`` default to the first ``cv.scoring_metric`` and its direction when the model logs
+    it; otherwise the last epoch's checkpoint is kept, as Lightning does.
+    """
+
+    monitor: Optional[str] = None
+    mode: Optional[Mode] = None
     save_top_k: int = 1
 
 
@@ -105,7 +137,7 @@ class CVConfig:
     n_folds: Optional[int] = None
     n_seeds: int = 3
     scoring_metric: list[str] = field(default_factory=lambda: ["val/loss:lower"])
-    multi_score_strategy: Literal["arithmetic", "geometric", "harmonic", "min"] = "harmonic"
+    multi_score_strategy: MultiScoreStrategy = "harmonic"
 
 
 @dataclass(frozen=True)
@@ -114,8 +146,8 @@ class TuneConfig:
 
     search_space: Optional[str] = None
     n_trials: Union[int, Literal["grid"]] = 100
-    sampler: Literal["tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2"] = "tpe"
-    pruner: Literal["none", "median", "wilcoxon", "hyperband", "percentile", "successive_halving"] = "none"
+    sampler: SamplerName = "tpe"
+    pruner: PrunerName = "none"
     storage: Optional[str] = None
     retrain_and_test: bool = False
     seed: Optional[int] = None
@@ -178,20 +210,23 @@ class Config:
 
     name: Optional[str] = None
     artifact_dir: str = "artifacts"
+    seed_everything: Union[bool, int] = True
     model: Optional[dict] = None
     data: Optional[dict] = None
     split: SplitConfig = field(default_factory=SplitConfig)
     trainer: dict = field(default_factory=dict)
-    optimizer: Optional[Union[dict, str]] = None
-    lr_scheduler: Optional[Union[dict, str]] = None
+    optimizer: Optional[dict] = None
+    lr_scheduler: Optional[dict] = None
+    ckpt_path: Optional[str] = None
+    weights_only: Optional[bool] = None
     accelerator: str = "auto"
     strategy: str = "auto"
-    devices: list[Union[int, str]] = field(default_factory=lambda: ["auto"])
+    devices: Union[list[Union[int, str]], int, str] = field(default_factory=lambda: ["auto"])
     num_nodes: int = 1
     runs_per_device: int = 1
     fold: int = 0
     seed: int = 42
-    early_stopping: Optional[EarlyStoppingConfig] = field(default_factory=EarlyStoppingConfig)
+    early_stopping: Optional[EarlyStoppingConfig] = None
     checkpoint: Optional[CheckpointConfig] = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -213,6 +248,12 @@ class Config:
             return self.trainer[key]
         return top
 
+    def monitor(self) -> tuple[str, Mode]:
+        """The default monitor: the first ``cv.scoring_metric`` and its direction (``min`` for ``:lower``)."""
+        metric = self.cv.scoring_metric[0]
+        name, _, direction = metric.rpartition(":") if ":" in metric else (metric, "", "higher")
+        return name, ("min" if direction == "lower" else "max")
+
     def to_dict(self) -> dict:
         """The config as plain nested dicts and lists (what ``config.yaml`` holds)."""
         return _plain(dataclasses.asdict(self))
@@ -229,6 +270,8 @@ class Config:
             section = getattr(cfg, top, None) if top in _DEFAULTS else None
             if not rest and top in _DEFAULTS and top not in DICT_SECTIONS and not dataclasses.is_dataclass(section):
                 cfg = dataclasses.replace(cfg, **{top: value})
+                if top == "seed" and cfg.seed_everything is not False:
+                    cfg = dataclasses.replace(cfg, seed_everything=value)  # one seed, written twice
             elif rest and "." not in rest and dataclasses.is_dataclass(section) and \
                     rest in {f.name for f in dataclasses.fields(section)}:
                 cfg = dataclasses.replace(cfg, **{top: dataclasses.replace(section, **{rest: value})})
@@ -247,54 +290,36 @@ def _plain(obj: Any) -> Any:
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     return obj
-
-
-# -- parsing ---------------------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=4)
-def build_parser(prog: str = "tunecv", description: str | None = None) -> Any:
-    """A jsonargparse parser with every config key, used for validation and ``--help``."""
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False,
-                            default_meta=False)
-    for f in dataclasses.fields(Config):
-        default = _DEFAULTS[f.name]
-        help_text = _KEY_HELP.get(f.name, "")
-        parser.add_argument(f"--{f.name}", type=_resolved_type(f.name), default=default, help=help_text)
-    return parser
-
-
-def _resolved_type(name: str) -> Any:
-    """The type of a :class:`Config` field (its annotation, resolved)."""
-    return _config_hints()[name]
 
 
 @functools.lru_cache(maxsize=1)
 def _config_hints() -> dict[str, Any]:
-    import typing
-
     return typing.get_type_hints(Config)
 
 
 _KEY_HELP = {
     "name": "name of the called level; generated when null",
     "artifact_dir": "root folder of every artifact",
+    "seed_everything": "LightningCLI's seed: an int sets the run seed (as `seed`); false: no seeding",
     "model": "a LightningModule: {class_path, init_args}",
     "data": "a tunecv.data.SplitDataModule (or a LightningDataModule for train without folds)",
     "split": "test split and fold method",
-    "trainer": "any other lightning.Trainer argument",
+    "trainer": "any lightning.Trainer argument",
     "optimizer": "LightningCLI-style optimizer for models that leave configure_optimizers to the config",
     "lr_scheduler": "LightningCLI-style learning-rate scheduler",
+    "ckpt_path": "as LightningCLI fit: start the run from this checkpoint",
+    "weights_only": "as LightningCLI fit: load ckpt_path with torch.load(weights_only=...)",
     "accelerator": "forwarded to the Trainer (cpu, gpu, mps, auto)",
     "strategy": "any Lightning strategy, or cv-parallel / tune-parallel",
-    "devices": "always a list, e.g. [0, 2, 5, 6]; with cpu and cv-parallel: worker slots",
+    "devices": "a list of device ids, e.g. [0, 2, 5, 6], or a count (2) as in Lightning",
     "num_nodes": "nodes of one run (Lightning multi-node DDP)",
     "runs_per_device": "with cv-parallel / tune-parallel: how many runs share one device",
     "fold": "train only: the fold to train (cv and tune set it)",
     "seed": "train only: the seed (cv and tune set it)",
-    "early_stopping": "EarlyStopping settings; null disables",
+    "early_stopping": "EarlyStopping settings; off unless given",
     "checkpoint": "ModelCheckpoint settings; null keeps only the last checkpoint",
     "logging": "wandb project/entity and log interval",
     "cv": "cross-validation settings",
@@ -306,124 +331,104 @@ _KEY_HELP = {
 }
 
 
-class YamlLoader(yaml.SafeLoader):
-    """Safe YAML that also reads ``1e-3`` as a float (YAML 1.1 alone wants ``1.0e-3``)."""
+# -- parsing ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """What one ``tunecv train|cv|tune ...`` command line says: the config and the command flags."""
+
+    config: Config
+    flags: frozenset[str] = frozenset()
 
 
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+@functools.lru_cache(maxsize=4)
+def build_parser(prog: str = "tunecv", description: Optional[str] = None, light: bool = False) -> Any:
+    """The jsonargparse parser of every config key.
 
-
-def yaml_load(text: str) -> Any:
-    """Parse YAML with :class:`YamlLoader`."""
-    return yaml.load(text, Loader=YamlLoader)
-
-
-def _is_yaml_path(value: Any) -> bool:
-    return isinstance(value, str) and value.endswith((".yaml", ".yml")) and "\n" not in value
-
-
-def _read_yaml(path: Path, key: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"`{key}` must name an existing YAML file; got {str(path)!r}")
-    try:
-        return yaml_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"`{key}` must be valid YAML{where}; got {str(path)!r}: "
-                          f"{getattr(exc, 'problem', exc)}") from None
-
-
-def _compose(obj: Any, base: Path, key: str, depth: int = 0) -> Any:
-    """Replace string values that name an existing YAML file with that file's content."""
-    if depth > 10:
-        raise ConfigError(f"`{key}` composes YAML files more than 10 levels deep (a cycle?)")
-    if isinstance(obj, Mapping):
-        return {k: _compose(v, base, f"{key}.{k}" if key else str(k), depth) for k, v in obj.items()}
-    if _is_yaml_path(obj) and not key.endswith(("search_space", "storage")):
-        path = Path(obj) if Path(obj).is_absolute() else base / obj
-        if not path.is_file() and (Path.cwd() / obj).is_file():
-            path = Path.cwd() / obj
-        if path.is_file():
-            return _compose(_read_yaml(path, key), path.parent, key, depth + 1)
-    return obj
-
-
-def deep_merge(base: dict, other: Mapping) -> dict:
-    """Merge ``other`` into a copy of ``base``; mappings merge key by key, anything else replaces.
-
-    A ``class_path`` that changes drops the old ``init_args`` (as in LightningCLI).
+    ``model``, ``data``, ``trainer``, ``optimizer`` and ``lr_scheduler`` are added as LightningCLI adds them
+    (``LightningArgumentParser``), every other :class:`Config` field with the type of its annotation.
+    ``light=True`` gives the same keys without importing lightning (the sections become plain mappings):
+    for ``--help``, which must stay fast.
     """
-    out = copy.deepcopy(base)
-    for k, v in other.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            old = out[k]
-            if "class_path" in v and old.get("class_path") not in (None, v["class_path"]):
-                out[k] = copy.deepcopy(dict(v))
-            else:
-                out[k] = deep_merge(dict(old), v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    hints = _config_hints()
+    kwargs: dict[str, Any] = {"prog": prog, "exit_on_error": False, "default_meta": False,
+                              "parser_mode": "omegaconf", "print_config": None}
+    if light:
+        parser = ArgumentParser(description=description, **kwargs)
+    else:
+        from lightning.pytorch.cli import LightningArgumentParser
+
+        parser = LightningArgumentParser(description=description or "tunecv", **kwargs)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (repeatable, later wins)")
+    for f in dataclasses.fields(Config):
+        if not light and f.name in DICT_SECTIONS:
+            _add_lightning_section(parser, f.name)
+            continue
+        parser.add_argument(f"--{f.name}", type=hints[f.name], default=_DEFAULTS[f.name],
+                            help=_KEY_HELP.get(f.name, ""))
+    return parser
 
 
-def _interpolate(obj: dict) -> dict:
-    text = yaml.safe_dump(obj)
-    if "${" not in text:
-        return obj
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+def _add_lightning_section(parser: Any, name: str) -> None:
+    """One section as ``LightningCLI`` adds it (``_add_arguments`` / ``add_core_arguments_to_parser``)."""
+    import lightning as L
+    from lightning.pytorch.cli import LRSchedulerTypeTuple
+    from torch.optim import Optimizer
 
-    try:
-        resolved = OmegaConf.to_container(OmegaConf.create(obj), resolve=True)
-    except OmegaConfBaseException as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"config interpolation failed: {first}") from None
-    return _retype(obj, resolved)  # type: ignore[return-value]
-
-
-def _retype(original: Any, resolved: Any) -> Any:
-    """Read an interpolated string as YAML (``${oc.env:EPOCHS}`` → int), as if written in the file."""
-    if isinstance(original, Mapping) and isinstance(resolved, Mapping):
-        return {k: _retype(original.get(k), v) for k, v in resolved.items()}
-    if isinstance(original, list) and isinstance(resolved, list):
-        return [_retype(o, r) for o, r in zip(original, resolved, strict=False)]
-    if isinstance(original, str) and "${" in original and isinstance(resolved, str):
-        return parse_value(resolved)
-    return resolved
+    if name == "trainer":
+        parser.add_lightning_class_args(L.Trainer, "trainer")
+    elif name == "model":
+        parser.add_lightning_class_args(L.LightningModule, "model", subclass_mode=True, required=False)
+    elif name == "data":
+        parser.add_lightning_class_args(L.LightningDataModule, "data", subclass_mode=True, required=False)
+    elif name == "optimizer":
+        parser.add_optimizer_args((Optimizer,))
+    elif name == "lr_scheduler":
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value read as YAML (``0.1`` → float, ``[0, 1]`` → list, ``null`` → None)."""
-    try:
-        return yaml_load(text) if text != "" else ""
-    except yaml.YAMLError:
-        return text
+@functools.lru_cache(maxsize=1)
+def _trainer_defaults() -> dict[str, Any]:
+    return _plain(build_parser().get_defaults().trainer.as_dict())
 
 
-def set_in(obj: dict, dotted: str, value: Any) -> dict:
-    """Set a dotted key in nested dicts (creating mappings as needed); returns ``obj``."""
-    parts = dotted.split(".")
-    cur = obj
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            cur[part] = nxt
-        cur = nxt
-    cur[parts[-1]] = value
-    return obj
+def _check_utf8(words: Sequence[str]) -> None:
+    """Every ``--config FILE`` must be a readable UTF-8 file (read before jsonargparse does)."""
+    for i, word in enumerate(words):
+        value = None
+        if word == "--config" and i + 1 < len(words):
+            value = words[i + 1]
+        elif word.startswith("--config="):
+            value = word.split("=", 1)[1]
+        if value is None or "\n" in value or not Path(value).is_file():
+            continue
+        try:
+            Path(value).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"`--config` must be a UTF-8 text file; got {value!r} (byte {exc.object[exc.start]:#x} "
+                              f"at position {exc.start} is not UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"`--config` must be a readable file; got {value!r}: {exc.strerror}") from None
+
+
+def parse_command(words: Sequence[str], prog: str = "tunecv") -> ParsedCommand:
+    """Parse the words after ``tunecv train|cv|tune`` into the validated config and the command flags.
+
+    Raises:
+        ConfigError: an unknown key or option, or a value that breaks its constraint (one line).
+    """
+    flag_words = {f"--{f}" for f in FLAGS}
+    flags = frozenset(w[2:] for w in words if w in flag_words)
+    return ParsedCommand(_parse([w for w in words if w not in flag_words], prog), flags)
 
 
 def load_config(
     *configs: Union[str, os.PathLike, Mapping],
     overrides: Optional[Mapping[str, Any]] = None,
 ) -> Config:
-    """Read, compose, merge, interpolate and validate a config.
+    """Read, compose, interpolate and validate a config, as ``tunecv train --config ... --KEY VALUE`` does.
 
     Args:
         *configs: YAML file paths or mappings, later ones win.
@@ -435,103 +440,362 @@ def load_config(
     Raises:
         ConfigError: a key is unknown or a value breaks its constraint.
     """
-    merged: dict = {}
+    words: list[str] = []
     for src in configs:
         if isinstance(src, Mapping):
-            layer = _compose(dict(src), Path.cwd(), "")
+            words += ["--config", _config_text(src)]
         else:
             path = Path(src)
-            layer = _read_yaml(path, "--config")
-            if not isinstance(layer, Mapping):
-                raise ConfigError(f"`--config` must hold a mapping of config keys; got {type(layer).__name__} "
-                                  f"in {str(path)!r}")
-            layer = _compose(layer, path.parent, "")
-        merged = deep_merge(merged, layer)
+            if not path.is_file():
+                raise ConfigError(f"`--config` must name an existing YAML file; got {str(path)!r}")
+            words += ["--config", str(path)]
     for key, value in (overrides or {}).items():
-        if isinstance(value, Mapping):
-            value = _compose(dict(value), Path.cwd(), key)
-        elif _is_yaml_path(value) and "." not in key and key in DICT_SECTIONS:
-            value = _compose({key: value}, Path.cwd(), "")[key]
-        existing = get_in(merged, key)
-        if isinstance(value, Mapping) and isinstance(existing, Mapping):
-            value = deep_merge(dict(existing), value)
-        set_in(merged, key, value)
-    merged = _interpolate(merged)
-    return config_from_dict(merged)
-
-
-def get_in(obj: Any, dotted: str, default: Any = None) -> Any:
-    cur = obj
-    for part in dotted.split("."):
-        if isinstance(cur, Mapping) and part in cur:
-            cur = cur[part]
-        else:
-            return default
-    return cur
-
-
-def _nice_expected(text: str) -> str:
-    """``Expected a typing.Literal['a', 'b']`` → ``must be one of a, b``; ``<class 'list'>`` → ``list``."""
-    m = re.search(r"Literal\[(.*)\]", text)
-    if m:
-        return "must be one of " + ", ".join(v.strip().strip("'\"") for v in m.group(1).split(","))
-    m = re.search(r"<class '([\w.]+)'>", text)
-    if m:
-        return f"must be of type {m.group(1)}"
-    return text
-
-
-def _format_parser_error(exc: BaseException) -> str:
-    """Turn a jsonargparse error into one line naming key, constraint and value."""
-    text = str(exc).strip()
-    m = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", text)
-    if m:
-        section = _DEFAULTS.get(m.group(1))
-        valid = ", ".join(f.name for f in dataclasses.fields(section)) if dataclasses.is_dataclass(section) else ""
-        return f"unknown config key `{m.group(1)}.{m.group(2)}`; valid keys of `{m.group(1)}`: {valid}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return "invalid config"
-    head = lines[0]
-    if head.startswith('Parser key "'):
-        key = head[len('Parser key "'):].split('"')[0]
-        detail = [ln for ln in lines[1:] if not ln.startswith(("Subtypes:", "Errors:", "Given value type"))]
-        expected = [ln.lstrip("- ") for ln in detail if ln.lstrip("- ").startswith("Expected")]
-        given = [ln for ln in detail if ln.startswith("Given value:")]
-        got = given[0].split(":", 1)[1].strip() if given else ""
-        if expected:
-            exp = " or ".join(dict.fromkeys(_nice_expected(e.split(". Got value")[0]) for e in expected))
-            if not got and ". Got value:" in expected[0]:
-                got = expected[0].split(". Got value:", 1)[1].strip()
-            return f"`{key}`: {exp}; got {got!r}" if got else f"`{key}`: {exp}"
-        return f"`{key}`: " + " ".join(detail)
-    if "not expected" in head or "unrecognized" in head.lower():
-        return head.replace("Key ", "unknown config key ").rstrip(".") + (
-            f" (valid top-level keys: {', '.join(f.name for f in dataclasses.fields(Config))})")
-    return " ".join(lines[:3])
+        words += [f"--{key}", value if isinstance(value, str) else json.dumps(_plain(value))]
+    return _parse(words)
 
 
 def config_from_dict(data: Mapping) -> Config:
     """Validate a plain mapping against the config types and return the frozen :class:`Config`."""
-    parser = build_parser()
-    unknown = [k for k in data if k not in _DEFAULTS]
-    if unknown:
-        raise ConfigError(f"unknown config key `{unknown[0]}`; valid top-level keys: "
-                          f"{', '.join(_DEFAULTS)}")
+    return load_config(data)
+
+
+def _config_text(data: Mapping) -> str:
+    if not data:
+        return "{}"
+    return yaml.safe_dump(_plain(dict(data)), sort_keys=False)
+
+
+def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
+    _check_utf8(words)
+    parser = build_parser(prog=prog) if prog != "tunecv" else build_parser()
     try:
-        ns = parser.parse_object(dict(data))
-        obj = parser.instantiate(ns) if hasattr(parser, "instantiate") else parser.instantiate_classes(ns)
-    except (Exception, SystemExit) as exc:  # jsonargparse raises ArgumentError / ParserError
-        raise ConfigError(_format_parser_error(exc)) from None
-    kwargs = {}
+        ns = parser.parse_args(list(words), env=False)
+    except (Exception, SystemExit) as exc:  # jsonargparse: ArgumentError; anything raised while loading
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(_diagnose(parser, list(words), exc)) from None
+    return _from_namespace(ns)
+
+
+def _from_namespace(ns: Any) -> Config:
+    """The :class:`Config` of a parsed namespace (``trainer`` keeps only what differs from its defaults)."""
+    data = _plain(ns.as_dict())
+    data.pop("config", None)
+    trainer_defaults = _trainer_defaults()
+    data["trainer"] = {k: v for k, v in (data.get("trainer") or {}).items()
+                       if k not in trainer_defaults or v != trainer_defaults[k]}
+    kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        value = obj.get(f.name) if hasattr(obj, "get") else getattr(obj, f.name)
-        if hasattr(value, "as_dict"):
-            value = value.as_dict()
+        value = data.get(f.name, _DEFAULTS[f.name])
+        tp = _config_hints()[f.name]
+        cls = _dataclass_of(tp)
+        if cls is not None and isinstance(value, Mapping):
+            value = cls(**value)
         kwargs[f.name] = value
+    seed_everything = kwargs["seed_everything"]
+    if not isinstance(seed_everything, bool) and kwargs["seed"] == _DEFAULTS["seed"]:
+        kwargs["seed"] = seed_everything  # LightningCLI's seed_everything: N is the run seed
+    if seed_everything is not False:
+        kwargs["seed_everything"] = kwargs["seed"]
     cfg = Config(**kwargs)
     validate(cfg)
     return cfg
+
+
+def _dataclass_of(tp: Any) -> Optional[type]:
+    if dataclasses.is_dataclass(tp):
+        return tp  # type: ignore[return-value]
+    for arg in typing.get_args(tp):
+        if dataclasses.is_dataclass(arg):
+            return arg  # type: ignore[return-value]
+    return None
+
+
+# -- turning a parse error into one line ----------------------------------------------------------------
+
+def _units(words: list[str], parser: Any) -> list[list[str]]:
+    """The command line cut into ``--key value`` / ``--key=value`` / ``--config FILE`` units."""
+    units: list[list[str]] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--") and "=" not in word and i + 1 < len(words):
+            units.append([word, words[i + 1]])
+            i += 2
+        else:
+            units.append([word])
+            i += 1
+    return units
+
+
+def _fails(parser: Any, words: list[str]) -> bool:
+    try:
+        parser.parse_args(words, env=False)
+    except (Exception, SystemExit):
+        return True
+    return False
+
+
+def _diagnose(parser: Any, words: list[str], exc: BaseException) -> str:
+    """One line for a failed parse: which unit of the command line, then which key inside it, and why.
+
+    The failing ``--config`` file or ``--key value`` is found by parsing growing prefixes of the command
+    line; inside a file (or a section given as a mapping), by leaving out one key at a time.
+    """
+    units = _units(words, parser)
+    before: list[str] = []
+    for unit in units:
+        if _fails(parser, [*before, *unit]):
+            return _blame_unit(parser, before, unit) or _fallback(exc)
+        before += unit
+    return _fallback(exc)
+
+
+def _fallback(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "invalid config: " + (lines[0] if lines else type(exc).__name__)
+
+
+def _blame_unit(parser: Any, before: list[str], unit: list[str]) -> Optional[str]:
+    word = unit[0]
+    if not word.startswith("--"):
+        return f"unexpected argument {word!r}; options are --config FILE and --KEY VALUE for any config key"
+    key, eq, value = word[2:].partition("=")
+    if not eq:
+        if len(unit) < 2:
+            return f"`--{key}` needs a value"
+        value = unit[1]
+    if key == "config":
+        data = _read_config_value(value)
+        if not isinstance(data, Mapping):
+            return (f"`--config` must be a YAML file holding a mapping of config keys; got {value!r}"
+                    if data is not None else None)
+        # the file alone is fine: a key in it conflicts with an earlier unit; else find the key inside
+        path = _blame_mapping(parser, before, data, [], value)
+        if path is None:
+            return None
+        return _describe_failure(path, _get_path(data, path), _full_context(before, data))
+    dotted = _canonical_key(key, before)
+    return _describe_failure(dotted.split("."), _yaml_value(value), before)
+
+
+def _read_config_value(value: str) -> Any:
+    path = Path(value)
+    try:
+        text = path.read_text(encoding="utf-8") if "\n" not in value and path.is_file() else value
+    except OSError:
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"`--config` must be valid YAML{where}; got {value!r}: "
+                          f"{getattr(exc, 'problem', exc)}") from None
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _get_path(data: Any, path: list[str]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _without(data: Mapping, path: list[str]) -> dict:
+    out = dict(data)
+    if len(path) == 1:
+        out.pop(path[0], None)
+    else:
+        out[path[0]] = _without(out[path[0]], path[1:])
+    return out
+
+
+def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[str], source: str) -> Optional[list[str]]:
+    """The deepest key of ``data`` under ``path`` whose removal makes the command line parse."""
+    node = _get_path(data, path)
+    if not isinstance(node, Mapping):
+        return path or None
+    for child in node:
+        if path == [] or child != "class_path":
+            candidate = [*path, str(child)]
+            if not _fails(parser, [*before, "--config", _config_text(_without(data, candidate))]):
+                return _blame_mapping(parser, before, data, candidate, source) or candidate
+    # no single removal helps (the key is required): look for the culprit inside its mappings
+    for child in node:
+        if isinstance(node[child], Mapping):
+            deeper = _blame_mapping(parser, before, data, [*path, str(child)], source)
+            if deeper and len(deeper) > len(path) + 1:
+                return deeper
+    return path or None
+
+
+def _full_context(before: list[str], data: Mapping) -> list[str]:
+    return [*before, "--config", _config_text(data)]
+
+
+def _canonical_key(key: str, before: list[str]) -> str:
+    """``model.hidden`` (LightningCLI shorthand) → ``model.init_args.hidden``."""
+    parts = key.split(".")
+    if parts[0] in CLASS_SECTIONS and len(parts) > 1 and parts[1] not in ("class_path", "init_args"):
+        parts.insert(1, "init_args")
+    return ".".join(parts)
+
+
+def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
+    """``path`` is the key whose value fails: say why from its type (or that it is no key at all)."""
+    dotted = ".".join(path)
+    top = path[0]
+    if top not in _DEFAULTS:
+        return f"unknown config key `{dotted}`; valid top-level keys: {', '.join(_DEFAULTS)}"
+    tp: Any = _config_hints()[top]
+    owner = "config"
+    for i, part in enumerate(path[1:], start=1):
+        where = ".".join(path[:i])
+        cls = _dataclass_of(tp)
+        if cls is not None:
+            hints = typing.get_type_hints(cls)
+            if part not in hints:
+                return (f"unknown config key `{dotted}`; valid keys of `{where}`: "
+                        f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+            tp, owner = hints[part], where
+            continue
+        if top == "trainer" and i == 1:
+            import lightning as L
+
+            params = inspect.signature(L.Trainer.__init__).parameters
+            if part not in params:
+                return f"unknown config key `{dotted}`: lightning.Trainer takes no argument {part!r}"
+            tp, owner = _annotation(L.Trainer.__init__, part), "lightning.Trainer"
+            continue
+        if part == "init_args" and i + 1 < len(path):
+            spec = _spec_in_context(path[:i], context)
+            class_path = spec.get("class_path") if isinstance(spec, Mapping) else None
+            if not class_path:
+                return f"`{where}` needs a `class_path` before `{dotted}` can be set"
+            try:
+                cls_obj = _resolve_class(str(class_path), top)
+            except ConfigError as err:
+                return str(err)
+            params = init_parameters(cls_obj)
+            arg = path[i + 1]
+            if params is not None and arg not in params:
+                return (f"unknown config key `{'.'.join(path[:i + 2])}`: {class_path} takes no argument {arg!r}; "
+                        f"valid: {', '.join(sorted(params))}")
+            tp, owner = _annotation(cls_obj, arg), str(class_path)
+            if i + 2 < len(path):
+                return f"`{dotted}` is invalid; got {value!r}"
+            break
+        if part == "class_path":
+            try:
+                _resolve_class(str(value), top)
+            except ConfigError as err:
+                return f"`{dotted}`: {err}".replace(f"`{dotted}`: `{top}.class_path`", f"`{dotted}`")
+            return f"`{dotted}` must name a class of the right kind for `{where}`; got {value!r}"
+        return f"`{dotted}` is invalid; got {value!r}"
+    if len(path) == 1 and top in CLASS_SECTIONS and isinstance(value, (Mapping, str)):
+        class_path = value.get("class_path") if isinstance(value, Mapping) else value
+        if class_path:
+            try:
+                cls = _resolve_class(str(class_path), top)
+            except ConfigError as err:
+                return str(err)
+            base = _SECTION_BASES[top]()
+            if not (inspect.isclass(cls) and issubclass(cls, base)):
+                names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in base)
+                return f"`{top}.class_path` must name a subclass of {names}; got {class_path!r}"
+        if not isinstance(value, Mapping):
+            return f"`{dotted}` must be a class path or {{class_path: ..., init_args: {{...}}}}; got {value!r}"
+        return f"`{dotted}` must be {{class_path: ..., init_args: {{...}}}}; got keys {sorted(value)}"
+    if tp is inspect.Parameter.empty:
+        return f"`{dotted}` ({owner}) is invalid; got {value!r}"
+    return f"`{dotted}` must be {_describe_type(tp)}; got {value!r}"
+
+
+def _spec_in_context(path: list[str], context: list[str]) -> Any:
+    """The ``{class_path, init_args}`` mapping at ``path`` after the given command-line units."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(context, env=False)
+        return _plain(ns.as_dict()).get(path[0]) if len(path) == 1 else None
+    except (Exception, SystemExit):
+        pass
+    spec: dict = {}
+    for unit_start in range(len(context)):  # the last mention wins
+        if context[unit_start] == "--config" and unit_start + 1 < len(context):
+            data = _read_config_value(context[unit_start + 1])
+            if isinstance(data, Mapping) and isinstance(data.get(path[0]), Mapping):
+                spec = dict(data[path[0]])
+            elif isinstance(data, Mapping) and isinstance(data.get(path[0]), str):
+                spec = {"class_path": data[path[0]]}
+        elif context[unit_start] == f"--{path[0]}" and unit_start + 1 < len(context):
+            spec = {"class_path": context[unit_start + 1]}
+    return spec
+
+
+def _section_bases(section: str) -> tuple[type, ...]:
+    import lightning as L
+    from lightning.pytorch.cli import LRSchedulerTypeTuple
+    from torch.optim import Optimizer
+
+    return {"model": (L.LightningModule,), "data": (L.LightningDataModule,), "optimizer": (Optimizer,),
+            "lr_scheduler": LRSchedulerTypeTuple}[section]
+
+
+_SECTION_BASES = {name: functools.partial(_section_bases, name) for name in CLASS_SECTIONS}
+
+_SHORT_MODULES = {"optimizer": "torch.optim", "lr_scheduler": "torch.optim.lr_scheduler"}
+
+
+def _resolve_class(class_path: str, section: str) -> Any:
+    if "." not in class_path and section in _SHORT_MODULES:
+        class_path = f"{_SHORT_MODULES[section]}.{class_path}"
+    return import_class(class_path, f"{section}.class_path")
+
+
+def _annotation(fn: Any, name: str) -> Any:
+    try:
+        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    except Exception:
+        hints = {}
+    if name in hints:
+        return hints[name]
+    try:
+        target = fn.__init__ if inspect.isclass(fn) else fn
+        return inspect.signature(target).parameters[name].annotation
+    except (KeyError, TypeError, ValueError):
+        return inspect.Parameter.empty
+
+
+def _describe_type(tp: Any) -> str:
+    """A type annotation in words: ``Optional[int]`` → ``an int or null``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is Union or type(tp).__name__ == "UnionType":
+        parts = [_describe_type(a) for a in args if a is not type(None)]
+        if any(a is type(None) for a in args):
+            parts.append("null")
+        return " or ".join(dict.fromkeys(parts))
+    if origin in (list, Sequence, tuple, set) or tp in (list, tuple):
+        inner = f" of {_describe_type(args[0]).removeprefix('an ').removeprefix('a ')}s" if args else ""
+        return f"a list{inner}"
+    if origin in (dict, Mapping) or tp is dict:
+        return "a mapping"
+    names = {int: "an int", float: "a float", bool: "true or false", str: "a string"}
+    if tp in names:
+        return names[tp]
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(tp))}"
+    if inspect.isclass(tp):
+        return f"a {tp.__module__}.{tp.__qualname__}"
+    return str(tp).replace("typing.", "")
 
 
 def validate(cfg: Config) -> None:
@@ -540,8 +804,12 @@ def validate(cfg: Config) -> None:
 
     if cfg.name is not None:
         naming.validate_name(cfg.name, key="name")
-    if not isinstance(cfg.devices, list) or not cfg.devices:
-        raise ConfigError(f"`devices` must be a non-empty list such as [0] or [0, 2, 5, 6]; got {cfg.devices!r}")
+    _validate_artifact_dir(cfg.artifact_dir)
+    devices = cfg.devices
+    if isinstance(devices, bool) or (isinstance(devices, list) and not devices) or \
+            (isinstance(devices, int) and devices < -1):
+        raise ConfigError("`devices` must be a non-empty list of device ids such as [0, 2, 5, 6], a count (2), "
+                          f"-1 (all) or auto; got {devices!r}")
     if cfg.num_nodes < 1:
         raise ConfigError(f"`num_nodes` must be >= 1; got {cfg.num_nodes}")
     if cfg.runs_per_device < 1:
@@ -579,6 +847,19 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"`{sec}` must have a `class_path` string (and optional `init_args`); "
                               f"got keys {sorted(spec)}")
 
+
+def _validate_artifact_dir(path: str) -> None:
+    """``artifact_dir`` must be (or become) a folder: no part of it may be a regular file."""
+    p = Path(path).expanduser()
+    for part in [p, *p.parents]:
+        if part.exists():
+            if not part.is_dir():
+                where = "" if part == p else f" ({str(part)!r})"
+                raise ConfigError(f"`artifact_dir` must be a folder path, not under a regular file; got {path!r}"
+                                  f"{where} is a regular file")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise ConfigError(f"`artifact_dir` must be writable; got {path!r} ({str(part)!r} is not writable)")
+            return
 
 def _validate_executor(cfg: Config) -> None:
     from tunecv.executors._registry import check_executor_name
@@ -788,46 +1069,18 @@ def init_parameters(cls: Any) -> Optional[set[str]]:
     return names or None
 
 
-# -- command line ----------------------------------------------------------------------------------
-
-def split_argv(argv: Sequence[str]) -> tuple[list[str], dict[str, Any], list[str]]:
-    """Split command-line words into config files, dotted overrides and the rest (flags).
-
-    Returns:
-        ``(config_files, overrides, other)``.
-    """
-    configs: list[str] = []
-    overrides: dict[str, Any] = {}
-    other: list[str] = []
-    i = 0
-    words = list(argv)
-    while i < len(words):
-        word = words[i]
-        if word == "--config" or word.startswith("--config="):
-            if "=" in word:
-                configs.append(word.split("=", 1)[1])
-            else:
-                if i + 1 >= len(words):
-                    raise ConfigError("`--config` needs a YAML file path")
-                configs.append(words[i + 1])
-                i += 1
-        elif word.startswith("--") and word[2:].split("=", 1)[0].split(".")[0] in _DEFAULTS:
-            key, eq, value = word[2:].partition("=")
-            if not eq:
-                if i + 1 >= len(words) or (words[i + 1].startswith("--") and words[i + 1] != "--"):
-                    raise ConfigError(f"`--{key}` needs a value")
-                value = words[i + 1]
-                i += 1
-            overrides[key] = parse_value(value)
-        else:
-            other.append(word)
-        i += 1
-    return configs, overrides, other
-
-
-def config_from_args(configs: Iterable[str], overrides: Mapping[str, Any]) -> Config:
-    """:func:`load_config` for command-line input."""
-    return load_config(*configs, overrides=overrides)
+def set_in(obj: dict, dotted: str, value: Any) -> dict:
+    """Set a dotted key in nested dicts (creating mappings as needed); returns ``obj``."""
+    parts = dotted.split(".")
+    cur = obj
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+    return obj
 
 
 def dump_yaml(cfg: Config | Mapping) -> str:

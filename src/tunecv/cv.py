@@ -94,6 +94,8 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     if quiet:
         import logging as _logging
 
+        import lightning  # noqa: F401  (importing it sets its loggers to INFO: first import, then quieten)
+
         for noisy in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
             _logging.getLogger(noisy).setLevel(_logging.WARNING)
         _w.filterwarnings("ignore", module="lightning")
@@ -467,7 +469,7 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
                     executor: Any, tracking: Optional[Mapping[str, Any]],
                     extra_columns: Optional[Mapping[str, Any]], progress: bool,
                     held: contextlib.ExitStack) -> Optional[CVResult]:
-    from tunecv.train import as_config
+    from tunecv.build import as_config
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")
@@ -556,7 +558,7 @@ def quiet_lightning_logs() -> Iterator[None]:
 
 def _build_objects(cfg: Config) -> None:
     """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
-    from tunecv.train import build_objects
+    from tunecv.build import build_objects
 
     _check_data_module(cfg)
     build_objects(cfg)

@@ -81,7 +81,7 @@ class DatasetDataModule(SplitDataModule):
 
     def __init__(
         self,
-        dataset: Union[str, dict[str, Any], Dataset],
+        dataset: Union[Dataset, str, dict[str, Any]],
         metadata: Optional[str] = None,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -99,7 +99,7 @@ class DatasetDataModule(SplitDataModule):
         """The dataset of the spec (a new instance each call)."""
         spec = self.dataset_spec
         if isinstance(spec, (str, Mapping)):
-            from tunecv.train import instantiate
+            from tunecv.build import instantiate
 
             return instantiate({"class_path": spec} if isinstance(spec, str) else spec, object, f"{KEY}.dataset")
         return spec

@@ -14,7 +14,8 @@ nesting; a constant that is itself a mapping must be written explicitly (``{dist
 value: {...}}``).
 
 Names in Optuna: each entry is suggested under its dotted key. A ``reversed_loguniform`` entry is
-suggested as the log-uniform ``x`` and the config receives ``n - x``, so ``trial.params`` holds ``x``;
+suggested as the log-uniform ``x`` and the config receives ``n - x``, so ``trial.params`` holds ``x``
+(a tune records the used values in the trial's user attr ``config_values``, see ``docs/tuning.md``);
 :meth:`SearchSpace.params_from_trial` turns trial params into the real config values and
 :meth:`SearchSpace.to_trial_params` goes back (for ``study.enqueue_trial``). A constant whose value is a
 scalar is recorded in Optuna as a one-choice categorical (samplers skip it); any other constant only

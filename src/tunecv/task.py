@@ -85,7 +85,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _instantiate(spec: Mapping[str, Any], base: type, key: str) -> Any:
-    from tunecv.train import instantiate
+    from tunecv.build import instantiate
 
     return instantiate(spec, base, key)
 

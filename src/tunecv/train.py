@@ -22,11 +22,15 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml, import_class, load_config
+from tunecv.build import as_config, attach_optimizers, build_objects, instantiate, is_lightning_user_error
+from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.errors import ConfigError, ResumeError, TunecvError, check_resume_reset
 from tunecv.naming import RUN_INFO_FILE
 
-__all__ = ["RUN_INFO_FILE", "TrainResult", "build_objects", "lightning_devices", "train"]
+__all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
+
+# Object construction lives in the config layer (tunecv.build); these names stay importable from here.
+_BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +124,6 @@ def read_result(run_dir: str | Path) -> Optional[TrainResult]:
         return None
 
 
-def as_config(config: Union[Config, Mapping, str, os.PathLike]) -> Config:
-    """Accept a :class:`Config`, a mapping or a YAML path."""
-    if isinstance(config, Config):
-        return config
-    return load_config(config)
-
-
 # -- devices -------------------------------------------------------------------------------------------
 
 def lightning_devices(devices: Any, accelerator: str) -> Any:
@@ -165,121 +162,64 @@ def trainer_device_kwargs(cfg: Config) -> dict[str, Any]:
     }
 
 
-# -- building objects from class_path specs ------------------------------------------------------------
-
-def instantiate(spec: Any, base: type, key: str) -> Any:
-    """Instantiate ``{class_path, init_args}`` (nested specs included) with jsonargparse."""
-    from jsonargparse import ArgumentParser
-
-    if isinstance(spec, str):
-        spec = {"class_path": spec}
-    if not isinstance(spec, Mapping) or "class_path" not in spec:
-        raise ConfigError(f"`{key}` must be {{class_path: ..., init_args: {{...}}}}; got {spec!r}")
-    cls = import_class(spec["class_path"], f"{key}.class_path")
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ConfigError(f"`{key}.class_path` must name a subclass of {base.__module__}.{base.__qualname__}; "
-                          f"got {spec['class_path']!r}")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--obj", type=cls)
-    try:
-        ns = parser.parse_object({"obj": dict(spec)})
-        init = parser.instantiate(ns) if hasattr(parser, "instantiate") else parser.instantiate_classes(ns)
-    except TunecvError:
-        raise
-    except Exception as exc:
-        from tunecv.config import _format_parser_error
-
-        msg = _format_parser_error(exc).replace("`obj.", f"`{key}.").replace("`obj`", f"`{key}`")
-        msg = msg.replace('"obj.', f'"{key}.').replace("Key 'obj", f"Key '{key}")
-        raise ConfigError(f"`{key}` ({spec['class_path']}) cannot be built: {msg}") from None
-    return init.obj
-
-
-def _optimizer_class(spec: Any, module: str, key: str) -> tuple[type, dict]:
-    if isinstance(spec, str):
-        spec = {"class_path": spec}
-    if not isinstance(spec, Mapping) or "class_path" not in spec:
-        raise ConfigError(f"`{key}` must be a class name or {{class_path, init_args}}; got {spec!r}")
-    path = spec["class_path"]
-    if "." not in path:
-        path = f"{module}.{path}"
-    return import_class(path, f"{key}.class_path"), dict(spec.get("init_args") or {})
-
-
-def attach_optimizers(model: Any, optimizer: Any, lr_scheduler: Any) -> None:
-    """LightningCLI's ``optimizer:`` / ``lr_scheduler:`` sections: replace ``configure_optimizers``."""
-    if optimizer is None:
-        if lr_scheduler is not None:
-            raise ConfigError("`lr_scheduler` needs an `optimizer` section too")
-        return
-    opt_cls, opt_args = _optimizer_class(optimizer, "torch.optim", "optimizer")
-    sched = None
-    if lr_scheduler is not None:
-        sched = _optimizer_class(lr_scheduler, "torch.optim.lr_scheduler", "lr_scheduler")
-
-    def configure_optimizers(self: Any = model) -> Any:
-        opt = opt_cls(model.parameters(), **opt_args)
-        if sched is None:
-            return opt
-        sched_cls, sched_args = sched
-        sched_args = dict(sched_args)
-        monitor = sched_args.pop("monitor", None)
-        interval = sched_args.pop("interval", "epoch")
-        scheduler = sched_cls(opt, **sched_args)
-        config = {"scheduler": scheduler, "interval": interval}
-        if monitor is not None or sched_cls.__name__ == "ReduceLROnPlateau":
-            config["monitor"] = monitor or "val/loss"
-        return {"optimizer": opt, "lr_scheduler": config}
-
-    model.configure_optimizers = configure_optimizers
-
-
-def build_objects(cfg: Config) -> tuple[Any, Any]:
-    """The model and data module of a config, with the split of ``cfg.fold`` / ``cfg.seed`` prepared.
-
-    Raises :class:`ConfigError` / :class:`DataError` for anything wrong, before any folder is made.
-    """
-    import lightning as L
-
-    from tunecv.data import SplitDataModule
-
-    if cfg.model is None:
-        raise ConfigError("`model` must be set: {class_path: my_pkg.MyLightningModule, init_args: {...}}")
-    if cfg.data is None:
-        raise ConfigError("`data` must be set: {class_path: my_pkg.MyDataModule, init_args: {...}}")
-    model = instantiate(cfg.model, L.LightningModule, "model")
-    data = instantiate(cfg.data, L.LightningDataModule, "data")
-    if isinstance(data, SplitDataModule):
-        data.configure_split(cfg.split, cfg.fold, cfg.seed)
-        data.prepare_split()
-    attach_optimizers(model, cfg.optimizer, cfg.lr_scheduler)
-    return model, data
-
+# -- callbacks ------------------------------------------------------------------------------------------
 
 def build_callbacks(cfg: Config, run_dir: Path) -> tuple[list[Any], Any]:
-    """Checkpointing (best and last), early stopping, and the callbacks listed under ``trainer.callbacks``."""
+    """Checkpointing (best and last), early stopping, and the callbacks listed under ``trainer.callbacks``.
+
+    A ``ModelCheckpoint`` or ``EarlyStopping`` in ``trainer.callbacks`` replaces tunecv's own (as the only
+    one, so Lightning never sees two stateful callbacks of one kind). Returns the callbacks and the
+    checkpoint callback whose best checkpoint the run reports.
+    """
     from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-    ck = cfg.checkpoint
+    from tunecv._callbacks import BestOrLastCheckpoint, MonitorCheck
+
+    user_specs = (cfg.trainer or {}).get("callbacks") or []
+    if isinstance(user_specs, Mapping):
+        user_specs = [user_specs]
+    user = [instantiate(spec, Callback, f"trainer.callbacks[{i}]") for i, spec in enumerate(user_specs)]
     ckpt_dir = run_dir / CHECKPOINT_DIR
-    if ck is not None and ck.monitor:
-        checkpoint = ModelCheckpoint(
-            dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}", auto_insert_metric_name=False,
-            monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k, save_last=True)
+    checks: list[tuple[str, str]] = []  # (config key, metric) that must be logged
+    default_metric, default_mode = cfg.monitor()
+    user_ckpts = [cb for cb in user if isinstance(cb, ModelCheckpoint)]
+    checkpoint: Any
+    if user_ckpts:
+        checkpoint = user_ckpts[0]
+        for cb in user_ckpts:
+            if cb.dirpath is None:
+                cb.dirpath = str(ckpt_dir)  # next to the run's metrics, where --resume looks
+            if not cb.save_last:
+                cb.save_last = True  # --resume continues from last.ckpt
+        own: list[Any] = []
     else:
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
-                                     auto_insert_metric_name=False, save_top_k=1, save_last=True)
-    callbacks: list[Any] = [checkpoint]
+        ck = cfg.checkpoint
+        if ck is not None and (ck.monitor or default_metric):
+            monitor = ck.monitor or default_metric
+            mode = ck.mode or (default_mode if monitor == default_metric else "min")
+            checkpoint = BestOrLastCheckpoint(
+                explicit=ck.monitor is not None, dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
+                auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=ck.save_top_k, save_last=True)
+        else:
+            checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
+                                         auto_insert_metric_name=False, save_top_k=1, save_last=True)
+        own = [checkpoint]
     es = cfg.early_stopping
-    if es is not None:
-        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience,
-                                       min_delta=es.min_delta, check_finite=True))
-    user = (cfg.trainer or {}).get("callbacks") or []
-    if isinstance(user, Mapping):
-        user = [user]
-    for i, spec in enumerate(user):
-        callbacks.append(instantiate(spec, Callback, f"trainer.callbacks[{i}]"))
-    return callbacks, checkpoint
+    if es is not None and not any(isinstance(cb, EarlyStopping) for cb in user):
+        monitor = es.monitor or default_metric
+        mode = es.mode or (default_mode if monitor == default_metric else "min")
+        own.append(EarlyStopping(monitor=monitor, mode=mode, patience=es.patience, min_delta=es.min_delta,
+                                 check_finite=True))
+        checks.append(("early_stopping.monitor", monitor))
+    if isinstance(checkpoint, BestOrLastCheckpoint) and checkpoint.explicit:
+        checks.append(("checkpoint.monitor", checkpoint.monitor))
+    for i, cb in enumerate(user):
+        if isinstance(cb, (ModelCheckpoint, EarlyStopping)) and cb.monitor:
+            checks.append((f"trainer.callbacks[{i}].init_args.monitor", cb.monitor))
+    sched = cfg.lr_scheduler
+    if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
+        checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
+    return [MonitorCheck(checks), *own, *user], checkpoint
 
 
 # -- the run folder ---------------------------------------------------------------------------------
@@ -395,6 +335,44 @@ def _metrics(source: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _trainer_kwargs(cfg: Config, *, quiet: bool = False, progress_bar: Optional[bool] = None) -> dict[str, Any]:
+    """``trainer:`` arguments other than devices, callbacks and loggers (which tunecv sets itself)."""
+    kwargs = {k: v for k, v in (cfg.trainer or {}).items()
+              if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",
+                           "default_root_dir")}
+    if quiet:
+        kwargs["enable_progress_bar"] = False
+        kwargs.setdefault("enable_model_summary", False)
+    elif progress_bar is not None:
+        kwargs["enable_progress_bar"] = progress_bar
+    kwargs.setdefault("log_every_n_steps", cfg.logging.log_every_n_steps)
+    return kwargs
+
+
+def _trainer_error(exc: BaseException) -> Optional[ConfigError]:
+    """Lightning's user errors about Trainer arguments as tunecv's one-line error (``None``: not one)."""
+    if isinstance(exc, (TypeError, ValueError)) or is_lightning_user_error(exc):
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        return ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {first}")
+    return None
+
+
+def _check_trainer(cfg: Config, device_kwargs: dict) -> None:
+    """Build a bare Trainer of this run's arguments, so that Lightning's errors come before any folder."""
+    import lightning as L
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            L.Trainer(**_trainer_kwargs(cfg, quiet=True), **device_kwargs, logger=False, callbacks=[],
+                      enable_checkpointing=False)
+        except Exception as exc:
+            error = _trainer_error(exc)
+            if error is None:
+                raise
+            raise error from None
+
+
 # -- train --------------------------------------------------------------------------------------------------
 
 def train(
@@ -463,10 +441,12 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     import lightning as L
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
+    if cfg.seed_everything is not False:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     model, data = build_objects(cfg)  # every config error surfaces here, before the folder exists
     callbacks_list, checkpoint_cb = build_callbacks(cfg, folder)
     device_kwargs = trainer_device_kwargs(cfg)
+    _check_trainer(cfg, device_kwargs)
 
     if run_dir is None and _is_rank_zero():
         # one command per run name at a time; then check again what resolve_standalone_dir saw
@@ -560,9 +540,9 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
     import lightning as L
 
     from tunecv import tracking as trk
-    from tunecv.data import SplitDataModule
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.seed_everything is not False:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers: list[Any] = [trk.csv_logger(folder)]
     tracking = dict(tracking or {})
     if cfg.logging.wandb_project:
@@ -573,15 +553,7 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
         if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
             loggers.append(wandb_lg)
 
-    trainer_kwargs = {k: v for k, v in (cfg.trainer or {}).items()
-                      if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",
-                                   "default_root_dir")}
-    if quiet:
-        trainer_kwargs["enable_progress_bar"] = False
-        trainer_kwargs.setdefault("enable_model_summary", False)
-    elif progress_bar is not None:
-        trainer_kwargs["enable_progress_bar"] = progress_bar
-    trainer_kwargs.setdefault("log_every_n_steps", cfg.logging.log_every_n_steps)
+    trainer_kwargs = _trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar)
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
         from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -604,29 +576,32 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
         try:
             trainer = L.Trainer(**trainer_kwargs, **device_kwargs, logger=loggers,
                                 callbacks=[*callbacks_list, *callbacks], default_root_dir=str(folder))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {exc}") from None
         except Exception as exc:
-            if type(exc).__name__ == "MisconfigurationException":
-                raise ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {exc}") from None
-            raise
-        ckpt_path = None
+            error = _trainer_error(exc)
+            if error is None:
+                raise
+            raise error from None
+        ckpt_path = cfg.ckpt_path  # LightningCLI's ckpt_path: start from that checkpoint
         if resume:
             start = resumable_checkpoint(folder)
             if start is not None:
                 ckpt_path = str(start)
                 log.info("resuming %s from %s", run_name, start)
             else:
-                log.warning("run %s has no loadable checkpoint; it starts again from scratch", run_name)
+                log.warning("run %s has no loadable checkpoint; it starts %s", run_name,
+                            f"again from {ckpt_path}" if ckpt_path else "again from scratch")
+        fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
+        if cfg.weights_only is not None:
+            fit_kwargs["weights_only"] = cfg.weights_only
         try:
-            trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-        except RuntimeError as exc:
-            if "conditioned on metric" in str(exc) or "not available. Available metrics" in str(exc):
-                raise ConfigError(f"`early_stopping.monitor` / `checkpoint.monitor`: {exc}") from None
+            trainer.fit(model, datamodule=data, **fit_kwargs)
+        except TunecvError:
             raise
         except Exception as exc:
-            if type(exc).__name__ == "MisconfigurationException" and "monitor" in str(exc):
-                raise ConfigError(f"`checkpoint.monitor`: {exc}") from None
+            # Lightning's user errors while the run starts (before a single step) are config errors
+            if is_lightning_user_error(exc) and trainer.global_step == 0:
+                first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+                raise ConfigError(f"the run cannot start: {first}") from None
             raise
         if trainer.interrupted:
             raise KeyboardInterrupt(f"run {run_name} was interrupted")
@@ -640,11 +615,7 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
                 out = trainer.validate(model, datamodule=data, ckpt_path=best, verbose=False)
                 for part in out:
                     metrics.update(_metrics(part))
-        has_test = data.has_test if isinstance(data, SplitDataModule) else _defines_test(data)
-        if has_test:
-            out = trainer.test(model, datamodule=data, ckpt_path=best, verbose=False)
-            for part in out:
-                metrics.update(_metrics(part))
+        test_error = _test_phase(trainer, model, data, best, metrics, run_name)
     for lg in loggers:
         with contextlib.suppress(Exception):
             lg.finalize("success")
@@ -654,10 +625,39 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
     return TrainResult(
         name=run_name, run_id=run_id, run_dir=folder, metrics=metrics, checkpoint=best,
         last_checkpoint=str(last) if last else None, fold=cfg.fold, seed=cfg.seed, status="completed",
-        started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
+        error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
 
 
 def _defines_test(data: Any) -> bool:
     import lightning as L
 
     return type(data).test_dataloader is not L.LightningDataModule.test_dataloader
+
+
+def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metrics: dict[str, float],
+                run_name: str) -> Optional[str]:
+    """``Trainer.test`` when the split holds out a test set and the model has a ``test_step``.
+
+    Its metrics go into ``metrics``. A finished run is never failed by its test phase alone: an error
+    there is logged and returned (it becomes the run's ``error``, its status stays completed).
+    """
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    from tunecv.data import SplitDataModule
+
+    has_test = data.has_test if isinstance(data, SplitDataModule) else _defines_test(data)
+    if not has_test:
+        return None
+    if not is_overridden("test_step", model):
+        log.info("run %s: no test phase: %s has no test_step", run_name, type(model).__name__)
+        return None
+    try:
+        out = trainer.test(model, datamodule=data, ckpt_path=best, verbose=False)
+    except Exception as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        message = f"test phase failed: {type(exc).__name__}: {first}".rstrip(": ")
+        log.error("run %s: %s (the trained run is kept as completed)", run_name, message)
+        return message
+    for part in out:
+        metrics.update(_metrics(part))
+    return None

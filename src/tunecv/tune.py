@@ -281,8 +281,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
           dry_run: bool, progress: bool, executor: Any, held: contextlib.ExitStack) -> Optional[TuneResult]:
     import optuna
 
+    from tunecv.build import as_config
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
-    from tunecv.train import as_config
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "tune")
@@ -902,7 +902,7 @@ class _TuneProgress:
         self.refresh(study)
         if self.progress is None:
             return
-        frozen = study._storage.get_trial(trial._trial_id)
+        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         value = frozen.values[0] if frozen.values else session.result().score
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in session.values.items())  # type: ignore
         self.progress.console.print(f"trial {trial.number}: {session.name} {frozen.state.name.lower()} "
@@ -919,6 +919,10 @@ class _TuneProgress:
             console.print(f"tune {result.name}: no stable trial completed")
             return
         console.print(f"tune {result.name}: best trial {result.best_trial} score {result.best_score:.6g}")
+        with contextlib.suppress(Exception):
+            line = records.runner_up_line(result.study.user_attrs.get(records.BEST_TRIAL_ATTR) or {})
+            if line:
+                console.print(f"  {line}")
         for k, v in result.best_params.items():
             console.print(f"  {k}: {_fmt(v)}")
         console.print(f"results: {result.tune_dir / RUN_INFOS}")

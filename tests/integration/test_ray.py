@@ -54,7 +54,6 @@ def test_the_test_cluster_has_a_head_and_two_worker_nodes_that_run_tasks(ray_clu
     print(f"ray test cluster started in {ray_cluster.start_seconds:.1f} s")
 
 
-
 # -- helpers ----------------------------------------------------------------------------------------------
 
 
@@ -141,21 +140,12 @@ def test_the_executor_asks_ray_for_the_resources_of_each_run(ray_cluster, tmp_pa
     packed = load_config({**cfg, "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}})
     with make_executor_from_config(packed, parallel=True, accelerator="cpu") as ex:
         assert ex.num_gpus == 0.5 and ex.n_slots == 4  # 2 GPUs / 0.5, 2 CPUs / 0.5
+    ddp = load_config({**cfg, "ray": {"num_gpus": 2, "num_cpus": 1}})
+    with make_executor_from_config(ddp, parallel=True, accelerator="cpu") as ex:
+        assert ex.n_slots == 1  # one run holds both GPUs
+        assert ex.run_overrides() == {"devices": [0, 1], "strategy": "ddp_fork", "num_nodes": 1}
     with pytest.raises(ConfigError, match=r"no run fits on the Ray cluster.*`ray.num_gpus` 3"):
         make_executor_from_config(load_config({**cfg, "ray": {"num_gpus": 3}}), parallel=True, accelerator="cpu")
-
-
-def test_fractional_gpus_pack_two_runs_per_gpu_and_each_run_sees_its_gpu_as_device_0(ray_cluster, tmp_path):
-    # Each worker node declares one GPU to Ray; there is no real GPU, so the runs train on CPU
-    # (accelerator cpu) and only Ray's assignment (CUDA_VISIBLE_DEVICES, ray.get_gpu_ids) is checked.
-    cfg = {**ray_cfg(tmp_path), "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}}
-    cfg["cv"] = {"n_seeds": 1, "n_folds": 2, "scoring_metric": ["val/acc"]}
-    res = cross_validate(cfg, name="gpus", progress=False)
-    assert res.n_completed == 2
-    for run_dir in run_dirs(tmp_path / "artifacts" / "_cross_validations" / "gpus"):
-        (attempt,) = read_attempts(run_dir)
-        assert len(attempt["gpus"]) == 1 and attempt["cuda_visible_devices"] == attempt["gpus"][0]
-        assert attempt["devices"] == 1  # `devices` inside the run: its one GPU, as device 0
 
 
 def test_a_run_that_raises_is_a_failed_run_and_the_others_finish(ray_cluster, tmp_path):
@@ -182,6 +172,19 @@ def test_a_tune_parallel_tune_runs_its_cvs_on_the_cluster(ray_cluster, tmp_path)
     for row in df.itertuples():
         (attempt,) = read_attempts(Path(row.checkpoint).parents[1])
         assert attempt["node"] in workers
+
+
+def test_fractional_gpus_pack_two_runs_per_gpu_and_each_run_sees_its_gpu_as_device_0(ray_cluster, tmp_path):
+    # Each worker node declares one GPU to Ray; there is no real GPU, so the runs train on CPU
+    # (accelerator cpu) and only Ray's assignment (CUDA_VISIBLE_DEVICES, ray.get_gpu_ids) is checked.
+    cfg = {**ray_cfg(tmp_path), "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}}
+    cfg["cv"] = {"n_seeds": 1, "n_folds": 2, "scoring_metric": ["val/acc"]}
+    res = cross_validate(cfg, name="gpus", progress=False)
+    assert res.n_completed == 2
+    for run_dir in run_dirs(tmp_path / "artifacts" / "_cross_validations" / "gpus"):
+        (attempt,) = read_attempts(run_dir)
+        assert len(attempt["gpus"]) == 1 and attempt["cuda_visible_devices"] == attempt["gpus"][0]
+        assert attempt["devices"] == 1  # `devices` inside the run: its one GPU, as device 0
 
 
 def test_a_run_whose_node_dies_is_retried_from_its_last_checkpoint_then_failed_if_it_dies_again(

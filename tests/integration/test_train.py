@@ -158,7 +158,7 @@ BAD = [
     ({"split": {"fold_method": "region", "group_column": "nope", "total_folds": 3}}, "split.group_column"),
     ({"split": {"fold_method": "kfold", "total_folds": 5000}}, "total_folds"),
     ({"split": {"fold_method": "kfold", "total_folds": 3}, "fold": 3}, "fold"),
-    ({"devices": 2}, "devices"),
+    ({"devices": []}, "devices"),
     ({"name": "a/b"}, "name"),
     ({"name": ".."}, "name"),
     ({"model": {"class_path": "nowhere.Model"}}, "model.class_path"),
@@ -185,7 +185,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, chan
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    path = write(tmp_path / "bad.yaml", tiny_digits(tmp_path, devices=2))
+    path = write(tmp_path / "bad.yaml", tiny_digits(tmp_path, devices=[]))
     with pytest.raises(Exception, match="devices"):
         main(["train", "--config", str(path), "--debug"])
 

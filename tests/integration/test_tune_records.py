@@ -66,6 +66,8 @@ def test_plain_optuna_sees_the_tune_and_paired_statistics_tell_copies_apart(tmp_
     best = study.user_attrs["tunecv:best_trial"]
     assert best["number"] == res.best_trial == study.best_trial.number
     assert "same as study.best_trial" in best["reason"]
+    assert best["runner_up"]["number"] in (0, 1) and best["runner_up"]["p_value"] == 1.0  # the copy
+    assert best["runner_up"]["distinguishable"] is False
     assert res.best_params[LR] == pytest.approx(trials[res.best_trial].user_attrs["config_values"][LR])
 
     summary = report(tmp_path / "artifacts" / "t", fmt="json")

@@ -75,7 +75,7 @@ def test_bad_metadata_is_a_data_error(tmp_path, setup, message):
 
 def test_a_bad_dataset_spec_names_the_key():
     dm = DatasetDataModule(dataset={"class_path": "tests.unit.test_datasets.Squares", "init_args": {"m": 3}})
-    with pytest.raises(ConfigError, match=r"`data.init_args.dataset` \(tests.unit.test_datasets.Squares\) cannot"):
+    with pytest.raises(ConfigError, match=r"`data.init_args.dataset.init_args.m`: tests.unit.test_datasets.Squares takes no argument 'm'; valid: n"):
         dm.load()
 
 

@@ -378,7 +378,7 @@ def test_missing_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def linear_cfg():
-    return load_config({"model": {"class_path": "torch.nn.Linear",
+    return load_config({"model": {"class_path": "tests.unit._modules.LinearModule",
                                   "init_args": {"in_features": 4, "out_features": 2}}})
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sys
 import threading
 import traceback
@@ -197,6 +198,7 @@ class RayExecutor(Executor):
     # -- connection ---------------------------------------------------------------------------------------
 
     def _connect(self) -> None:
+        _check_reachable(self.address)
         ray = self._ray
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
         if self.runtime_env is not None:
@@ -236,8 +238,11 @@ class RayExecutor(Executor):
 
     def run_overrides(self) -> dict[str, Any]:
         """A run uses the GPUs Ray gave its task (devices 0..n-1 of ``CUDA_VISIBLE_DEVICES``), on one node."""
-        if self.num_gpus >= 2:  # several whole GPUs: the run keeps its strategy (e.g. ddp_fork) over them
-            return {"devices": list(range(math.floor(self.num_gpus + 1e-9))), "num_nodes": 1}
+        if self.num_gpus >= 2:
+            # Several whole GPUs: one DDP run over them, forked inside the task (plain ddp would re-run the
+            # Ray worker's own command line; the task's fresh worker has not touched CUDA, so fork is safe).
+            return {"devices": list(range(math.floor(self.num_gpus + 1e-9))), "strategy": "ddp_fork",
+                    "num_nodes": 1}
         return {"devices": [0], "strategy": "auto", "num_nodes": 1}
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -305,6 +310,20 @@ class RayExecutor(Executor):
     def __repr__(self) -> str:
         return (f"RayExecutor(address={self.address!r}, num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}, "
                 f"n_slots={self.n_slots})")
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail at once when nothing listens at a ``HOST:PORT`` address (Ray itself would retry for minutes)."""
+    host_port = address.removeprefix("ray://")
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # local, auto, or a form Ray checks itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"`ray.address` {address!r}: no Ray cluster answers there ({exc}); start one with "
+                          f"`ray start --head`, or use local to start one here, or auto to join this "
+                          f"machine's") from None
 
 
 def check_shared_dir(folder: Union[str, os.PathLike], num_cpus: float = 0, num_gpus: float = 0) -> None:

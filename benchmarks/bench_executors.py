@@ -1,0 +1,97 @@
+"""Dispatch overhead of each executor: the same cv of short runs on ``local`` (the device pool) and others.
+
+Every executor runs the same ``cv-parallel`` cv (same folds, seeds, epochs, slots) in this process. Each
+executor is built once and first runs one warm-up cv (the pool's fork server imports torch and
+lightning, Ray's workers do the same), then ``--repeats`` timed cvs, interleaved between executors so a
+change in machine load hits all. Prints, per executor, the best wall time, the ratio to ``local`` and
+the overhead per run against ``local``: ``(wall - local wall) / (runs per slot)``, the time each run
+adds on its slot, and the dispatch time per run: ``wall / (runs per slot) - mean run duration`` (the
+time a slot spends on a run outside its own ``train``: submitting, starting, returning, recording).
+
+    python benchmarks/bench_executors.py --executors local ray --folds 4 --epochs 2
+
+An executor is one entry of ``SETUPS``: a context manager that starts what the executor needs (a Ray
+cluster, a SLURM cluster) and yields the config keys that select it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from _common import digits_config, machine
+
+
+@contextlib.contextmanager
+def local_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
+    yield {"executor": "local"}
+
+
+@contextlib.contextmanager
+def ray_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
+    """``ray.address: local``: the executor starts a Ray cluster on this machine (one CPU per run)."""
+    yield {"executor": "ray", "ray": {"address": "local", "num_cpus": 1}}
+
+
+SETUPS = {"local": local_setup, "ray": ray_setup}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executors", nargs="+", default=["local", "ray"], choices=sorted(SETUPS))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if "local" not in args.executors:
+        args.executors.insert(0, "local")
+    from tunecv.config import load_config
+    from tunecv.cv import cross_validate
+    from tunecv.executors import make_executor_from_config
+
+    walls: dict[str, list[float]] = {name: [] for name in args.executors}
+    timings: dict[str, float] = {}
+    durations: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        base = {**digits_config(Path(tmp), args.epochs, n_folds=args.folds, hidden=64),
+                "strategy": "cv-parallel", "devices": list(range(args.slots))}
+        executors = {}
+        for name in args.executors:
+            cfg = {**base, **stack.enter_context(SETUPS[name](args, timings))}
+            t0 = time.perf_counter()
+            executor = stack.enter_context(make_executor_from_config(load_config(cfg), parallel=True,
+                                                                     accelerator="cpu"))
+            assert executor.n_slots == args.slots, (name, executor.n_slots)
+            cross_validate(cfg, name=f"{name}-warmup", progress=False, executor=executor)
+            timings[f"{name} start + warm-up cv"] = time.perf_counter() - t0
+            executors[name] = (cfg, executor)
+        for r in range(args.repeats):
+            for name, (cfg, executor) in executors.items():
+                t0 = time.perf_counter()
+                res = cross_validate(cfg, name=f"{name}-{r}", progress=False, executor=executor)
+                walls[name].append(time.perf_counter() - t0)
+                assert res.n_completed == args.folds, (name, res.run_infos)
+                durations.setdefault(name, []).append(float(res.run_infos["duration"].mean()))
+
+    runs_per_slot = args.folds / args.slots
+    # the duration of the runs of the fastest cv, to go with its wall time
+    durations = {name: durations[name][walls[name].index(min(walls[name]))] for name in args.executors}
+    local = min(walls["local"])
+    print(f"machine: {machine()}")
+    print(f"cv of {args.folds} runs x {args.epochs} epochs on {args.slots} slots; best of {args.repeats} warm cvs")
+    for label, seconds in timings.items():
+        print(f"  {label}: {seconds:.2f} s")
+    print(f"{'executor':<10} {'wall':>8} {'ratio':>7} {'vs local/run':>13} {'run duration':>13} {'dispatch/run':>13}")
+    for name in args.executors:
+        wall = min(walls[name])
+        print(f"{name:<10} {wall:>7.2f}s {wall / local:>7.3f} {(wall - local) / runs_per_slot:>+12.2f}s "
+              f"{durations[name]:>12.2f}s {wall / runs_per_slot - durations[name]:>12.2f}s")
+
+
+if __name__ == "__main__":
+    main()

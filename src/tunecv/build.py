@@ -1,0 +1,181 @@
+"""Object construction from a config: the model, the data module, callbacks, loggers and optimizers.
+
+Part of the config layer (below ``train``): ``cv`` and ``tune`` build objects through this module to
+surface every config error before anything is written, and ``train`` builds its run from it. Objects are
+made the way LightningCLI makes them: ``{class_path, init_args}`` specs instantiated by jsonargparse, and
+the ``optimizer:`` / ``lr_scheduler:`` sections turned into ``configure_optimizers`` by
+``LightningCLI.configure_optimizers``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types
+from collections.abc import Mapping
+from typing import Any, Union
+
+from tunecv.config import Config, _resolve_class, load_config
+from tunecv.errors import ConfigError, TunecvError
+
+__all__ = ["as_config", "attach_optimizers", "build_objects", "check_devices", "instantiate",
+           "is_lightning_user_error"]
+
+
+def as_config(config: Union[Config, Mapping, str, os.PathLike]) -> Config:
+    """Accept a :class:`Config`, a mapping or a YAML path."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config)
+
+
+def is_lightning_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of Lightning's errors about its configuration (``MisconfigurationException``)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    return isinstance(exc, MisconfigurationException)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def instantiate(spec: Any, base: type, key: str) -> Any:
+    """Instantiate ``{class_path, init_args}`` (nested specs included) with jsonargparse."""
+    from jsonargparse import ArgumentParser
+
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    if not isinstance(spec, Mapping) or "class_path" not in spec:
+        raise ConfigError(f"`{key}` must be {{class_path: ..., init_args: {{...}}}}; got {spec!r}")
+    extra = {k: v for k, v in spec.items() if k not in ("class_path", "init_args", "dict_kwargs")}
+    if extra:  # LightningCLI's shorthand inside a free-form mapping: {class_path, lr: 0.1} sets init_args.lr
+        spec = {"class_path": spec["class_path"], "init_args": {**dict(spec.get("init_args") or {}), **extra}}
+    cls = _resolve_class(spec["class_path"], key.split(".")[0].split("[")[0])
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"`{key}.class_path` must name a subclass of {base.__module__}.{base.__qualname__}; "
+                          f"got {spec['class_path']!r}")
+    spec = {**spec, "class_path": f"{cls.__module__}.{cls.__qualname__}"}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--obj", type=cls)
+    try:
+        ns = parser.parse_object({"obj": dict(spec)})
+    except (Exception, SystemExit):
+        _blame_init_args(cls, dict(spec.get("init_args") or {}), key)
+        raise ConfigError(f"`{key}` ({spec['class_path']}) has invalid init_args: {spec.get('init_args')!r}") from None
+    try:
+        init = parser.instantiate_classes(ns)
+    except TunecvError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"`{key}` ({spec['class_path']}) cannot be built: {type(exc).__name__}: "
+                          f"{_first_line(exc)}") from None
+    return init.obj
+
+
+def _blame_init_args(cls: type, init_args: dict, key: str) -> None:
+    """Raise the one-line error of the first init argument that ``cls`` rejects (if one alone does)."""
+    from tunecv.config import _annotation, _describe_type, init_parameters
+
+    params = init_parameters(cls)
+    for arg, value in init_args.items():
+        if params is not None and arg not in params:
+            raise ConfigError(f"unknown config key `{key}.init_args.{arg}`: {cls.__module__}.{cls.__qualname__} "
+                              f"takes no argument {arg!r}; valid: {', '.join(sorted(params))}")
+        from jsonargparse import ArgumentParser
+
+        probe = ArgumentParser(exit_on_error=False)
+        probe.add_argument("--obj", type=cls)
+        try:
+            probe.parse_object({"obj": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
+                                        "init_args": {arg: value}}})
+        except (Exception, SystemExit):
+            tp = _annotation(cls, arg)
+            raise ConfigError(f"`{key}.init_args.{arg}` must be {_describe_type(tp)}; got {value!r}") from None
+
+
+def _spec(spec: Any) -> dict:
+    return {"class_path": spec} if isinstance(spec, str) else dict(spec)
+
+
+def attach_optimizers(model: Any, optimizer: Any, lr_scheduler: Any) -> None:
+    """LightningCLI's ``optimizer:`` / ``lr_scheduler:`` sections: replace ``configure_optimizers``.
+
+    The optimizer and scheduler are built as LightningCLI builds them, and returned in its format
+    (``LightningCLI.configure_optimizers``: a ``lightning.pytorch.cli.ReduceLROnPlateau`` brings its
+    ``monitor``).
+    """
+    if optimizer is None:
+        if lr_scheduler is not None:
+            raise ConfigError("`lr_scheduler` needs an `optimizer` section too (LightningCLI ignores it without one)")
+        return
+    from lightning.pytorch.cli import LightningCLI
+
+    opt_spec = _spec(optimizer)
+    opt_cls = _resolve_class(opt_spec["class_path"], "optimizer")
+    opt_args = dict(opt_spec.get("init_args") or {})
+    sched_cls, sched_args = None, {}
+    if lr_scheduler is not None:
+        sched_spec = _spec(lr_scheduler)
+        sched_cls = _resolve_class(sched_spec["class_path"], "lr_scheduler")
+        sched_args = dict(sched_spec.get("init_args") or {})
+
+    def configure_optimizers(self: Any) -> Any:
+        opt = opt_cls(self.parameters(), **opt_args)
+        sched = sched_cls(opt, **sched_args) if sched_cls is not None else None
+        return LightningCLI.configure_optimizers(self, opt, sched)
+
+    functools.update_wrapper(configure_optimizers, LightningCLI.configure_optimizers)  # for is_overridden
+    model.configure_optimizers = types.MethodType(configure_optimizers, model)
+
+
+def check_devices(cfg: Config) -> None:
+    """A GPU accelerator needs GPUs: checked without touching CUDA (``CUDA_VISIBLE_DEVICES`` / ``nvidia-smi``)."""
+    accelerator = str(cfg.device_setting("accelerator"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    from tunecv.executors import gpu_count
+
+    count = gpu_count()
+    if count == 0:
+        raise ConfigError(f"`accelerator` is {accelerator!r} but this machine has no GPU (none in "
+                          "CUDA_VISIBLE_DEVICES or nvidia-smi); use accelerator cpu or auto")
+    devices = cfg.device_setting("devices")
+    ids = [d for d in devices if isinstance(d, int)] if isinstance(devices, list) else []
+    too_high = [d for d in ids if d >= count]
+    if too_high:
+        raise ConfigError(f"`devices` must be GPU ids below {count} (this machine has {count} GPUs); "
+                          f"got {devices!r}")
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > count:
+        raise ConfigError(f"`devices` must be at most {count} (this machine has {count} GPUs); got {devices}")
+
+
+def build_objects(cfg: Config) -> tuple[Any, Any]:
+    """The model and data module of a config, with the split of ``cfg.fold`` / ``cfg.seed`` prepared.
+
+    Raises :class:`ConfigError` / :class:`DataError` for anything wrong, before any folder is made.
+    """
+    import lightning as L
+
+    from tunecv.data import SplitDataModule
+
+    if cfg.model is None:
+        raise ConfigError("`model` must be set: {class_path: my_pkg.MyLightningModule, init_args: {...}}")
+    if cfg.data is None:
+        raise ConfigError("`data` must be set: {class_path: my_pkg.MyDataModule, init_args: {...}}")
+    check_devices(cfg)
+    try:
+        model = instantiate(cfg.model, L.LightningModule, "model")
+        data = instantiate(cfg.data, L.LightningDataModule, "data")
+    except TunecvError:
+        raise
+    except Exception as exc:
+        if is_lightning_user_error(exc):
+            raise ConfigError(f"`model`/`data`: {_first_line(exc)}") from None
+        raise
+    if isinstance(data, SplitDataModule):
+        data.configure_split(cfg.split, cfg.fold, cfg.seed)
+        data.prepare_split()
+    attach_optimizers(model, cfg.optimizer, cfg.lr_scheduler)
+    return model, data
