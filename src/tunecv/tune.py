@@ -563,8 +563,7 @@ def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker
     from optuna.trial import TrialState
 
     poll = max(0.5, min(5.0, grace / 8))
-    start = time.monotonic()
-    said = -1.0
+    said = -1e9
     before = (_count_finished(study), _count_live(study))
     while True:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -579,9 +578,6 @@ def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker
         now = (_count_finished(study), _count_live(study))
         if now != before or _has_waiting(study):
             return
-        if time.monotonic() - start > 10 * grace + 600:  # pragma: no cover - a clock or storage gone wrong
-            raise StorageError(f"trials {[t.number for t in running]} stayed RUNNING for "
-                               f"{time.monotonic() - start:.0f} s without a heartbeat check passing")
 
 
 def continued_seed(seed: int, n_trials_so_far: int) -> int:
