@@ -9,6 +9,13 @@ adds on its slot, and the dispatch time per run: ``wall / (runs per slot) - mean
 time a slot spends on a run outside its own ``train``: submitting, starting, returning, recording).
 
     python benchmarks/bench_executors.py --executors local ray --folds 4 --epochs 2
+    python benchmarks/bench_executors.py --executors local slurm --folds 6 --epochs 4
+
+``slurm`` submits each run as one job to the cluster that ``SLURM_CONF`` names, else to a single-node
+cluster this script starts for the measurement (``tests/slurm/cluster.py``: root and
+``apt-get install -y slurm-wlm munge``; the node has ``--slots`` CPUs, one per job). Its overhead per
+run includes starting a fresh Python that imports torch and lightning in every job, which the pool's
+fork server does once. Goal for ``slurm``: <= 2 s per run on the local cluster.
 
 An executor is one entry of ``SETUPS``: a context manager that starts what the executor needs (a Ray
 cluster, a SLURM cluster) and yields the config keys that select it.
@@ -18,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,7 +46,24 @@ def ray_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
     yield {"executor": "ray", "ray": {"address": "local", "num_cpus": 1}}
 
 
-SETUPS = {"local": local_setup, "ray": ray_setup}
+@contextlib.contextmanager
+def slurm_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
+    """Each run one SLURM job (one CPU each); a local single-node cluster unless ``SLURM_CONF`` is set."""
+    keys = {"executor": "slurm", "slurm": {"time": 30, "cpus_per_job": 1, "max_jobs": args.slots,
+                                           "poll_interval": 0.5}}
+    if os.environ.get("SLURM_CONF"):
+        yield keys
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.slurm.cluster import SlurmCluster
+
+    t0 = time.perf_counter()
+    with SlurmCluster(cpus=args.slots):
+        timings["slurm cluster start"] = time.perf_counter() - t0
+        yield keys
+
+
+SETUPS = {"local": local_setup, "ray": ray_setup, "slurm": slurm_setup}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ Goal: median <= 0.5 against random search on every problem, and < 1 against TPE 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -82,8 +83,9 @@ def cost_until(df, target: float, epochs: int, lower: bool) -> tuple[float, floa
     spent_epochs = spent_time = 0.0
     for trial in sorted(df["trial"].unique()):
         rows = df[df["trial"] == trial]
-        spent_epochs += len(rows) * epochs
-        spent_time += float(rows["duration"].sum())
+        trained = rows[rows["status"].isin(["completed", "failed"])]  # not the runs a pruner never started
+        spent_epochs += len(trained) * epochs
+        spent_time += float(trained["duration"].sum())
         score = float(rows["score"].iloc[0])
         reached = score <= target + 1e-12 if lower else score >= target - 1e-12
         if rows["trial_state"].iloc[0] == "complete" and reached:
@@ -107,7 +109,7 @@ def run_problem(name: str, root: Path, args: argparse.Namespace) -> dict:
         rnd = run("random", "none", args.trials, "random")
         target = rnd.best_score
         rdf = rnd.run_infos
-        r_epochs, r_time = len(rdf) * args.epochs, float(rdf["duration"].sum())
+        r_epochs, r_time, _ = cost_until(rdf, math.inf if not lower else -math.inf, args.epochs, lower)  # all
         tpe_w = run("tpe", "wilcoxon", 2 * args.trials, "tpe-wilcoxon")
         w_epochs, w_time, w_reached = cost_until(tpe_w.run_infos, target, args.epochs, lower)
         tpe_n = run("tpe", "none", 2 * args.trials, "tpe-full")

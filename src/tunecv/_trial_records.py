@@ -243,6 +243,8 @@ def warm_start_points(spec: Any, top_k: int, space: Any,
     if spec is None:
         return []
     if isinstance(spec, (str, Path)):
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ConfigError(f"`tune.warm_start_top_k` must be an int >= 1; got {top_k!r}")
         points = _points_of_tune(Path(spec), top_k, space, load_tune)
     elif isinstance(spec, list):
         points = []

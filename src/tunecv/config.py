@@ -402,15 +402,30 @@ def _check_utf8(words: Sequence[str]) -> None:
             value = words[i + 1]
         elif word.startswith("--config="):
             value = word.split("=", 1)[1]
-        if value is None or "\n" in value or not Path(value).is_file():
+        if value is None:
+            continue
+        if "\n" in value or not Path(value).is_file():
+            _check_top_level_keys(value, "the config")
             continue
         try:
-            Path(value).read_bytes().decode("utf-8")
+            text = Path(value).read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"`--config` must be a UTF-8 text file; got {value!r} (byte {exc.object[exc.start]:#x} "
                               f"at position {exc.start} is not UTF-8)") from None
         except OSError as exc:
             raise ConfigError(f"`--config` must be a readable file; got {value!r}: {exc.strerror}") from None
+        _check_top_level_keys(text, repr(value))
+
+
+def _check_top_level_keys(text: str, source: str) -> None:
+    """An unknown top-level key is an error even when its value is empty (jsonargparse drops ``x: {}``)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return  # the parser reports it, with its line
+    unknown = [k for k in data if str(k) not in _DEFAULTS] if isinstance(data, Mapping) else []
+    if unknown:
+        raise ConfigError(f"unknown config key `{unknown[0]}` in {source}; valid top-level keys: {', '.join(_DEFAULTS)}")
 
 
 def parse_command(words: Sequence[str], prog: str = "tunecv") -> ParsedCommand:
@@ -574,6 +589,8 @@ def _blame_unit(parser: Any, before: list[str], unit: list[str]) -> Optional[str
         path = _blame_mapping(parser, before, data, [], value)
         if path is None:
             return None
+        if any(isinstance(p, int) for p in path):
+            return _describe_in_list(path, _get_path(data, path), data)
         return _describe_failure(path, _get_path(data, path), _full_context(before, data))
     dotted = _canonical_key(key, before)
     return _describe_failure(dotted.split("."), _yaml_value(value), before)
@@ -601,38 +618,101 @@ def _yaml_value(text: str) -> Any:
         return text
 
 
-def _get_path(data: Any, path: list[str]) -> Any:
+def _get_path(data: Any, path: list[Any]) -> Any:
     for part in path:
         data = data[part]
     return data
 
 
-def _without(data: Mapping, path: list[str]) -> dict:
+def _without(data: Any, path: list[Any]) -> Any:
+    """A copy of ``data`` without the key (or list item) at ``path``."""
+    head, rest = path[0], path[1:]
+    if isinstance(data, list):
+        out_list = list(data)
+        if rest:
+            out_list[head] = _without(out_list[head], rest)
+        else:
+            del out_list[head]
+        return out_list
     out = dict(data)
-    if len(path) == 1:
-        out.pop(path[0], None)
+    if rest:
+        out[head] = _without(out[head], rest)
     else:
-        out[path[0]] = _without(out[path[0]], path[1:])
+        out.pop(head, None)
     return out
 
 
-def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[str], source: str) -> Optional[list[str]]:
+def _only(data: Any, path: list[Any]) -> Any:
+    """``data`` reduced to the key at ``path`` (with the ``class_path`` beside each level, for context)."""
+    head, rest = path[0], path[1:]
+    if isinstance(data, list):
+        item = data[head]
+        return [_only(item, rest) if rest and isinstance(item, (Mapping, list)) else item]
+    out = {k: data[k] for k in (head, "class_path") if k in data}
+    if rest and isinstance(data.get(head), (Mapping, list)):
+        out[head] = _only(data[head], rest)
+    return out
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, Mapping):
+        return [str(k) for k in node]
+    return list(range(len(node)))
+
+
+def _blame_mapping(parser: Any, before: list[str], data: Mapping, path: list[Any], source: str) -> Optional[list[Any]]:
     """The deepest key of ``data`` under ``path`` whose removal makes the command line parse."""
     node = _get_path(data, path)
-    if not isinstance(node, Mapping):
+    if not isinstance(node, (Mapping, list)) or (isinstance(node, list) and not node):
         return path or None
-    for child in node:
+    for child in _children(node):
         if path == [] or child != "class_path":
-            candidate = [*path, str(child)]
+            candidate = [*path, child]
             if not _fails(parser, [*before, "--config", _config_text(_without(data, candidate))]):
                 return _blame_mapping(parser, before, data, candidate, source) or candidate
-    # no single removal helps (the key is required): look for the culprit inside its mappings
-    for child in node:
-        if isinstance(node[child], Mapping):
-            deeper = _blame_mapping(parser, before, data, [*path, str(child)], source)
+    # no single removal helps (several keys fail, or a required one does): a key that fails on its own
+    for child in _children(node):
+        if path == [] or child != "class_path":
+            candidate = [*path, child]
+            if _fails(parser, [*before, "--config", _config_text(_only(data, candidate))]):
+                return _blame_mapping(parser, before, data, candidate, source) or candidate
+    # else look for the culprit inside its mappings
+    for child in _children(node):
+        if isinstance(node[child], (Mapping, list)):
+            deeper = _blame_mapping(parser, before, data, [*path, child], source)
             if deeper and len(deeper) > len(path) + 1:
                 return deeper
     return path or None
+
+
+def _dotted(path: list[Any]) -> str:
+    """``['trainer', 'callbacks', 0, 'init_args']`` → ``trainer.callbacks[0].init_args``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe_in_list(path: list[Any], value: Any, data: Mapping) -> Optional[str]:
+    """A key inside a list item (``trainer.callbacks[0].init_args.patience``): from the item's class."""
+    last_index = max(i for i, p in enumerate(path) if isinstance(p, int))
+    item = _get_path(data, path[:last_index + 1])
+    rest = path[last_index + 1:]
+    dotted = _dotted(path)
+    if not isinstance(item, Mapping) or not item.get("class_path"):
+        return f"`{dotted}` is invalid; got {value!r}"
+    try:
+        cls = import_class(str(item["class_path"]), f"{_dotted(path[:last_index + 1])}.class_path")
+    except ConfigError as err:
+        return str(err)
+    if len(rest) >= 2 and rest[0] == "init_args":
+        params = init_parameters(cls)
+        if params is not None and rest[1] not in params:
+            return (f"unknown config key `{dotted}`: {item['class_path']} takes no argument {rest[1]!r}; "
+                    f"valid: {', '.join(sorted(params))}")
+        if len(rest) == 2:
+            return f"`{dotted}` must be {_describe_type(_annotation(cls, rest[1]))}; got {value!r}"
+    return f"`{dotted}` is invalid for {item['class_path']}; got {value!r}"
 
 
 def _full_context(before: list[str], data: Mapping) -> list[str]:
@@ -652,7 +732,7 @@ def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
     dotted = ".".join(path)
     top = path[0]
     if top not in _DEFAULTS:
-        return f"unknown config key `{dotted}`; valid top-level keys: {', '.join(_DEFAULTS)}"
+        return f"unknown config key `{top}`; valid top-level keys: {', '.join(_DEFAULTS)}"
     tp: Any = _config_hints()[top]
     owner = "config"
     for i, part in enumerate(path[1:], start=1):

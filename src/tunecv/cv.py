@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from tunecv import naming
-from tunecv.config import Config
+from tunecv.config import PARALLEL_STRATEGIES, Config
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
@@ -327,6 +327,7 @@ def drive(
     pinned: Optional[bool] = None,
     on_run_end: Optional[Callable[[CrossValidation, CVRun, dict], None]] = None,
     on_session_end: Optional[Callable[[CrossValidation], None]] = None,
+    on_job_states: Optional[Callable[[Mapping[str, int]], None]] = None,
 ) -> None:
     """Run the runs of cross-validations on ``executor`` until every session is done.
 
@@ -340,6 +341,8 @@ def drive(
         pinned: run each job on the devices the executor gave it (default: ``executor.pinned``).
         on_run_end: called after each run is recorded (pruning decisions happen here).
         on_session_end: called when a session has no run left in flight and nothing to launch.
+        on_job_states: called about once a second with how many jobs in flight are ``queued`` and
+            ``running`` (from :attr:`Job.state`: for a cluster executor, the scheduler's view).
     """
     source = sessions if callable(sessions) else _iter_source(sessions)
     overrides = executor.run_overrides() if (executor.pinned if pinned is None else pinned) else {}
@@ -380,7 +383,10 @@ def drive(
             if not jobs:
                 close_finished()
                 return
-            done, _ = executor.wait(list(jobs), return_when="FIRST_COMPLETED")
+            if on_job_states is not None:
+                on_job_states(collections.Counter(job.state for job in jobs))
+            done, _ = executor.wait(list(jobs), timeout=None if on_job_states is None else 1.0,
+                                    return_when="FIRST_COMPLETED")
             for job in done:
                 session, run = jobs.pop(job)
                 try:
@@ -408,7 +414,7 @@ def resolve_parallel(cfg: Config) -> tuple[bool, str]:
     """Whether runs share a device pool, and the accelerator of that pool."""
     strategy = cfg.device_setting("strategy")
     accelerator = str(cfg.device_setting("accelerator"))
-    parallel = strategy in ("cv-parallel", "tune-parallel")
+    parallel = strategy in PARALLEL_STRATEGIES
     if parallel and accelerator == "auto":
         from tunecv.executors import gpu_count
 
@@ -528,7 +534,8 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
     try:
         with reporter, quiet_lightning_logs():
             drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
-                  on_run_end=lambda s, r, row: reporter.run_done(row))
+                  on_run_end=lambda s, r, row: reporter.run_done(row),
+                  on_job_states=reporter.job_states if reporter.live else None)
     finally:
         if own_executor:
             executor.shutdown()
@@ -656,11 +663,11 @@ class _Progress:
             )
 
             self.progress = Progress(TextColumn("cv {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                     console=self.console, transient=False)
+                                     TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                     TimeRemainingColumn(), console=self.console, transient=False)
             self.progress.start()
             self.task = self.progress.add_task(self.session.name, total=len(self.session.runs),
-                                               completed=self.done_count)
+                                               completed=self.done_count, jobs="")
         else:
             self.console.print(f"cv {self.session.name}: {len(self.session.runs)} runs, "
                                f"{self.done_count} already done")
@@ -669,6 +676,12 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+    def job_states(self, counts: Mapping[str, int]) -> None:
+        """Show how many runs in flight are queued and running (a cluster's jobs wait in its queue)."""
+        if self.progress is not None:
+            shown = ", ".join(f"{counts[s]} {s}" for s in ("running", "queued") if counts.get(s))
+            self.progress.update(self.task, jobs=shown)
 
     def run_done(self, row: Mapping[str, Any]) -> None:
         self.done_count += 1

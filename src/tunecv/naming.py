@@ -26,6 +26,7 @@ from tunecv.errors import ConfigError, ResumeError
 
 __all__ = [
     "CVS_DIR",
+    "PARTS_DIR",
     "RUNS_DIR",
     "RUN_INFOS_FILE",
     "RUN_INFO_FILE",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 RUN_INFOS_FILE = "run_infos.parquet"  # the results table of a cv or tune folder
+PARTS_DIR = "run_infos.parts"  # a tune folder's table parts: one file per finished cv (tunecv.results)
 RUN_INFO_FILE = "run_info.json"  # the record of one run, in its folder
 
 RUNS_DIR = "_runs"

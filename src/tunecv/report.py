@@ -166,7 +166,7 @@ def _run_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     summary = {
         "kind": "run", "path": str(root),
         "run_name": info.get("name", parts[0]), "run_id": info.get("run_id", parts[1]),
-        "status": info.get("status", "running"), "error": info.get("error"),
+        "status": info.get("status") or _job_state(root), "error": info.get("error"),
         "fold": info.get("fold", cfg.get("fold")), "seed": info.get("seed", cfg.get("seed")),
         "duration": info.get("duration"), "started_at": info.get("started_at"),
         "finished_at": info.get("finished_at"), "checkpoint": info.get("checkpoint"),
@@ -201,9 +201,29 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "counts": _status_counts(df, planned),
         "metrics": _metric_summary(df, names),
         "runs": runs,
+        "jobs": _unfinished_jobs(root, runs),
     }
+    for state in ("queued", "running"):
+        summary["counts"][state] = sum(1 for j in summary["jobs"] if j["state"] == state)
     run_dirs = [(r["run_name"], root / f"{r['run_name']}-{r['run_id']}", r["run_name"]) for r in runs]
     return summary, {"cfg": cfg, "df": df, "runs": run_dirs}
+
+
+def _job_state(run_dir: Path) -> str:
+    """A run without a result: ``running``, or the state of the job its executor recorded (``queued``)."""
+    from tunecv.executors._registry import job_states
+
+    return job_states([run_dir]).get(run_dir, "running")
+
+
+def _unfinished_jobs(root: Path, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Runs not recorded yet whose executor left a job (SLURM, ...): its state from the scheduler."""
+    from tunecv.executors._registry import job_states
+
+    recorded = {f"{r['run_name']}-{r['run_id']}" for r in runs}
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in recorded
+               and (p / "run_info.json").is_file()]
+    return [{"run": folder.name, "state": state} for folder, state in job_states(folders).items()]
 
 
 def _fold_count(split: Mapping[str, Any]) -> Any:
@@ -264,7 +284,7 @@ def _tune_rows(root: Path) -> Any:
     """Every run of the tune, read from its cvs' files (fresher than the tune's file while it runs)."""
     import pandas as pd
 
-    from tunecv.results import read_run_infos, run_infos_frame
+    from tunecv.results import read_run_infos, read_tune_table, run_infos_frame
 
     frames = []
     for path in sorted(root.glob(f"*/{RUN_INFOS_FILE}")):
@@ -272,7 +292,7 @@ def _tune_rows(root: Path) -> Any:
             frame = read_run_infos(path)
             if len(frame):
                 frames.append(frame)
-    tune_file = read_run_infos(root / RUN_INFOS_FILE)
+    tune_file = read_tune_table(root)  # the compacted table and the parts not in it yet
     if not frames:
         return tune_file
     df = run_infos_frame(pd.concat(frames, ignore_index=True).to_dict("records"))
@@ -889,6 +909,9 @@ def _print_cv(s: Mapping[str, Any], console: Any) -> None:
     for message, runs in errors.items():  # grouped by message, as the cv reports them
         line = f"[red]{len(runs)} failed[/red] ({', '.join(runs)}): {escape(message)}"
         console.print(line, highlight=False)
+    if s.get("jobs"):
+        console.print(f"jobs not recorded yet: {c['running']} running, {c['queued']} queued; "
+                      + ", ".join(f"{j['run']} {j['state']}" for j in s["jobs"]), highlight=False)
 
 
 def _print_tune(s: Mapping[str, Any], console: Any) -> None:

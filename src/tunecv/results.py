@@ -14,14 +14,24 @@ A column is a hyperparameter when its first dotted part is a top-level config ke
 :func:`is_hyperparameter_column`); any other column that is not fixed is a metric.
 
 Files are written atomically (:func:`write_parquet_atomic`), so a killed process never leaves a
-truncated table behind. This is a leaf module: it imports numpy, pandas and pyarrow only.
+truncated table behind.
+
+A tune's table grows in time independent of the tune's size: each finished cv adds one *part* file,
+written once (``{tune_dir}/run_infos.parts/{cv_name}.trial{n}.parquet``), and the parts are folded into
+the compacted ``{tune_dir}/run_infos.parquet`` on a schedule and at the end (:func:`compact_run_infos`;
+the compacted file names the parts it holds). :func:`load_run_infos` and :func:`read_tune_table` read
+the compacted table and every part it does not hold yet, so they see every finished cv at any moment.
+Parts are never deleted: a compaction that loses a race to another worker's only loses time.
+
+This is a leaf module: it imports numpy, pandas and pyarrow only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,23 +42,29 @@ import pyarrow.parquet as pq
 
 from tunecv._io import atomic_write
 from tunecv.errors import TunecvError
-from tunecv.naming import RUN_INFOS_FILE
+from tunecv.naming import PARTS_DIR, RUN_INFOS_FILE
 
 __all__ = [
+    "PARTS_DIR",
     "RUN_INFOS_FILE",
     "RUN_INFO_COLUMNS",
     "SCORE_COLUMNS",
     "STATUSES",
     "TUNE_COLUMNS",
+    "compact_run_infos",
     "hyperparameter_columns",
     "is_hyperparameter_column",
     "load_run_infos",
     "metric_columns",
     "read_run_infos",
+    "read_tune_table",
     "run_infos_frame",
     "write_parquet_atomic",
+    "write_run_infos_part",
 ]
 
+_PARTS_KEY = b"tunecv:parts"  # schema metadata of a compacted table: the part files it holds (JSON list)
+_LOCK_FILE = ".run_infos.lock"
 RUN_INFO_COLUMNS = (
     "run_name", "run_id", "cv_name", "tune_name", "fold", "seed", "started_at", "finished_at",
     "duration", "checkpoint", "status", "error", "is_unstable",
@@ -187,7 +203,8 @@ def run_infos_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
 
 # -- files -----------------------------------------------------------------------------------------------
 
-def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike,
+                         metadata: Mapping[bytes, bytes] | None = None) -> None:
     """Write ``df`` to a parquet file so that ``path`` is always either the old or the new file.
 
     Written through :func:`tunecv._io.atomic_write` (a temp file in the same folder, fsync,
@@ -196,8 +213,11 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> None:
     Args:
         df: The table; its index is not written.
         path: The target file.
+        metadata: extra key-value pairs for the file's schema metadata.
     """
     table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     atomic_write(path, lambda fh: pq.write_table(table, fh))
 
 
@@ -233,6 +253,147 @@ def read_run_infos(path: str | os.PathLike) -> pd.DataFrame:
     return _normalize(_read_table(path).to_pandas())
 
 
+# -- a tune's table: compacted file + parts ---------------------------------------------------------------
+
+def write_run_infos_part(folder: str | os.PathLike, name: str, df: pd.DataFrame) -> Path:
+    """Write the rows of one finished cv as a part of ``folder``'s table (atomically, once).
+
+    Args:
+        folder: The tune folder.
+        name: The part's name, unique per content (tunecv uses ``{cv_name}.trial{n}``).
+        df: The cv's rows.
+
+    Returns:
+        The part file.
+    """
+    path = Path(folder) / PARTS_DIR / f"{name}.parquet"
+    write_parquet_atomic(df, path)
+    return path
+
+
+def _part_names(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder / PARTS_DIR) as entries:
+            return sorted(e.name for e in entries if e.name.endswith(".parquet") and not e.name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _read_compacted(path: Path) -> tuple[pa.Table | None, set[str]]:
+    """The compacted table (metadata stripped) and the names of the parts it holds."""
+    if not path.is_file():
+        return None, set()
+    try:
+        raw = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise TunecvError(f"cannot read {path}: {exc}; delete or restore the file") from exc
+    held = (raw.schema.metadata or {}).get(_PARTS_KEY)
+    return raw.replace_schema_metadata(None), set(json.loads(held)) if held else set()
+
+
+def _merge_parts(table: pd.DataFrame | None, parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``table`` with the rows of each cv in ``parts`` replaced by the part's rows.
+
+    When several parts hold one cv, the one with the highest trial number wins. Rows are ordered by cv
+    name (the order of the cv folders), each cv's rows in their own order.
+    """
+    latest: dict[object, tuple[float, pd.DataFrame]] = {}
+    loose = []
+    for part in parts:
+        if not len(part):
+            continue
+        cv = part["cv_name"].iloc[0] if "cv_name" in part.columns else None
+        if cv is None or (not isinstance(cv, str) and pd.isna(cv)):
+            loose.append(part)
+            continue
+        rank = -1.0
+        if "trial" in part.columns and part["trial"].notna().any():
+            rank = float(pd.to_numeric(part["trial"], errors="coerce").max())
+        if cv not in latest or rank >= latest[cv][0]:
+            latest[cv] = (rank, part)
+    frames = []
+    if table is not None and len(table):
+        frames.append(table[~table["cv_name"].isin(list(latest))] if latest else table)
+    frames += [part for _, part in latest.values()] + loose
+    if not frames:
+        return _empty()
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    keys = np.array([f"{v}/" if isinstance(v, str) else "" for v in df["cv_name"]], dtype=object)
+    df = df.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
+    return run_infos_frame(df.to_dict("records"))
+
+
+def _lock(folder: Path):
+    """An exclusive lock on ``folder``'s table while it is compacted (a no-op where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held():
+        fd = os.open(folder / _LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    return held()
+
+
+def read_tune_table(folder: str | os.PathLike) -> pd.DataFrame:
+    """A tune's table: its compacted ``run_infos.parquet`` plus every part not compacted yet.
+
+    Args:
+        folder: The tune folder.
+
+    Returns:
+        One row per run of every finished cv (the same frame the next compaction writes, apart from
+        columns a compaction adds); an empty table when the folder holds neither.
+
+    Raises:
+        TunecvError: A file is not a readable parquet file.
+    """
+    folder = Path(folder)
+    table, held = _read_compacted(folder / RUN_INFOS_FILE)
+    new = [n for n in _part_names(folder) if n not in held]
+    if not new:
+        return _empty() if table is None else _normalize(table.to_pandas())
+    parts = [read_run_infos(folder / PARTS_DIR / n) for n in new]
+    return _merge_parts(None if table is None else _normalize(table.to_pandas()), parts)
+
+
+def compact_run_infos(folder: str | os.PathLike,
+                      transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> int:
+    """Fold the parts that ``folder/run_infos.parquet`` does not hold yet into it.
+
+    Compactions of one folder run one at a time (an exclusive ``flock`` on ``.run_infos.lock``), so two
+    workers of a shared tune never write an older table over a newer one. Parts stay on disk.
+
+    Args:
+        folder: The tune folder.
+        transform: Applied to the whole table before it is written (a tune marks its Pareto front);
+            when given, the table is rewritten even without new parts.
+
+    Returns:
+        The number of parts the compacted table holds.
+    """
+    folder = Path(folder)
+    with _lock(folder):
+        table, held = _read_compacted(folder / RUN_INFOS_FILE)
+        new = [n for n in _part_names(folder) if n not in held]
+        if not new and transform is None:
+            return len(held)
+        current = None if table is None else _normalize(table.to_pandas())
+        df = _merge_parts(current, [read_run_infos(folder / PARTS_DIR / n) for n in new])
+        if transform is not None:
+            df = transform(df)
+        held |= set(new)
+        write_parquet_atomic(df, folder / RUN_INFOS_FILE, metadata={_PARTS_KEY: json.dumps(sorted(held)).encode()})
+        return len(held)
+
+
 def _outermost_files(root: Path) -> list[Path]:
     """Every ``run_infos.parquet`` below ``root`` that has no ancestor below ``root`` holding one.
 
@@ -240,12 +401,22 @@ def _outermost_files(root: Path) -> list[Path]:
     """
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if RUN_INFOS_FILE in filenames:
+        if RUN_INFOS_FILE in filenames or PARTS_DIR in dirnames:
             found.append(Path(dirpath) / RUN_INFOS_FILE)
-            dirnames.clear()  # a tune's file already holds the runs of the cvs below it
+            dirnames.clear()  # a tune's table already holds the runs of the cvs below it
         else:
             dirnames.sort()
     return sorted(found, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+
+def _read_any(path: Path) -> pa.Table:
+    """A cv's file as it is; a tune's table with the parts it does not hold yet."""
+    if not (path.parent / PARTS_DIR).is_dir():
+        return _read_table(path)
+    table, held = _read_compacted(path)
+    if table is not None and not any(n not in held for n in _part_names(path.parent)):
+        return table
+    return pa.Table.from_pandas(read_tune_table(path.parent), preserve_index=False)
 
 
 def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
@@ -253,7 +424,8 @@ def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
 
     ``path`` may be a run, cv or tune folder, a whole artifact folder, or one parquet file. A file in a
     folder whose ancestor (within ``path``) also holds one is skipped: a tune's file already holds the
-    runs of its cvs. Files with different metric or hyperparameter columns are unified (missing values
+    runs of its cvs. A tune's table is read with the parts it does not hold yet (see
+    :func:`read_tune_table`). Files with different metric or hyperparameter columns are unified (missing values
     are null). A ``run_id`` seen in several files keeps the row of the outermost file.
 
     Args:
@@ -268,6 +440,8 @@ def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
     """
     root = Path(path)
     if root.is_file():
+        if root.name == RUN_INFOS_FILE and (root.parent / PARTS_DIR).is_dir():
+            return read_tune_table(root.parent)
         return read_run_infos(root)
     if not root.is_dir():
         raise TunecvError(f"cannot load run infos: {root} does not exist")
@@ -275,10 +449,10 @@ def load_run_infos(path: str | os.PathLike) -> pd.DataFrame:
     if not files:
         return _empty()
     if len(files) == 1:
-        tables = [_read_table(files[0])]
+        tables = [_read_any(files[0])]
     else:  # reading releases the GIL: a few threads hide the per-file latency
         with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-            tables = list(pool.map(_read_table, files))
+            tables = list(pool.map(_read_any, files))
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from tunecv.config import MULTI_SCORE_STRATEGIES  # the one list, derived from the config's Literal
 from tunecv.errors import ConfigError, one_of
 from tunecv.results import metric_columns
 
@@ -35,7 +36,6 @@ __all__ = [
     "summarize_metrics",
 ]
 
-MULTI_SCORE_STRATEGIES = ("arithmetic", "geometric", "harmonic", "min")
 _DIRECTIONS = {"higher": True, "lower": False}
 _METRIC_KEY = "cv.scoring_metric"
 _STRATEGY_KEY = "cv.multi_score_strategy"

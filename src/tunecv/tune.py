@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv.config import Config, dump_yaml
+from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 
@@ -132,10 +132,53 @@ def default_storage(tune_dir: Path) -> str:
 
 # -- helpers over trials ------------------------------------------------------------------------------------
 
+def _n_trials(study: Any, *states: Any) -> int:
+    """How many trials are in ``states``, through the storage's state-filtered count (no trial copies)."""
+    return study._storage.get_n_trials(study._study_id, state=tuple(states))
+
+
 def _count_finished(study: Any) -> int:
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    return _n_trials(study, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class _Counts:
+    """The trial counts each ask needs (finished, live, waiting).
+
+    A tune that is the only user of its study (its own storage) knows them: they are read from the
+    storage once and then kept by the driver as it asks and tells, so an ask touches no trial list. Workers
+    sharing a study read them from the storage with state filters.
+    """
+
+    def __init__(self, study: Any, shared: bool) -> None:
+        from optuna.trial import TrialState
+
+        self.study, self.shared = study, shared
+        self._finished = _count_finished(study)
+        self._live = _n_trials(study, TrialState.RUNNING)
+        self._waiting = _n_trials(study, TrialState.WAITING)
+
+    def finished(self) -> int:
+        return _count_finished(self.study) if self.shared else self._finished
+
+    def live(self) -> int:
+        from optuna.trial import TrialState
+
+        return _n_trials(self.study, TrialState.RUNNING) if self.shared else self._live
+
+    def waiting(self) -> int:
+        from optuna.trial import TrialState
+
+        return _n_trials(self.study, TrialState.WAITING) if self.shared else self._waiting
+
+    def asked(self) -> None:
+        self._live += 1
+        self._waiting = max(0, self._waiting - 1)  # Optuna's ask pops a waiting trial first
+
+    def told(self, state: str) -> None:
+        self._live -= 1
+        self._finished += state in ("complete", "pruned")
 
 
 def _directions(cfg: Config) -> list[str]:
@@ -290,7 +333,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
     strategies = {cfg.strategy, (cfg.trainer or {}).get("strategy")}
-    if {"tune-parallel", "cv-parallel"} <= strategies:
+    if set(PARALLEL_STRATEGIES) <= strategies:
         raise ConfigError("`strategy` tune-parallel and cv-parallel exclude each other: tune-parallel runs several "
                           "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
     space = SearchSpace.from_file(cfg.tune.search_space)
@@ -393,6 +436,13 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         pinned = bool(executor.pinned)
         reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
         reporter.refresh(study)
+        counts = _Counts(study, shared)
+        best_watch = _BestWatch(directions)
+        table = _TuneTable(folder, study)
+        if resume or shared:
+            table.repair()
+            table.compact()
+        last_stale_check = time.monotonic()
         in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
         recorders: dict[int, records.TrialRecorder] = {}  # cv session id -> what it reports to Optuna
         budget = records.Budget(study, cfg.tune.timeout, cfg.tune.max_runs)
@@ -405,21 +455,22 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             with lock:
                 if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
                     return None
-                if shared:
+                nonlocal last_stale_check
+                if shared and time.monotonic() - last_stale_check >= min(HEARTBEAT_EVERY, grace / 4):
+                    last_stale_check = time.monotonic()  # a trial goes stale in `grace`: no need to look often
                     requeued_now = _requeue_stale(study, space, all_running=False, grace=grace, worker=worker,
                                                   mine=set(heartbeat.trial_ids))
                     if requeued_now:
                         log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
                 while True:
-                    finished = _count_finished(study)
+                    finished = counts.finished()
                     if finished >= n_trials:
                         return None
                     if budget.exhausted(r.session for r in recorders.values()):
                         return None
-                    short = finished + _count_live(study) >= n_trials or (points is not None
-                                                                         and not _has_waiting(study))
-                    if short:
-                        if in_flight or not shared or _count_live(study) == 0:
+                    live = counts.live()
+                    if finished + live >= n_trials or (points is not None and not counts.waiting()):
+                        if in_flight or not shared or live == 0:
                             return None  # our own trials end this tune (or the grid has nothing left)
                         # Trials of other workers are running: wait until they finish, or until one goes
                         # stale and is queued again for us, instead of leaving with the study short.
@@ -427,10 +478,11 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                         continue
                     exhausted = _space_exhausted(study, space, points is not None, duplicates["in_a_row"])
                     if exhausted:
-                        log.warning("%s; the tune stops with %d finished trials", exhausted, _count_finished(study))
+                        log.warning("%s; the tune stops with %d finished trials", exhausted, finished)
                         return None
                     trial = study.ask()
-                    if _overflow(study, trial, n_trials):
+                    counts.asked()
+                    if shared and _overflow(study, trial, n_trials):
                         trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         return None
@@ -439,6 +491,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                     if twin is not None:  # never train a point that was already evaluated
                         trial.set_user_attr("duplicate_of", twin)
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        counts.told("fail")
                         duplicates["in_a_row"] += 1
                         continue
                     duplicates["in_a_row"] = 0
@@ -485,15 +538,18 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         def on_session_end(session: CrossValidation) -> None:
             trial = in_flight.pop(id(session))
             state = _tell(study, trial, session, cfg, directions, multi, recorders.pop(id(session)))
-            records.record_best(study, _best_trial(study, directions), directions)
+            if best_watch.may_change(state, session):
+                records.record_best(study, _best_trial(study, directions), directions)
+                best_watch.update(study)
             if state == "fail":
                 failures["consecutive"] += 1
                 failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
             else:
                 failures["consecutive"] = 0
+            counts.told(state)
             heartbeat.remove(trial._trial_id)
-            _write_tune_infos(folder, study)
-            reporter.finished(study, session, trial)
+            table.add(session, trial, state)
+            reporter.finished(study, session, trial, state)
 
     except BaseException:
         if own_executor and executor is not None:
@@ -508,7 +564,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             if own_executor:
                 executor.shutdown()
             budget.save()
-    _write_tune_infos(folder, study)
+    table.compact()
     if budget.reason:
         log.info("tune %s stopped starting new cvs: %s", tune_name, budget.reason)
     if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
@@ -576,7 +632,7 @@ def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker
         if _requeue_stale(study, space, all_running=False, grace=grace, worker=worker):
             return
         now = (_count_finished(study), _count_live(study))
-        if now != before or _has_waiting(study):
+        if now != before or _n_trials(study, TrialState.WAITING):
             return
 
 
@@ -628,20 +684,47 @@ def _space_exhausted(study: Any, space: Any, grid: bool, duplicates_in_a_row: in
     return None
 
 
+class _BestWatch:
+    """Whether a just-told trial can change the best-trial record (best and runner-up), so that the
+    record, which reads every trial, is only rewritten when it can.
+
+    Only a trial whose stable score enters the two best this process has seen can: the two best of a
+    subset of the trials never beat the two best of all of them, also when other workers share the study.
+    """
+
+    def __init__(self, directions: list[str]) -> None:
+        self.sign = 1.0 if directions[0] == "maximize" else -1.0
+        self.multi = len(directions) > 1
+        self.top: Optional[list[float]] = None  # the two best signed stable scores, best first
+
+    def may_change(self, state: str, session: CrossValidation) -> bool:
+        if self.multi or self.top is None:
+            return True
+        result = session.result()
+        if state != "complete" or result.score_is_unstable or not math.isfinite(result.score):
+            return False
+        return len(self.top) < 2 or self.sign * result.score >= self.top[-1]
+
+    def update(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
+        if self.multi:
+            return
+        values = [self.sign * t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if not t.user_attrs.get(UNSTABLE_ATTR) and t.values and math.isfinite(t.values[0])]
+        self.top = sorted(values, reverse=True)[:2]
+
+
 def _count_live(study: Any) -> int:
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-def _has_waiting(study: Any) -> bool:
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return _n_trials(study, TrialState.RUNNING)
 
 
 def _overflow(study: Any, trial: Any, n_trials: int) -> bool:
-    """Several workers may ask at once; the trials past ``n_trials`` (by number) give way."""
+    """Several workers may ask at once; the trials past ``n_trials`` (by number) give way.
+
+    Only workers sharing a study can overflow (a lone driver asks under its lock after counting)."""
     from optuna.trial import TrialState
 
     alive = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
@@ -751,35 +834,84 @@ def _objective_value(frame: Any, metric: str) -> float:
     return float(score_runs(frame[frame["status"] == "completed"], [metric], "arithmetic"))
 
 
-def _write_tune_infos(folder: Path, study: Any) -> None:
-    """``{tune_dir}/run_infos.parquet``: every run of every cv, from the cv files on disk."""
+class _TuneTable:
+    """``{tune_dir}/run_infos.parquet`` in time independent of the tune's size: one part file per finished
+    cv (written once, with its trial's final state), compacted into the table when the parts not yet in
+    it reach a quarter of those that are (so each row is rewritten a bounded number of times) and at the
+    end. :func:`tunecv.results.read_tune_table` reads table and parts alike."""
+
+    def __init__(self, folder: Path, study: Any) -> None:
+        self.folder, self.study = folder, study
+        self.held = 0  # parts in the compacted table at its last compaction by this process
+        self.pending = 0  # parts this process wrote since
+
+    def add(self, session: CrossValidation, trial: Any, state: str) -> None:
+        from tunecv.results import write_run_infos_part
+
+        df = session.frame()
+        if len(df):
+            write_run_infos_part(self.folder, _part_name(session.name, trial.number),
+                                 _with_trial_states(df, self.study, {trial.number: state}))
+            self.pending += 1
+        if self.pending >= max(1, self.held // 4):
+            self.compact()
+
+    def compact(self) -> None:
+        from tunecv.results import compact_run_infos
+
+        self.held = compact_run_infos(self.folder, self._pareto if len(self.study.directions) > 1 else None)
+        self.pending = 0
+
+    def _pareto(self, df: Any) -> Any:
+        pareto: set[int] = set()
+        with contextlib.suppress(Exception):
+            pareto = {t.number for t in self.study.best_trials}
+        if "trial" in df.columns:
+            import pandas as pd
+
+            df["is_pareto_optimal"] = [bool(pd.notna(t) and int(t) in pareto) for t in df["trial"]]
+        return df
+
+    def repair(self) -> None:
+        """Write the parts a crash left unwritten (a trial told, its part not yet on disk)."""
+        from optuna.trial import TrialState
+
+        from tunecv.results import PARTS_DIR, read_run_infos, write_run_infos_part
+
+        done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        have = {p.name for p in (self.folder / PARTS_DIR).glob("*.parquet")}
+        for t in self.study.get_trials(deepcopy=False, states=done):
+            cv_name = t.user_attrs.get("cv_name")
+            if not cv_name or f"{_part_name(cv_name, t.number)}.parquet" in have:
+                continue
+            df = read_run_infos(self.folder / cv_name / RUN_INFOS)
+            if len(df) and "trial" in df.columns and (df["trial"] == t.number).any():
+                write_run_infos_part(self.folder, _part_name(cv_name, t.number), _with_trial_states(df, self.study))
+
+
+def _part_name(cv_name: str, number: int) -> str:
+    return f"{cv_name}.trial{number}"
+
+
+def _with_trial_states(df: Any, study: Any, known: Optional[Mapping[int, str]] = None) -> Any:
+    """``df`` with ``trial_state`` taken from the study for every row's trial (``known`` first)."""
     import pandas as pd
 
-    from tunecv.results import read_run_infos, run_infos_frame, write_parquet_atomic
-
-    frames = []
-    states = {t.number: t.state.name.lower() for t in study.get_trials(deepcopy=False)}
-    pareto: set[int] = set()
-    if len(study.directions) > 1:
+    if "trial" not in df.columns:
+        return df
+    states = dict(known or {})
+    for number in {int(t) for t in df["trial"] if pd.notna(t)} - set(states):
         with contextlib.suppress(Exception):
-            pareto = {t.number for t in study.best_trials}
-    for cv_file in sorted(folder.glob(f"*/{RUN_INFOS}")):
-        frame = read_run_infos(cv_file)
-        if len(frame):
-            frames.append(frame)
-    if not frames:
-        return
-    df = pd.concat(frames, ignore_index=True)
-    if "trial" in df.columns:
-        df["trial_state"] = [states.get(int(t), s) if pd.notna(t) else s
-                             for t, s in zip(df["trial"], df.get("trial_state", [None] * len(df)), strict=False)]
-        if pareto:
-            df["is_pareto_optimal"] = [bool(pd.notna(t) and int(t) in pareto) for t in df["trial"]]
-    write_parquet_atomic(run_infos_frame(df.to_dict("records")), folder / RUN_INFOS)
+            trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+            states[number] = study._storage.get_trial(trial_id).state.name.lower()
+    current = df["trial_state"] if "trial_state" in df.columns else [None] * len(df)
+    df["trial_state"] = [states.get(int(t), s) if pd.notna(t) else s for t, s in zip(df["trial"], current,
+                                                                                    strict=False)]
+    return df
 
 
 def _result(name: str, folder: Path, study: Any, space: Any, directions: list[str]) -> TuneResult:
-    from tunecv.results import read_run_infos
+    from tunecv.results import read_tune_table
 
     best = _best_trial(study, directions)
     pareto = []
@@ -791,7 +923,7 @@ def _result(name: str, folder: Path, study: Any, space: Any, directions: list[st
         best_params=space.params_from_trial(best.params) if best is not None else {},
         best_score=float(best.values[0]) if best is not None else float("nan"),
         best_trial=best.number if best is not None else None,
-        run_infos=read_run_infos(folder / RUN_INFOS), study=study, pareto_trials=pareto)
+        run_infos=read_tune_table(folder), study=study, pareto_trials=pareto)
 
 
 def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_name: str) -> Any:
@@ -848,6 +980,7 @@ class _TuneProgress:
         self.task: Any = None
         self.counts = {"complete": 0, "pruned": 0, "fail": 0}
         self.best: Optional[float] = None
+        self._refreshed = 0.0
 
     def __enter__(self) -> _TuneProgress:
         if not self.enabled:
@@ -879,6 +1012,10 @@ class _TuneProgress:
         return f"pruned {self.counts['pruned']} failed {self.counts['fail']} best {best}"
 
     def refresh(self, study: Any) -> None:
+        """Counts and best value from the whole study (a scan of every trial: at start, then rarely)."""
+        if not self.enabled:
+            return
+        self._refreshed = time.monotonic()
         self.counts = {"complete": 0, "pruned": 0, "fail": 0}
         for t in study.get_trials(deepcopy=False):
             key = t.state.name.lower()
@@ -894,14 +1031,29 @@ class _TuneProgress:
         if self.progress is not None:
             self.progress.console.print(f"trial {number}: {cv_name} started")
 
-    def finished(self, study: Any, session: CrossValidation, trial: Any) -> None:
-        self.refresh(study)
+    def finished(self, study: Any, session: CrossValidation, trial: Any, state: str) -> None:
         if self.progress is None:
             return
-        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        value = frozen.values[0] if frozen.values else session.result().score
+        result = session.result()
+        if time.monotonic() - self._refreshed >= HEARTBEAT_EVERY:
+            self.refresh(study)  # now and then, to count other workers' trials too
+        else:  # this trial only: constant work per trial
+            if state in self.counts:
+                self.counts[state] += 1
+            if (state == "complete" and len(self.directions) == 1 and not result.score_is_unstable
+                    and math.isfinite(result.score)):
+                sign = 1 if self.directions[0] == "maximize" else -1
+                if self.best is None or sign * result.score > sign * self.best:
+                    self.best = float(result.score)
+            self.progress.update(self.task, completed=self.counts["complete"] + self.counts["pruned"],
+                                 info=self._info())
+        if len(self.directions) > 1:  # the first objective's value
+            frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+            value = frozen.values[0] if frozen.values else result.score
+        else:  # the value told is the cv score
+            value = result.score
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in session.values.items())  # type: ignore
-        self.progress.console.print(f"trial {trial.number}: {session.name} {frozen.state.name.lower()} "
+        self.progress.console.print(f"trial {trial.number}: {session.name} {state} "
                                     f"score {value:.4g} ({params})")
 
     def summary(self, result: TuneResult) -> None:

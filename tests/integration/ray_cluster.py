@@ -61,9 +61,12 @@ class RayTestCluster:
 @contextlib.contextmanager
 def ray_test_cluster(n_workers: int = 2, num_gpus_per_worker: int = 0) -> Iterator[RayTestCluster]:
     """Start a head and ``n_workers`` worker nodes, connect this process as a driver; stop all after."""
+    import signal
+
     import ray
     from ray.cluster_utils import Cluster
 
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own and leaves it there
     t0 = time.perf_counter()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
@@ -78,3 +81,4 @@ def ray_test_cluster(n_workers: int = 2, num_gpus_per_worker: int = 0) -> Iterat
     finally:
         ray.shutdown()
         cluster.shutdown()
+        signal.signal(signal.SIGTERM, sigterm)

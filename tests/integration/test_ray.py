@@ -84,6 +84,14 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "a condition"):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent does not)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
+
+
 def run_dirs(cv_dir: Path) -> list[Path]:
     return sorted(d for d in cv_dir.glob("*-run-*") if d.is_dir())
 
@@ -131,10 +139,15 @@ def test_a_cv_on_ray_gives_the_local_executors_results(ray_cluster, tmp_path):
 
 def test_the_executor_asks_ray_for_the_resources_of_each_run(ray_cluster, tmp_path):
     cfg = ray_cfg(tmp_path)
+    sigterm = signal.getsignal(signal.SIGTERM)
     with make_executor_from_config(load_config(cfg), parallel=True, accelerator="cpu") as ex:
         assert isinstance(ex, RayExecutor) and ex.name == "ray" and ex.pinned
+        with pytest.raises(SystemExit) as stop:  # SIGTERM ends the driver through shutdown(kill=True): 143
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert stop.value.code == 143
         assert ex.n_slots == 2  # two worker nodes with one CPU each
         assert ex.run_overrides() == {"devices": [0], "strategy": "auto", "num_nodes": 1}
+    assert signal.getsignal(signal.SIGTERM) is sigterm  # the handler from before is back
     with make_executor_from_config(load_config(cfg), parallel=False, accelerator="cpu") as ex:
         assert ex.n_slots == 1  # strategy in series: one run at a time, still on the cluster
     packed = load_config({**cfg, "runs_per_device": 2, "ray": {"num_gpus": 1, "num_cpus": 0.5}})
@@ -229,7 +242,7 @@ def test_a_run_whose_node_dies_is_retried_from_its_last_checkpoint_then_failed_i
     assert read_attempts(run_dir)[-1]["node"] in error  # Ray's message names the node that died
 
 
-def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_cluster, tmp_path):
+def test_sigkill_or_sigterm_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_cluster, tmp_path):
     cfg = ray_cfg(tmp_path, epoch_sleep=0.7)
     cfg["trainer"] = {**cfg["trainer"], "max_epochs": 3}
     cfg["cv"] = {"n_seeds": 2, "n_folds": 2, "scoring_metric": ["val/acc"]}
@@ -253,6 +266,27 @@ def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_c
         if driver.poll() is None:
             driver.kill()
     finished_before = {d.name for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()}
+    # Ray ends the tasks of a driver that is gone: the workers of the runs cut short die with it
+    cut_short = [read_attempts(d)[-1]["pid"] for d in run_dirs(cv_dir)
+                 if d.name not in finished_before and read_attempts(d)]
+    assert cut_short
+    wait_for(lambda: not any(alive(pid) for pid in cut_short), timeout=30, what="the killed driver's tasks to end")
+
+    # resume, then stop that driver with SIGTERM once another run has finished: exit 143 and a hint
+    driver = subprocess.Popen([*base, "--resume"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: driver.poll() is not None or len(
+            [d for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()]) > len(finished_before),
+            what="one more finished run")
+        driver.send_signal(signal.SIGTERM)
+        stderr = driver.communicate(timeout=60)[1]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 143, stderr[-2000:]
+    assert "--resume" in stderr.strip().splitlines()[-1]
+
     out = subprocess.run([*base, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     df = read_run_infos(cv_dir / RUN_INFOS)
@@ -263,5 +297,5 @@ def test_sigkill_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_c
         attempts = read_attempts(d)
         if d.name in finished_before:
             assert len(attempts) == 1  # a run finished before the kill is not run again
-        # an attempt cut short by the kill is followed by exactly one that finishes it, never two at once
-        assert len(attempts) <= 2 and len({a["pid"] for a in attempts}) == len(attempts)
+        # an attempt cut short by a kill is followed by one that continues it, never two at once
+        assert len(attempts) <= 3 and len({a["pid"] for a in attempts}) == len(attempts)

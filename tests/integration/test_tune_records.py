@@ -92,7 +92,11 @@ def test_plain_optuna_sees_the_tune_and_paired_statistics_tell_copies_apart(tmp_
 def test_wilcoxon_pruned_trial_carries_its_cv_score_so_far(tmp_path, external_pkg):
     cfg = cfg_of(tmp_path, n_trials=2, pruner="wilcoxon", warm_start=[GOOD, BAD])
     tune(cfg, name="w", progress=False)
-    good, bad = load(tmp_path, "w").trials
+    study = load(tmp_path, "w")
+    good, bad = study.trials
+    assert study.user_attrs["tunecv:best_trial"]["number"] == good.number == study.best_trial.number
+    assert good.user_attrs["config_values"] == pytest.approx(GOOD)
+    assert sorted(good.intermediate_values) == list(range(6))
     assert good.state == optuna.trial.TrialState.COMPLETE
     assert bad.state == optuna.trial.TrialState.PRUNED
     n = bad.user_attrs["n_runs"]

@@ -6,4 +6,6 @@
 - :mod:`tunecv.examples.diabetes`: a regressor of scikit-learn's diabetes progression data.
 - :mod:`tunecv.examples.plain`: plain ``nn.Module`` nets (and a regularizer) for :class:`tunecv.TaskModule`,
   configured from YAML alone.
+- :mod:`tunecv.examples.null`: a one-parameter model and a few scalars whose runs take milliseconds, for
+  measuring tunecv's own orchestration (``benchmarks/bench_tune_scale.py``).
 """

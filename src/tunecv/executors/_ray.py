@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -76,6 +77,14 @@ def _run_job(fn: Callable[..., Any], args: tuple, kwargs: dict, threads: Optiona
     except (SystemExit, KeyboardInterrupt) as exc:  # the driver decides when to stop, not a job
         raise RemoteError(f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
                           str(exc), traceback.format_exc()) from None
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _probe(path: str, token: str) -> bool:
@@ -168,6 +177,9 @@ class RayExecutor(Executor):
 
         ray = _import_ray()
         self._ray = ray
+        # the SIGTERM handler before Ray's (ray.init installs one and leaves it after ray.shutdown)
+        self._sigterm_before = signal.getsignal(signal.SIGTERM) if _in_main_thread() else None
+        self._sigterm_taken = False
         self._owns_connection = not ray.is_initialized()
         if self._owns_connection:
             self._connect()
@@ -194,6 +206,7 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()
         self._refs: dict[Job, Any] = {}
         self._shut_down = False
+        self._take_sigterm()
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -217,6 +230,28 @@ class RayExecutor(Executor):
     def _disconnect(self) -> None:
         if self._owns_connection and self._ray.is_initialized():
             self._ray.shutdown()
+            current = signal.getsignal(signal.SIGTERM)
+            if _in_main_thread() and getattr(current, "__module__", "").startswith("ray"):
+                signal.signal(signal.SIGTERM, self._sigterm_before or signal.SIG_DFL)
+
+    def _take_sigterm(self) -> None:
+        """SIGTERM raises ``SystemExit(143)`` while the executor lives (Ray's driver handler exits with 15).
+
+        The exit then goes through ``shutdown(kill=True)``, which cancels the tasks. A handler the
+        program set itself is left alone.
+        """
+        if not _in_main_thread():
+            return
+        current = signal.getsignal(signal.SIGTERM)
+        if current in (signal.SIG_DFL, None) or getattr(current, "__module__", "").startswith("ray"):
+            signal.signal(signal.SIGTERM, _raise_on_sigterm)
+            self._sigterm_taken = True
+
+    def _restore_sigterm(self) -> None:
+        """Put back the handler from before this executor (and before Ray's, when it started Ray)."""
+        if self._sigterm_taken and _in_main_thread() and signal.getsignal(signal.SIGTERM) is _raise_on_sigterm:
+            signal.signal(signal.SIGTERM, self._sigterm_before if self._sigterm_before is not None else signal.SIG_DFL)
+        self._sigterm_taken = False
 
     def _slots_that_fit(self) -> int:
         resources = self._ray.cluster_resources()
@@ -306,6 +341,7 @@ class RayExecutor(Executor):
         elif in_flight:
             self.wait(list(in_flight), return_when="ALL_COMPLETED")
         self._disconnect()
+        self._restore_sigterm()
 
     def __repr__(self) -> str:
         return (f"RayExecutor(address={self.address!r}, num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}, "

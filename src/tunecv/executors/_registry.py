@@ -31,7 +31,7 @@ from typing import Any
 
 from tunecv.errors import ConfigError, one_of
 
-__all__ = ["EXECUTORS", "executor_factory", "executor_names", "make_executor_from_config"]
+__all__ = ["EXECUTORS", "executor_factory", "executor_names", "job_states", "make_executor_from_config"]
 
 EXECUTORS: dict[str, str] = {
     "local": "tunecv.executors._local:from_config",
@@ -65,3 +65,33 @@ def executor_factory(name: str) -> Any:
 def make_executor_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
     """Build the executor that ``cfg.executor`` names."""
     return executor_factory(getattr(cfg, "executor", "local"))(cfg, parallel=parallel, accelerator=accelerator)
+
+
+def job_states(folders: Any) -> dict[Any, str]:
+    """``queued`` / ``running`` / ``finished`` (or the scheduler's final state) of the jobs that executors
+    recorded in these run folders (the ``executor`` entry of ``run_info.json``).
+
+    Each executor named in a record is asked through the optional ``job_states(folders)`` function of
+    its module; folders without a record, or whose executor cannot say, are left out.
+    """
+    import json
+    from pathlib import Path
+
+    by_executor: dict[str, list[Path]] = {}
+    for folder in folders:
+        try:
+            entry = json.loads((Path(folder) / "run_info.json").read_text()).get("executor") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if entry.get("name") in EXECUTORS:
+            by_executor.setdefault(entry["name"], []).append(Path(folder))
+    states: dict[Any, str] = {}
+    for name, group in by_executor.items():
+        module_name = EXECUTORS[name].partition(":")[0]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, "job_states"):
+            states.update(module.job_states(group))
+    return states

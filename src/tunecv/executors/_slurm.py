@@ -43,7 +43,7 @@ from tunecv._io import atomic_write_json, read_json
 from tunecv.errors import ConfigError, TunecvError
 from tunecv.executors._base import Executor, Job, function_name
 
-__all__ = ["SlurmExecutor", "SlurmJobError", "from_config"]
+__all__ = ["SlurmExecutor", "SlurmJobError", "from_config", "job_states"]
 
 RUN_INFO_FILE = "run_info.json"
 EXECUTOR_KEY = "executor"
@@ -320,27 +320,8 @@ class SlurmExecutor(Executor):
 
     # -- talking to SLURM -----------------------------------------------------------------------------
     def query(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """``{job id: (state, reason)}`` for the jobs SLURM still knows (``squeue``, else ``sacct``)."""
-        if not job_ids:
-            return {}
-        out = _run(["squeue", "-h", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
-        states: dict[str, tuple[str, str]] = {}
-        if out is None and len(job_ids) > 1:  # one id SLURM no longer knows fails the whole call
-            for job_id in job_ids:
-                states.update(self.query([job_id]))
-            return states
-        for line in (out or "").splitlines():
-            parts = line.strip().split("|")
-            if len(parts) >= 2 and parts[0] in job_ids:
-                states[parts[0]] = (parts[1].strip().upper(), parts[2].strip() if len(parts) > 2 else "")
-        missing = [j for j in job_ids if j not in states]
-        if missing:  # purged from the controller's memory: ask the accounting database, where there is one
-            acct = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
-            for line in (acct or "").splitlines():
-                parts = line.strip().split("|")
-                if len(parts) >= 2 and parts[0] in missing:
-                    states[parts[0]] = (parts[1].split()[0].upper(), "")
-        return states
+        """``{job id: (state, reason)}`` for the jobs SLURM still knows (see :func:`query_states`)."""
+        return query_states(job_ids)
 
     def _live_ids_by_name(self, name: str) -> list[str]:
         out = _run(["squeue", "-h", "--name", name, "-o", "%i"])
@@ -348,6 +329,56 @@ class SlurmExecutor(Executor):
 
     def _scancel(self, job_ids: Sequence[str]) -> None:
         _run(["scancel", *job_ids])
+
+
+def query_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{job id: (state, reason)}`` for the jobs SLURM still knows (``squeue``, else ``sacct``)."""
+    if not job_ids:
+        return {}
+    out = _run(["squeue", "-h", "--states=all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+    states: dict[str, tuple[str, str]] = {}
+    if out is None and len(job_ids) > 1:  # one id SLURM no longer knows fails the whole call
+        for job_id in job_ids:
+            states.update(query_states([job_id]))
+        return states
+    for line in (out or "").splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[0] in job_ids:
+            states[parts[0]] = (parts[1].strip().upper(), parts[2].strip() if len(parts) > 2 else "")
+    missing = [j for j in job_ids if j not in states]
+    if missing:  # purged from the controller's memory: ask the accounting database, where there is one
+        acct = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
+        for line in (acct or "").splitlines():
+            parts = line.strip().split("|")
+            if len(parts) >= 2 and parts[0] in missing:
+                states[parts[0]] = (parts[1].split()[0].upper(), "")
+    return states
+
+
+def job_states(folders: Sequence[Path]) -> dict[Path, str]:
+    """``queued`` / ``running`` / ``finished``, or the final SLURM state in lower case (``cancelled``,
+    ``timeout``, ...), of the last job recorded in each run folder (for ``tunecv report``)."""
+    last: dict[str, Path] = {}
+    for folder in folders:
+        entry = (read_json(Path(folder) / RUN_INFO_FILE) or {}).get(EXECUTOR_KEY) or {}
+        ids = [str(i) for i in entry.get("job_ids", [])]
+        if ids:
+            last[ids[-1]] = Path(folder)
+    if not last:
+        return {}
+    found = query_states(list(last))
+    out: dict[Path, str] = {}
+    for job_id, folder in last.items():
+        state = found.get(job_id, ("", ""))[0]
+        if state in RUNNING_STATES:
+            out[folder] = "running"
+        elif state in LIVE_STATES:
+            out[folder] = "queued"
+        elif state == "COMPLETED":
+            out[folder] = "finished"
+        elif state:
+            out[folder] = state.lower()
+    return out
 
 
 def job_name(folder: Path) -> str:

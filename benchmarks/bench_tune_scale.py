@@ -1,0 +1,133 @@
+"""Bookkeeping cost of a tune as it grows: the null-model tune at 200 and 2 000 trials (10 000 with --full).
+
+    python benchmarks/bench_tune_scale.py            # 200 and 2 000 trials
+    python benchmarks/bench_tune_scale.py --full     # and 10 000
+    python benchmarks/bench_tune_scale.py --sizes 300
+
+Each trial is one cv of one run of :mod:`tunecv.examples.null` (a one-parameter model, one batch), with
+the random sampler and no pruner, so that what grows is tunecv's bookkeeping. For each size it prints
+the time from one trial's start to the next (Optuna's ``datetime_start``), mean and median, over the first
+and the last 100 trials and their ratio (the baseline is the same tune's first trials), and the share of
+the tune's wall time spent inside trials (``datetime_start`` to ``datetime_complete``: the cv, its run,
+its files) and inside the runs themselves (``duration`` in ``run_infos``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from _common import machine
+
+WINDOW = 100
+
+
+def null_config(artifact_dir: Path, space: Path, n_trials: int, **tune_keys) -> dict:
+    """A tune of the null model: one run per trial, random sampler, no pruner, no retrain."""
+    return {
+        "artifact_dir": str(artifact_dir),
+        "model": {"class_path": "tunecv.examples.null.NullModel"},
+        "data": {"class_path": "tunecv.examples.null.NullDataModule"},
+        "split": {"fold_method": "none"},
+        "trainer": {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False},
+        "accelerator": "cpu",
+        "devices": [0],
+        "early_stopping": None,
+        "cv": {"n_seeds": 1, "scoring_metric": ["val/loss:lower"]},
+        "tune": {"search_space": str(space), "n_trials": n_trials, "sampler": "random", "pruner": "none",
+                 "retrain_and_test": False, **tune_keys},
+    }
+
+
+def write_space(folder: Path) -> Path:
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.x": {"low": -1.0, "high": 1.0}}}))
+    return path
+
+
+def trial_timings(study) -> dict:
+    """Start-to-start gaps of the first and last ``WINDOW`` trials (by start time) and time in trials."""
+    from optuna.trial import TrialState
+
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_start is not None),
+                    key=lambda t: t.datetime_start)
+    starts = [t.datetime_start.timestamp() for t in trials]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    inside = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                 if t.state != TrialState.RUNNING and t.datetime_complete is not None)
+    window = min(WINDOW, max(1, len(gaps) // 2))
+    first, last = gaps[:window], gaps[-window:]
+    return {"first_mean": statistics.fmean(first), "first_median": statistics.median(first),
+            "last_mean": statistics.fmean(last), "last_median": statistics.median(last),
+            "inside_trials": inside, "window": window}
+
+
+def run_size(n_trials: int, root: Path) -> dict:
+    from tunecv.results import load_run_infos
+    from tunecv.tune import tune
+
+    space = write_space(root)
+    cfg = null_config(root / "artifacts", space, n_trials)
+    t0 = time.perf_counter()
+    result = tune(cfg, name=f"scale{n_trials}", progress=False)
+    wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    df = load_run_infos(result.tune_dir)
+    load = time.perf_counter() - t1
+    assert result.n_finished == n_trials and len(df) == n_trials and df["run_name"].is_unique, \
+        (result.n_finished, len(df))
+    stats = trial_timings(result.study)
+    stats.update(wall=wall, inside_runs=float(df["duration"].sum()), load_run_infos=load, n=n_trials)
+    return stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="trial counts (default 200 2000)")
+    parser.add_argument("--full", action="store_true", help="also 10 000 trials")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
+    args = parser.parse_args()
+    sizes = args.sizes or ([200, 2000, 10000] if args.full else [200, 2000])
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"machine: {machine()}")
+    rows = []
+    for n in sizes:
+        if args.keep is not None:
+            folder = args.keep / f"scale{n}"
+            folder.mkdir(parents=True, exist_ok=False)
+            rows.append(run_size(n, folder))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                rows.append(run_size(n, Path(tmp)))
+        r = rows[-1]
+        print(f"{n} trials: wall {r['wall']:.1f} s ({n / r['wall']:.2f} trials/s); "
+              f"start-to-start first {r['window']}: mean {r['first_mean'] * 1000:.0f} ms, median "
+              f"{r['first_median'] * 1000:.0f} ms; last {r['window']}: mean {r['last_mean'] * 1000:.0f} ms, "
+              f"median {r['last_median'] * 1000:.0f} ms; last/first mean {r['last_mean'] / r['first_mean']:.2f}, "
+              f"median {r['last_median'] / r['first_median']:.2f}; inside trials "
+              f"{100 * r['inside_trials'] / r['wall']:.0f} % of wall, inside runs "
+              f"{100 * r['inside_runs'] / r['wall']:.0f} %; load_run_infos {r['load_run_infos']:.2f} s",
+              flush=True)
+    print()
+    print("| trials | wall | trials/s | first 100 mean / median | last 100 mean / median | last/first (mean, median) "
+          "| in trials | in runs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['n']} | {r['wall']:.1f} s | {r['n'] / r['wall']:.2f} | {r['first_mean'] * 1000:.0f} / "
+              f"{r['first_median'] * 1000:.0f} ms | {r['last_mean'] * 1000:.0f} / {r['last_median'] * 1000:.0f} ms "
+              f"| {r['last_mean'] / r['first_mean']:.2f}, {r['last_median'] / r['first_median']:.2f} "
+              f"| {100 * r['inside_trials'] / r['wall']:.0f} % | {100 * r['inside_runs'] / r['wall']:.0f} % |")
+
+
+if __name__ == "__main__":
+    main()
