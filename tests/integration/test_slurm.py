@@ -218,8 +218,10 @@ def test_a_killed_driver_resumes_without_submitting_a_job_twice(tmp_path, cluste
 
 # -- GPU assignment on placeholder GPUs (GRES) ----------------------------------------------------------------
 
-def test_each_job_gets_the_gpus_it_asked_for_and_devices_map_onto_them(tmp_path, cluster):
+def test_each_job_gets_the_gpus_it_asked_for_and_devices_map_onto_them(tmp_path, cluster, monkeypatch):
     from tunecv.config import config_from_dict
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job then takes its thread count from SLURM
     from tunecv.executors import make_executor_from_config
 
     one = config_from_dict({**slurm_cfg(tmp_path, strategy="cv-parallel"),
@@ -233,6 +235,7 @@ def test_each_job_gets_the_gpus_it_asked_for_and_devices_map_onto_them(tmp_path,
         wait_for(lambda: {j.state for j in jobs} == {"running"}, 60, "both jobs running")
         seen = [j.result(timeout=120) for j in jobs]
         assert {j.state for j in jobs} == {"finished"}
+    assert {s["OMP_NUM_THREADS"] for s in seen} == {"1"}  # cpus_per_job, not every core of the node
     visible = sorted(s["CUDA_VISIBLE_DEVICES"] for s in seen)
     assert len(set(visible)) == 2 and all(len(v.split(",")) == 1 for v in visible)  # one GPU each, not shared
 
