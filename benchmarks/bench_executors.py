@@ -63,6 +63,15 @@ def slurm_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
         yield keys
 
 
+def import_time() -> float:
+    """Seconds a fresh Python takes to import torch, lightning and submitit (what every SLURM job pays)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, lightning, submitit"], check=True)
+    return time.perf_counter() - t0
+
+
 SETUPS = {"local": local_setup, "ray": ray_setup, "slurm": slurm_setup}
 
 
@@ -117,6 +126,12 @@ def main() -> None:
         wall = min(walls[name])
         print(f"{name:<10} {wall:>7.2f}s {wall / local:>7.3f} {(wall - local) / runs_per_slot:>+12.2f}s "
               f"{durations[name]:>12.2f}s {wall / runs_per_slot - durations[name]:>12.2f}s")
+    if "slurm" in walls:
+        dispatch = min(walls["slurm"]) / runs_per_slot - durations["slurm"]
+        imports = min(import_time() for _ in range(2))
+        print(f"slurm: a fresh Python importing torch + lightning + submitit takes {imports:.2f} s (every job "
+              f"pays it; the pool's fork server once); dispatch beyond it: {dispatch - imports:.2f} s per run "
+              f"(goal for the whole scheduling overhead: <= 2 s per run)")
 
 
 if __name__ == "__main__":

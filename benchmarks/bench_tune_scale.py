@@ -87,12 +87,63 @@ def run_size(n_trials: int, root: Path) -> dict:
     return stats
 
 
+def table_only(n_trials: int, root: Path) -> dict:
+    """The tune table's own work per trial (write the cv's part, compact on schedule) over ``n_trials``
+    one-run cvs, through the tune's real writer and a real Optuna study, without training anything."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import optuna
+
+    from tunecv.results import read_tune_table, run_infos_frame
+    from tunecv.tune import _TuneTable
+
+    study = optuna.create_study(direction="minimize")
+    table = _TuneTable(root, study)
+    start = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
+    times = []
+    for i in range(n_trials):
+        trial = study.ask()
+        row = {"run_name": f"t-cv{i}-run-f0s42", "run_id": f"{i:08d}", "cv_name": f"t-cv{i}", "tune_name": "t",
+               "fold": 0, "seed": 42, "started_at": start, "finished_at": start, "duration": 0.01,
+               "checkpoint": None, "status": "completed", "error": None, "is_unstable": False,
+               "val/loss": 0.1, "val/acc": 0.9, "score": 0.1, "score_is_unstable": False, "trial": trial.number,
+               "trial_state": "running", "model.init_args.x": 0.5}
+        session = SimpleNamespace(name=f"t-cv{i}", frame=lambda row=row: run_infos_frame([row]))
+        study.tell(trial, 0.1)
+        t0 = time.perf_counter()
+        table.add(session, trial, "complete")
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    table.compact()
+    final = time.perf_counter() - t0
+    assert len(read_tune_table(root)) == n_trials
+    window = min(WINDOW, n_trials // 2)
+    return {"first": statistics.fmean(times[:window]), "last": statistics.fmean(times[-window:]),
+            "max": max(times), "total": sum(times), "final": final, "window": window}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="trial counts (default 200 2000)")
     parser.add_argument("--full", action="store_true", help="also 10 000 trials")
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
+    parser.add_argument("--table-only", type=int, nargs="+", default=None, metavar="N",
+                        help="measure only the tune table's work per trial (no training) at these sizes")
     args = parser.parse_args()
+    if args.table_only:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        print(f"machine: {machine()}")
+        for n in args.table_only:
+            with tempfile.TemporaryDirectory() as tmp:
+                r = table_only(n, Path(tmp))
+            print(f"tune table alone, {n} trials: mean per trial first {r['window']} {r['first'] * 1000:.1f} ms, "
+                  f"last {r['window']} {r['last'] * 1000:.1f} ms (ratio {r['last'] / r['first']:.2f}); all "
+                  f"{r['total']:.1f} s ({r['total'] / n * 1000:.1f} ms per trial), slowest one {r['max']:.2f} s "
+                  f"(a compaction), final compaction {r['final']:.2f} s", flush=True)
+        return
     sizes = args.sizes or ([200, 2000, 10000] if args.full else [200, 2000])
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

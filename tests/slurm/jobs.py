@@ -11,7 +11,8 @@ def where(sleep: float = 0.0) -> dict[str, Any]:
     """What a job sees of its allocation (after sleeping, so that jobs overlap)."""
     time.sleep(sleep)
     return {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_NTASKS",
-                                                 "SLURM_PROCID", "SLURM_JOB_GPUS", "SUBMITIT_EXECUTOR")}
+                                                 "SLURM_PROCID", "SLURM_JOB_GPUS", "SUBMITIT_EXECUTOR",
+                                                 "OMP_NUM_THREADS")}
 
 
 def pack(runs_per_device: int, n_jobs: int) -> list[dict[str, Any]]:

@@ -69,3 +69,69 @@ def test_an_overflow_trial_can_be_marked_and_failed():
     extra.set_user_attr("overflow", True)
     study.tell(extra, state=optuna.trial.TrialState.FAIL)
     assert study.trials[-1].user_attrs["overflow"] is True
+
+
+class _Result:
+    def __init__(self, score: float, unstable: bool = False) -> None:
+        self.score, self.score_is_unstable = score, unstable
+
+
+class _Session:
+    """What _BestWatch reads of a cv: its result."""
+
+    def __init__(self, score: float, unstable: bool = False) -> None:
+        self._result = _Result(score, unstable)
+
+    def result(self) -> _Result:
+        return self._result
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_best_watch_flags_exactly_the_trials_that_change_best_or_runner_up(direction):
+    from tunecv.tune import _BestWatch
+
+    sign = 1 if direction == "maximize" else -1
+    study = optuna.create_study(direction=direction)
+    watch = _BestWatch([direction])
+    rng = __import__("random").Random(0)
+    top: list[tuple[float, int]] = []  # (signed value, -number) of the stable trials, best first
+    for number in range(60):
+        value, unstable = rng.uniform(-1, 1), rng.random() < 0.2
+        state = "complete" if rng.random() < 0.9 else "pruned"
+        trial = study.ask()
+        trial.set_user_attr("score_is_unstable", unstable)
+        if state == "complete":
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        before = top[:2]
+        if state == "complete" and not unstable:
+            top = sorted([*top, (sign * value, -number)], reverse=True)
+        changed = top[:2] != before
+        flagged = watch.may_change(state, _Session(value, unstable))
+        assert flagged or not changed, number  # never misses a change of best or runner-up
+        if flagged:
+            watch.update(study)
+    assert watch.top == [v for v, _ in top[:2]]
+
+
+def test_counts_kept_by_the_driver_match_the_storage():
+    from tunecv.tune import _Counts
+
+    study = optuna.create_study()
+    for x in (1, 2, 3):
+        study.enqueue_trial({"x": x})
+    alone, shared = _Counts(study, shared=False), _Counts(study, shared=True)
+    for i, state in enumerate(["complete", "fail", "pruned", "complete", "fail"]):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 5)
+        alone.asked()
+        assert (alone.finished(), alone.live(), alone.waiting()) == (shared.finished(), shared.live(),
+                                                                    shared.waiting()), i
+        study.tell(trial, 1.0 if state == "complete" else None,
+                   state={"complete": optuna.trial.TrialState.COMPLETE, "fail": optuna.trial.TrialState.FAIL,
+                          "pruned": optuna.trial.TrialState.PRUNED}[state])
+        alone.told(state)
+        assert (alone.finished(), alone.live(), alone.waiting()) == (shared.finished(), shared.live(),
+                                                                    shared.waiting()), i
+    assert alone.finished() == 3 and alone.waiting() == 0

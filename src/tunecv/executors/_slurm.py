@@ -83,6 +83,12 @@ class SlurmCall(submitit.helpers.Checkpointable):
     """
 
     def __call__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        # Use the CPUs the job was given, not every core of the node (torch's default where SLURM does not
+        # confine the job with cgroups), unless the submitting environment chose a thread count.
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+        if cpus and cpus.isdigit():
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(name, cpus)
         return fn(*args, **kwargs)
 
 
