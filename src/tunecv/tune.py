@@ -559,7 +559,9 @@ class _BestWatch:
         if self.multi or self.top is None:
             return True
         result = session.result()
-        if state != "complete" or result.score_is_unstable or not math.isfinite(result.score):
+        if state == "complete" and result.score_is_unstable:
+            return True  # it may become study.best_trial: the record's reason then says why tunecv differs
+        if state != "complete" or not math.isfinite(result.score):
             return False
         return len(self.top) < 2 or self.sign * result.score >= self.top[-1]
 

@@ -299,3 +299,21 @@ def test_the_tune_worker_job_array_template_finishes_exactly_n_trials(tmp_path, 
         optuna.storages.journal.JournalFileBackend(str(storage))))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3
+
+
+def test_the_multinode_train_template_runs_one_ddp_run_over_srun_tasks(tmp_path, cluster):
+    """The one-node stand-in of configs/slurm/multinode_train.sbatch: 2 srun tasks, one DDP run (gloo on CPU)."""
+    env = {**os.environ, "TUNECV_ARGS": f"--artifact_dir {tmp_path / 'artifacts'} --accelerator cpu --num_nodes 1 "
+                                        f"--devices [0,1] --trainer.max_epochs 1 --data.init_args.limit 300"}
+    out = subprocess.run(["sbatch", "--nodes=1", "--ntasks-per-node=2", "--gres=gpu:2", "--cpus-per-task=1",
+                          "--time=10", f"--output={tmp_path}/train-%j.out", "configs/slurm/multinode_train.sbatch"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.split()[-1]
+    wait_for(lambda: job_state(cluster, job_id) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 200,
+             "the training job to end")
+    log = (tmp_path / f"train-{job_id}.out").read_text()
+    assert job_state(cluster, job_id) == "COMPLETED", log[-3000:]
+    assert "Starting with 2 processes" in log  # one run, two ranks from SLURM's tasks
+    (info,) = (tmp_path / "artifacts" / "_runs").glob("digits-multinode-*/run_info.json")
+    assert json.loads(info.read_text())["status"] == "completed"
