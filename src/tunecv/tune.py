@@ -845,24 +845,26 @@ class _TuneTable:
     def __init__(self, folder: Path, study: Any) -> None:
         self.folder, self.study = folder, study
         self.held = 0  # parts in the compacted table at its last compaction by this process
-        self.pending = 0  # parts this process wrote since
+        self.pending: dict[str, Any] = {}  # parts this process wrote since, by name: not read back from disk
 
     def add(self, session: CrossValidation, trial: Any, state: str) -> None:
         from tunecv.results import write_run_infos_part
 
         df = session.frame()
         if len(df):
-            write_run_infos_part(self.folder, _part_name(session.name, trial.number),
-                                 _with_trial_states(df, self.study, {trial.number: state}))
-            self.pending += 1
-        if self.pending >= max(1, self.held // 4):
+            name = _part_name(session.name, trial.number)
+            df = _with_trial_states(df, self.study, {trial.number: state})
+            write_run_infos_part(self.folder, name, df)
+            self.pending[name] = df
+        if len(self.pending) >= max(1, self.held // 4):
             self.compact()
 
     def compact(self) -> None:
         from tunecv.results import compact_run_infos
 
-        self.held = compact_run_infos(self.folder, self._pareto if len(self.study.directions) > 1 else None)
-        self.pending = 0
+        self.held = compact_run_infos(self.folder, self._pareto if len(self.study.directions) > 1 else None,
+                                      known=self.pending)
+        self.pending = {}
 
     def _pareto(self, df: Any) -> Any:
         pareto: set[int] = set()
