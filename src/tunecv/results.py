@@ -365,7 +365,8 @@ def read_tune_table(folder: str | os.PathLike) -> pd.DataFrame:
 
 
 def compact_run_infos(folder: str | os.PathLike,
-                      transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> int:
+                      transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                      known: Mapping[str, pd.DataFrame] | None = None) -> int:
     """Fold the parts that ``folder/run_infos.parquet`` does not hold yet into it.
 
     Compactions of one folder run one at a time (an exclusive ``flock`` on ``.run_infos.lock``), so two
@@ -375,6 +376,8 @@ def compact_run_infos(folder: str | os.PathLike,
         folder: The tune folder.
         transform: Applied to the whole table before it is written (a tune marks its Pareto front);
             when given, the table is rewritten even without new parts.
+        known: Parts the caller wrote and still holds, by name (without ``.parquet``): used instead of
+            reading those files again.
 
     Returns:
         The number of parts the compacted table holds.
@@ -386,7 +389,10 @@ def compact_run_infos(folder: str | os.PathLike,
         if not new and transform is None:
             return len(held)
         current = None if table is None else _normalize(table.to_pandas())
-        df = _merge_parts(current, [read_run_infos(folder / PARTS_DIR / n) for n in new])
+        known = known or {}
+        parts = [known[n[: -len(".parquet")]] if n[: -len(".parquet")] in known else
+                 read_run_infos(folder / PARTS_DIR / n) for n in new]
+        df = _merge_parts(current, parts)
         if transform is not None:
             df = transform(df)
         held |= set(new)

@@ -33,11 +33,11 @@ def _fresh_tunecv_logger():
 
 
 def lightning_config(tmp_path: Path, **extra) -> dict:
-    """A config as a LightningCLI user writes it: model, data, trainer (and LightningCLI's top-level keys)."""
-    cfg = {"seed_everything": 3, "artifact_dir": str(tmp_path / "artifacts"),
+    """A config as a LightningCLI user writes it: model, data, trainer (each test adds what it is about)."""
+    cfg = {"artifact_dir": str(tmp_path / "artifacts"),
            "model": {"class_path": VAL_LOSS, "init_args": {"hidden": 4}},
            "data": {"class_path": "tests.compat.models.RandomRegression", "init_args": {"with_test": False}},
-           "trainer": dict(TINY_TRAINER), "ckpt_path": None}
+           "trainer": dict(TINY_TRAINER)}
     cfg.update(extra)
     return cfg
 
@@ -80,9 +80,9 @@ def test_an_override_naming_no_key_is_an_error_not_stored(tmp_path, capsys):
 # -- 2. LightningCLI's top-level keys ---------------------------------------------------------------------
 
 def test_seed_everything_is_the_run_seed_and_ckpt_path_starts_from_a_checkpoint(tmp_path):
-    first = train(lightning_config(tmp_path, name="first"))
+    first = train(lightning_config(tmp_path, name="first", seed_everything=3, ckpt_path=None))
     assert first.seed == 3
-    cfg = lightning_config(tmp_path, name="second", ckpt_path=first.last_checkpoint)
+    cfg = lightning_config(tmp_path, name="second", seed_everything=3, ckpt_path=first.last_checkpoint)
     cfg["trainer"]["max_epochs"] = 2
     second = train(cfg)
     lines = (second.run_dir / "csv" / "metrics.csv").read_text().splitlines()
