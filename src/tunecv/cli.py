@@ -126,15 +126,87 @@ def _main(args: list[str]) -> int:
 
         code = _error(str(exc), debug, exc)
         return 1 if isinstance(exc, RunFailedError) else code
-    except KeyboardInterrupt:
-        print("tunecv: interrupted; finish later with --resume", file=sys.stderr)
-        return 130
-    except SystemExit as exc:
-        # Lightning turns SIGTERM into SIGTERMException; the pool and Ray executors into SystemExit(143)
-        if type(exc).__name__ == "SIGTERMException" or exc.code == 128 + 15:
-            print("tunecv: terminated (SIGTERM); finish later with --resume", file=sys.stderr)
-            return 143
-        raise
+    except (KeyboardInterrupt, SystemExit) as exc:
+        import signal
+
+        from tunecv.errors import Interrupted
+
+        if isinstance(exc, Interrupted):
+            signum = exc.signum
+        elif _RECEIVED:  # Lightning turns a KeyboardInterrupt into sys.exit(1)
+            signum = _RECEIVED[0]
+        elif isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGINT
+        elif type(exc).__name__ == "SIGTERMException" or exc.code == 143:
+            signum = signal.SIGTERM
+        else:
+            raise
+        print(f"tunecv: {_interrupted_line(command, rest, signum)}", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        _restore_signals()
+
+
+# -- SIGINT / SIGTERM: stop, say how to finish, exit 130 / 143 ---------------------------------------------
+
+_RECEIVED: list[int] = []
+_PREVIOUS: dict[int, Any] = {}
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    from tunecv.errors import Interrupted
+
+    first = not _RECEIVED
+    _RECEIVED.append(signum)
+    if first:  # a second Ctrl-C while the workers are being stopped does not cut the clean-up short
+        raise Interrupted(signum)
+
+
+def _install_signals() -> None:
+    """SIGINT and SIGTERM raise :class:`~tunecv.errors.Interrupted` in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from tunecv import naming
+
+    _RECEIVED.clear()
+    naming.current.update(kind=None, name=None)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _PREVIOUS[signum] = signal.getsignal(signum)
+        signal.signal(signum, _on_signal)
+
+
+def _restore_signals() -> None:
+    import signal
+
+    for signum, handler in list(_PREVIOUS.items()):
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        del _PREVIOUS[signum]
+
+
+def resume_command(command: str, rest: Sequence[str], name: Optional[str]) -> str:
+    """The command line that finishes what ``tunecv COMMAND REST`` started (``--resume``, named)."""
+    import shlex
+
+    words = [w for w in rest if w not in ("--reset", "--resume", "--dry_run")]
+    named = any(w == "--name" or w.startswith("--name=") for w in words)
+    if name and not named:
+        words += ["--name", name]
+    return shlex.join(["tunecv", command, *words, "--resume"])
+
+
+def _interrupted_line(command: str, rest: Sequence[str], signum: int) -> str:
+    import signal
+
+    from tunecv import naming
+
+    what = f"{'interrupted' if signum == signal.SIGINT else 'terminated'} ({signal.Signals(signum).name})"
+    name = naming.current["name"]
+    if name is None:
+        return f"{what} before anything was written; nothing to finish"
+    return f"{what}; finished runs are kept; finish with: {resume_command(command, rest, name)}"
 
 
 def _run(command: str, rest: list[str]) -> int:
@@ -150,6 +222,7 @@ def _run(command: str, rest: list[str]) -> int:
         print(dump_yaml(cfg), end="")
         return 0
     _setup_logging()
+    _install_signals()
     resume, reset, dry_run = "--resume" in flags, "--reset" in flags, "--dry_run" in flags
     progress = "--quiet" not in flags
     if command == "train":

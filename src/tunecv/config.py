@@ -156,11 +156,17 @@ class TuneConfig:
     max_runs: Optional[int] = None
     warm_start: Optional[Union[str, list[dict]]] = None
     warm_start_top_k: int = 5
+    worker_id: Optional[str] = None
+    heartbeat_grace: float = 120.0
 
 
 @dataclass(frozen=True)
 class LocalConfig:
-    """Options of ``executor: local`` (the device pool of cv-parallel / tune-parallel)."""
+    """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
+
+    ``threads_per_worker``: CPU threads of each run (serial or in a pool worker); null lets tunecv choose
+    the cores free for it when it starts (at least one).
+    """
 
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     threads_per_worker: Optional[int] = None
@@ -909,6 +915,10 @@ def validate(cfg: Config) -> None:
         _check_metric_spec(metric, "cv.scoring_metric")
     for metric in cfg.tune.objectives or []:
         _check_metric_spec(metric, "tune.objectives")
+    if not cfg.tune.heartbeat_grace > 0:
+        raise ConfigError(f"`tune.heartbeat_grace` must be > 0 (seconds); got {cfg.tune.heartbeat_grace}")
+    if cfg.tune.worker_id is not None and not str(cfg.tune.worker_id).strip():
+        raise ConfigError(f"`tune.worker_id` must be a non-empty string or null; got {cfg.tune.worker_id!r}")
     if isinstance(cfg.tune.n_trials, int) and cfg.tune.n_trials < 1:
         raise ConfigError(f"`tune.n_trials` must be >= 1 or 'grid'; got {cfg.tune.n_trials}")
     for sec in ("model", "data"):

@@ -105,7 +105,30 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     if overrides:
         # The executor gave this job its own devices (CUDA_VISIBLE_DEVICES, a CPU thread budget, an allocation).
         cfg = cfg.replace(**overrides)
-    return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+    with _thread_policy(cfg):
+        return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+
+
+@contextlib.contextmanager
+def _thread_policy(cfg: Config) -> Iterator[None]:
+    """A run outside a device pool gets the CPU threads that fit the machine now (see ``thread_budget``).
+
+    A pool worker already has its budget (set by the pool when it started the worker).
+    """
+    from tunecv.executors import current_device, thread_budget
+
+    if current_device() is not None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    options = getattr(cfg, "local", None)
+    torch.set_num_threads(thread_budget(1, getattr(options, "threads_per_worker", None)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class CrossValidation:
@@ -441,7 +464,18 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
-    from tunecv.build import as_config, build_objects
+    with contextlib.ExitStack() as held:  # the cv's name stays claimed until it ends
+        return _cross_validate(config, name=name, cv_dir=cv_dir, resume=resume, reset=reset, dry_run=dry_run,
+                               executor=executor, tracking=tracking, extra_columns=extra_columns, progress=progress,
+                               held=held)
+
+
+def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str],
+                    cv_dir: Optional[Union[str, os.PathLike]], resume: bool, reset: bool, dry_run: bool,
+                    executor: Any, tracking: Optional[Mapping[str, Any]],
+                    extra_columns: Optional[Mapping[str, Any]], progress: bool,
+                    held: contextlib.ExitStack) -> Optional[CVResult]:
+    from tunecv.build import as_config
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")
@@ -464,17 +498,27 @@ def cross_validate(
     if cfg.device_setting("strategy") == "tune-parallel" and cv_dir is None:
         raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
                           "cv-parallel")
-    _check_data_module(cfg)
     parallel, accelerator = resolve_parallel(cfg)
     own_executor = executor is None
     if executor is None and not dry_run:  # a pool starts its worker server now, while we validate
         executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
     try:
-        build_objects(cfg.replace(fold=0))  # every config / data error surfaces before anything is written
+        validate_objects(cfg.replace(fold=0), executor)  # every config / data error, before anything is written
     except BaseException:
         if own_executor and executor is not None:
             executor.shutdown()
         raise
+    if cv_dir is None and not dry_run:
+        try:  # one command per cv name at a time; then check again what the first check saw
+            held.enter_context(naming.claim_name(folder.parent, cv_name, "cv"))
+            if folder.exists() and not (resume or reset):
+                raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or "
+                                  f"--reset to delete it and start over")
+        except BaseException:
+            if own_executor and executor is not None:
+                executor.shutdown()
+            raise
+        naming.announce("cv", cv_name)
     session = CrossValidation(cfg, cv_name, folder, resume=resume and not dry_run, tracking=tracking,
                               extra_columns=extra_columns)
     if dry_run:
@@ -517,6 +561,29 @@ def quiet_lightning_logs() -> Iterator[None]:
     finally:
         for n, level in old.items():
             logging.getLogger(n).setLevel(level)
+
+
+def _build_objects(cfg: Config) -> None:
+    """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
+    from tunecv.build import build_objects
+
+    _check_data_module(cfg)
+    build_objects(cfg)
+
+
+def validate_objects(cfg: Config, executor: Any = None) -> None:
+    """Build the model and data of ``cfg`` once, so that every config or data error surfaces first.
+
+    On a local device pool this is the pool's first job: its worker starts from the fork server that
+    imported torch, lightning and the model's module, so this process (the driver) never imports them
+    itself, and a short cv-parallel pays those imports once instead of twice.
+    """
+    from tunecv.executors import DevicePoolExecutor
+
+    if isinstance(executor, DevicePoolExecutor):
+        executor.submit(_build_objects, cfg).result()
+    else:
+        _build_objects(cfg)
 
 
 def _check_data_module(cfg: Config) -> None:

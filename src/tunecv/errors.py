@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DataError",
+    "Interrupted",
     "ResumeError",
     "RunFailedError",
     "SearchSpaceError",
@@ -67,3 +68,18 @@ def one_of(key: str, value: object, options: object) -> ConfigError:
     """Build the standard "must be one of" error: names the key, the options and the value received."""
     opts = ", ".join(str(o) for o in options)  # type: ignore[union-attr]
     return ConfigError(f"`{key}` must be one of {opts}; got {value!r}")
+
+
+class Interrupted(SystemExit):
+    """SIGINT or SIGTERM stopped a tunecv command; its code is 128 + the signal (130, 143).
+
+    A :class:`SystemExit`: ``except Exception`` does not swallow it, a run it stops is not recorded as
+    failed, and ``--resume`` finishes the work later.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(128 + int(signum))
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(signum).name

@@ -12,12 +12,17 @@ Folders::
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import secrets
+import socket
 import string
 from pathlib import Path
+from typing import Any, Optional
 
-from tunecv.errors import ConfigError
+from tunecv.errors import ConfigError, ResumeError
 
 __all__ = [
     "CVS_DIR",
@@ -25,6 +30,8 @@ __all__ = [
     "RUNS_DIR",
     "RUN_INFOS_FILE",
     "RUN_INFO_FILE",
+    "NameClaim",
+    "claim_name",
     "cv_dir",
     "cv_name",
     "derived_name",
@@ -169,3 +176,98 @@ def find_run_dirs(parent: str | Path, name: str) -> list[Path]:
         if child.is_dir() and parts and parts[0] == name:
             found.append(child)
     return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+# -- one command per name at a time ---------------------------------------------------------------------
+
+LOCK_PREFIX = "."
+LOCK_SUFFIX = ".lock"
+# The top-level name the current command works on (the CLI names it in "finish with ... --resume").
+current: dict[str, Optional[str]] = {"kind": None, "name": None}
+
+
+def lock_path(parent: str | Path, name: str) -> Path:
+    """``{parent}/.{name}.lock``: the file whose lock says that a command is working on ``name``."""
+    return Path(parent) / f"{LOCK_PREFIX}{name}{LOCK_SUFFIX}"
+
+
+class NameClaim:
+    """An exclusive claim of one name (a cv, a tune, a run called alone) by this process.
+
+    The claim is an ``flock`` on ``{parent}/.{name}.lock``, which holds the host, pid and command of its
+    owner. The kernel drops the lock when the owner ends, however it ends (also ``kill -9``), so a lock
+    left by a dead process is never in the way; :meth:`release` (or leaving the ``with`` block) deletes
+    the file. Locks work across hosts where the shared filesystem supports them (NFSv4, Lustre with
+    ``flock``); the file names the owner's host either way.
+    """
+
+    def __init__(self, parent: str | Path, name: str, kind: str) -> None:
+        self.path = lock_path(parent, name)
+        self.name, self.kind = name, kind
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> NameClaim:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise ResumeError(self._held_message()) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:  # the previous owner deleted the file between our open and our lock: again
+                os.close(fd)
+                continue
+            owner = {"host": socket.gethostname(), "pid": os.getpid(), "kind": self.kind, "name": self.name}
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(owner).encode())
+            self._fd = fd
+            return self
+        raise ResumeError(f"could not lock {self.path}")  # pragma: no cover - 100 lost races
+
+    def _held_message(self) -> str:
+        owner: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            owner = json.loads(self.path.read_text() or "{}")
+        who = (f"pid {owner.get('pid')} on {owner.get('host')}" if owner.get("pid") else "another process")
+        return (f"a {self.kind} named {self.name!r} is being run by {who} (lock {self.path}); wait for it to end, "
+                f"or use another --name")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # before unlocking: a waiting process then finds a fresh file
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> NameClaim:
+        return self if self.held else self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def claim_name(parent: str | Path, name: str, kind: str) -> NameClaim:
+    """Claim ``name`` in ``parent`` for this process (see :class:`NameClaim`).
+
+    Raises:
+        ResumeError: another live process holds the name ("a cv named 'x' is being run by pid N on HOST").
+    """
+    return NameClaim(parent, name, kind).acquire()
+
+
+def announce(kind: str, name: str) -> None:
+    """Record the top-level name this process works on (the CLI's "finish with --resume" line names it)."""
+    current["kind"], current["name"] = kind, name

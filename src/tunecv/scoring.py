@@ -16,7 +16,7 @@ This is a leaf module: it imports numpy and pandas only.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from tunecv.results import metric_columns
 
 __all__ = [
     "MULTI_SCORE_STRATEGIES",
+    "as_frame",
     "cv_score",
     "is_unstable",
     "parse_metric",
@@ -128,6 +129,28 @@ def _unstable(raw: np.ndarray) -> np.ndarray:
     return ~(np.isfinite(raw) & (raw != 0.0)).all(axis=1)
 
 
+def as_frame(run_infos: pd.DataFrame | Sequence[Mapping] | Mapping) -> pd.DataFrame:
+    """``run_infos`` as a DataFrame: a DataFrame as it is, a sequence of mappings (one per run, as DARTS's
+    ``score_from_runs`` takes) or one mapping as rows.
+
+    Raises:
+        TypeError: ``run_infos`` is none of these (a string, a number, a list of non-mappings).
+    """
+    if isinstance(run_infos, pd.DataFrame):
+        return run_infos
+    if isinstance(run_infos, Mapping):
+        return pd.DataFrame([dict(run_infos)])
+    if isinstance(run_infos, (str, bytes)) or not isinstance(run_infos, Iterable):
+        raise TypeError(f"run_infos must be a DataFrame or a sequence of mappings (one per run); "
+                        f"got {type(run_infos).__name__}")
+    rows = list(run_infos)
+    bad = next((r for r in rows if not isinstance(r, (Mapping, pd.Series))), None)
+    if bad is not None:
+        raise TypeError(f"run_infos must be a DataFrame or a sequence of mappings (one per run); got a "
+                        f"sequence holding {type(bad).__name__}")
+    return pd.DataFrame([dict(r) for r in rows])
+
+
 def _completed(run_infos: pd.DataFrame) -> pd.DataFrame:
     if "status" not in run_infos.columns:
         return run_infos
@@ -163,7 +186,7 @@ def _combine(values: np.ndarray, strategy: str) -> np.ndarray:
         return values.min(axis=1)
 
 
-def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
+def score_runs(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequence[str] | str,
                multi_score_strategy: str = "harmonic") -> float:
     """The score of a cross-validation from its runs' metrics.
 
@@ -180,7 +203,8 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
     mean expects positive metrics: a run with a negative one has no combined value and is skipped.
 
     Args:
-        run_infos: One row per run (the ``run_infos.parquet`` table, or any frame with the metric columns).
+        run_infos: One row per run: the ``run_infos.parquet`` table, any frame with the metric columns, or a
+            sequence of mappings (one dict per run, such as ``[{"val/acc": 0.9, "status": "completed"}]``).
         scoring_metric: One spec or a list of specs such as ``["val/f1", "val/loss:lower"]``.
         multi_score_strategy: ``"arithmetic"``, ``"geometric"``, ``"harmonic"`` or ``"min"``.
 
@@ -196,6 +220,7 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
         raise one_of(_STRATEGY_KEY, multi_score_strategy, MULTI_SCORE_STRATEGIES)
     metrics = _parse_all(scoring_metric)
     names = [name for name, _ in metrics]
+    run_infos = as_frame(run_infos)
     completed = _completed(run_infos)
     if len(completed) == 0:
         return 0.0 if len(metrics) > 1 and multi_score_strategy in ("harmonic", "geometric") else math.nan
@@ -221,7 +246,7 @@ def score_runs(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
     return float(combined[keep].mean())
 
 
-def cv_score(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
+def cv_score(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequence[str] | str,
              strategy: str = "harmonic") -> tuple[float, bool]:
     """The score of a cross-validation and whether it rests on unstable runs.
 
@@ -237,6 +262,7 @@ def cv_score(run_infos: pd.DataFrame, scoring_metric: Sequence[str] | str,
     Raises:
         ConfigError: As :func:`score_runs`.
     """
+    run_infos = as_frame(run_infos)
     score = score_runs(run_infos, scoring_metric, strategy)
     completed = _completed(run_infos)
     if len(completed) == 0:

@@ -277,6 +277,48 @@ def _last_checkpoint(run_dir: Path) -> Optional[Path]:
     return last if last.is_file() else None
 
 
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """Why a checkpoint cannot resume a run (unreadable, truncated, weights only), or ``None``."""
+    import torch
+
+    try:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except RuntimeError as exc:  # an old, non-zip checkpoint cannot be memory-mapped
+            if "mmap" not in str(exc):
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()[:300]
+    if not isinstance(data, Mapping) or "state_dict" not in data or "optimizer_states" not in data:
+        return "not a full training checkpoint (no state_dict / optimizer_states)"
+    return None
+
+
+def resumable_checkpoint(run_dir: Path) -> Optional[Path]:
+    """The newest checkpoint of a run that loads: ``last.ckpt``, else the newest other one.
+
+    A checkpoint that fails to load (a crash mid-write, a truncated copy) is renamed
+    ``{name}.damaged-{time}`` with a warning, so that no later resume trips over it again; ``None`` when
+    no checkpoint is left (the run starts from scratch).
+    """
+    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
+    if not ckpt_dir.is_dir():
+        return None
+    last = ckpt_dir / "last.ckpt"
+    others = sorted((p for p in ckpt_dir.glob("*.ckpt") if p.is_file() and p != last),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in ([last] if last.is_file() else []) + others:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        log.warning("checkpoint %s cannot be loaded (%s); set aside as %s", path, problem, aside.name)
+    return None
+
+
 def _to_float(value: Any) -> Optional[float]:
     try:
         return float(value.item() if hasattr(value, "item") else value)
@@ -367,6 +409,15 @@ def train(
         ConfigError: a bad key or value (raised before anything is written).
         ResumeError: ``--resume`` / ``--reset`` misuse.
     """
+    with contextlib.ExitStack() as held:  # a run called alone keeps its name claimed until it ends
+        return _train(config, name=name, run_dir=run_dir, resume=resume, reset=reset, callbacks=callbacks,
+                      tracking=tracking, progress_bar=progress_bar, quiet=quiet, held=held)
+
+
+def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str],
+           run_dir: Optional[Union[str, os.PathLike]], resume: bool, reset: bool, callbacks: Sequence[Any],
+           tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
+           held: contextlib.ExitStack) -> TrainResult:
     cfg = as_config(config)
     if run_dir is None:
         run_name, folder, existed, stale = resolve_standalone_dir(cfg, name, resume, reset)
@@ -397,6 +448,15 @@ def train(
     device_kwargs = trainer_device_kwargs(cfg)
     _check_trainer(cfg, device_kwargs)
 
+    if run_dir is None and _is_rank_zero():
+        # one command per run name at a time; then check again what resolve_standalone_dir saw
+        parent = naming.standalone_runs_parent(cfg.artifact_dir)
+        held.enter_context(naming.claim_name(parent, run_name, "run"))
+        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
+        if others and not (resume or reset):
+            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it "
+                              f"or --reset to delete it and start over")
+        naming.announce("run", run_name)
     for old in stale:
         shutil.rmtree(old)
     existed = existed and folder.exists()
@@ -523,12 +583,12 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
             raise error from None
         ckpt_path = cfg.ckpt_path  # LightningCLI's ckpt_path: start from that checkpoint
         if resume:
-            last = _last_checkpoint(folder)
-            if last is not None:
-                ckpt_path = str(last)
-                log.info("resuming %s from %s", run_name, last)
+            start = resumable_checkpoint(folder)
+            if start is not None:
+                ckpt_path = str(start)
+                log.info("resuming %s from %s", run_name, start)
             else:
-                log.warning("run %s has no last checkpoint; it starts %s", run_name,
+                log.warning("run %s has no loadable checkpoint; it starts %s", run_name,
                             f"again from {ckpt_path}" if ckpt_path else "again from scratch")
         fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
         if cfg.weights_only is not None:

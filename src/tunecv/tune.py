@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 STORAGE_FILE = "optuna.db"
 SPACE_FILE = "search_space.json"
 HEARTBEAT_ATTR = "tunecv:heartbeat"
+WORKER_ATTR = "tunecv:worker"
 CV_INDEX_ATTR = "cv_index"
 UNSTABLE_ATTR = "score_is_unstable"
 HEARTBEAT_EVERY = 20.0
@@ -203,8 +204,9 @@ def _best_trial(study: Any, directions: list[str]) -> Any:
 class _Heartbeat:
     """Marks this process's running trials as alive, so that other workers can tell stale ones."""
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Any, every: float = HEARTBEAT_EVERY) -> None:
         self.study = study
+        self.every = every
         self.trial_ids: set[int] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -231,15 +233,36 @@ class _Heartbeat:
             self.study._storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_EVERY):
+        while not self._stop.wait(self.every):
             with self._lock:
                 ids = list(self.trial_ids)
             for trial_id in ids:
                 self.beat(trial_id)
 
 
-def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
-    """Fail trials left RUNNING by a crash and queue their parameters again (same cv index)."""
+def worker_identity(cfg: Config) -> Optional[str]:
+    """The worker slot of this process in a shared tune: ``tune.worker_id``, else the SLURM array task.
+
+    A worker restarted in the same slot takes the trials its earlier life left running back at once,
+    without waiting for their heartbeat to go stale. ``None``: no slot (stale trials wait for
+    ``tune.heartbeat_grace``).
+    """
+    if cfg.tune.worker_id is not None:
+        return str(cfg.tune.worker_id)
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if job and task:
+        return f"slurm-array-{job}_{task}"
+    return None
+
+
+def _requeue_stale(study: Any, space: Any, all_running: bool, grace: float = STALE_AFTER,
+                   worker: Optional[str] = None, mine: Optional[set[int]] = None) -> list[int]:
+    """Fail trials left RUNNING by a crash and queue their parameters again (same cv index).
+
+    A RUNNING trial is taken over when ``all_running`` (one process owns the study), when its heartbeat
+    is older than ``grace`` seconds, or when it was started by this worker slot (``worker``) in an
+    earlier life (it is not one of ``mine``, the trials this process runs now).
+    """
     from optuna.trial import TrialState
 
     now = time.time()
@@ -248,7 +271,9 @@ def _requeue_stale(study: Any, space: Any, all_running: bool) -> list[int]:
         beat = float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0))
         if t.datetime_start is not None:  # a trial just asked for has no heartbeat yet
             beat = max(beat, t.datetime_start.timestamp())
-        if not all_running and now - beat < STALE_AFTER:
+        own_earlier = (worker is not None and t.system_attrs.get(WORKER_ATTR) == worker
+                       and t._trial_id not in (mine or set()))
+        if not all_running and not own_earlier and now - beat < grace:
             continue  # another live worker is running it
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -290,9 +315,16 @@ def tune(
     Returns:
         The :class:`TuneResult`.
     """
+    with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
+        return _tune(config, name=name, resume=resume, reset=reset, dry_run=dry_run, progress=progress,
+                     executor=executor, held=held)
+
+
+def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str], resume: bool, reset: bool,
+          dry_run: bool, progress: bool, executor: Any, held: contextlib.ExitStack) -> Optional[TuneResult]:
     import optuna
 
-    from tunecv.build import as_config, build_objects
+    from tunecv.build import as_config
     from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
 
     cfg = as_config(config)
@@ -344,7 +376,7 @@ def tune(
             raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
 
     # Validate everything (data, model, each grid point's config) before anything is written.
-    from tunecv.cv import _check_data_module
+    from tunecv.cv import validate_objects
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
@@ -352,9 +384,8 @@ def tune(
     if own_executor and not dry_run:
         executor = make_cv_executor(cfg, parallel, accelerator)
     try:
-        _check_data_module(cfg)
         first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
-        build_objects(apply(cfg, first_values).replace(fold=0))
+        validate_objects(apply(cfg, first_values).replace(fold=0), executor)
         if points:
             for point in points:
                 apply(cfg, point)
@@ -362,6 +393,12 @@ def tune(
             _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
             return None
 
+        if not shared:  # one command per tune name at a time (workers of a shared study share the name)
+            held.enter_context(naming.claim_name(folder.parent, tune_name, "tune"))
+            if folder.exists() and not (resume or reset):
+                raise ResumeError(f"a tune named {tune_name!r} exists in {folder}; pass --resume to finish it or "
+                                  f"--reset to delete it and start over")
+        naming.announce("tune", tune_name)
         storage_url = cfg.tune.storage or default_storage(folder)
         if reset and folder.exists():
             if shared:
@@ -375,6 +412,10 @@ def tune(
         atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
 
         study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
+        if not created and not shared:
+            # A seeded sampler built again would restart its stream and propose the same points again.
+            study.sampler = make_sampler(sampler_name, seed=continued_seed(seed, len(study.trials)), space=space,
+                                         n_objectives=len(directions))
         _check_space_unchanged(study, space, folder, created)
         if created and points is not None:
             for point in points:
@@ -383,7 +424,10 @@ def tune(
             for values, source in warm_points[:n_trials]:
                 study.enqueue_trial(space.to_trial_params(values), user_attrs={records.WARM_START_ATTR: source},
                                     skip_if_exists=False)
-        requeued = _requeue_stale(study, space, all_running=not shared) if (resume or shared) else []
+        worker = worker_identity(cfg) if shared else None
+        grace = float(cfg.tune.heartbeat_grace)
+        requeued = (_requeue_stale(study, space, all_running=not shared, grace=grace, worker=worker)
+                    if (resume or shared) else [])
         if requeued:
             log.info("re-queued trials left running by a crash: %s", requeued)
 
@@ -405,23 +449,36 @@ def tune(
         lock = threading.Lock()
 
         failures = {"consecutive": 0, "errors": []}
+        duplicates = {"in_a_row": 0}
 
         def ask() -> Optional[CrossValidation]:
             with lock:
                 if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
                     return None
                 nonlocal last_stale_check
-                if shared and time.monotonic() - last_stale_check >= HEARTBEAT_EVERY:
-                    last_stale_check = time.monotonic()  # a trial goes stale in STALE_AFTER: no need to look often
-                    requeued_now = _requeue_stale(study, space, all_running=False)
+                if shared and time.monotonic() - last_stale_check >= min(HEARTBEAT_EVERY, grace / 4):
+                    last_stale_check = time.monotonic()  # a trial goes stale in `grace`: no need to look often
+                    requeued_now = _requeue_stale(study, space, all_running=False, grace=grace, worker=worker,
+                                                  mine=set(heartbeat.trial_ids))
                     if requeued_now:
                         log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
                 while True:
-                    if counts.finished() + counts.live() >= n_trials:
+                    finished = counts.finished()
+                    if finished >= n_trials:
                         return None
                     if budget.exhausted(r.session for r in recorders.values()):
                         return None
-                    if points is not None and not counts.waiting():
+                    live = counts.live()
+                    if finished + live >= n_trials or (points is not None and not counts.waiting()):
+                        if in_flight or not shared or live == 0:
+                            return None  # our own trials end this tune (or the grid has nothing left)
+                        # Trials of other workers are running: wait until they finish, or until one goes
+                        # stale and is queued again for us, instead of leaving with the study short.
+                        _wait_for_others(study, space, n_trials, grace, worker)
+                        continue
+                    exhausted = _space_exhausted(study, space, points is not None, duplicates["in_a_row"])
+                    if exhausted:
+                        log.warning("%s; the tune stops with %d finished trials", exhausted, finished)
                         return None
                     trial = study.ask()
                     counts.asked()
@@ -429,9 +486,19 @@ def tune(
                         trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         return None
+                    values = space.suggest(trial)
+                    twin = None if points is not None else _finished_twin(study, trial)
+                    if twin is not None:  # never train a point that was already evaluated
+                        trial.set_user_attr("duplicate_of", twin)
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        counts.told("fail")
+                        duplicates["in_a_row"] += 1
+                        continue
+                    duplicates["in_a_row"] = 0
                     heartbeat.add(trial._trial_id)
+                    if worker is not None:
+                        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
                     break
-                values = space.suggest(trial)
                 trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
                 cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
                 if CV_INDEX_ATTR not in trial.user_attrs:
@@ -488,7 +555,7 @@ def tune(
         if own_executor and executor is not None:
             executor.shutdown()
         raise
-    with _Heartbeat(study) as heartbeat, reporter:
+    with _Heartbeat(study, every=min(HEARTBEAT_EVERY, grace / 4)) as heartbeat, reporter:
         try:
             drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
@@ -540,6 +607,81 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
     return True
+
+
+def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker: Optional[str]) -> None:
+    """Block while other workers run the last trials; return when one finished or one was re-queued.
+
+    A worker of a shared study never ends while the study is short of ``n_trials`` and a trial is
+    RUNNING: that trial's worker may be dead, and its trial is taken over once its heartbeat is
+    ``grace`` seconds old.
+    """
+    from optuna.trial import TrialState
+
+    poll = max(0.5, min(5.0, grace / 8))
+    said = -1e9
+    before = (_count_finished(study), _count_live(study))
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if time.monotonic() - said >= 60:
+            said = time.monotonic()
+            log.info("waiting for %d trial(s) that other workers run (%s): the study has %d of %d trials; a trial "
+                     "whose worker stops beating for %.0f s (tune.heartbeat_grace) is taken over",
+                     len(running), ", ".join(str(t.number) for t in running), before[0], n_trials, grace)
+        time.sleep(poll)
+        if _requeue_stale(study, space, all_running=False, grace=grace, worker=worker):
+            return
+        now = (_count_finished(study), _count_live(study))
+        if now != before or _n_trials(study, TrialState.WAITING):
+            return
+
+
+def continued_seed(seed: int, n_trials_so_far: int) -> int:
+    """The sampler seed of a tune that already holds ``n_trials_so_far`` trials.
+
+    A fresh tune (no trial yet) uses ``seed`` itself, so it reproduces exactly; a resumed one continues
+    with a seed derived from both, instead of restarting the stream and proposing its first points again.
+    """
+    if n_trials_so_far <= 0:
+        return seed
+    return (seed * 1_000_003 + n_trials_so_far * 7_919 + 1) % (2**31 - 1)
+
+
+def _finished_twin(study: Any, trial: Any) -> Optional[int]:
+    """The number of a finished trial with exactly ``trial``'s parameters (``None`` if there is none).
+
+    A point that was queued on purpose (re-queued after a crash, warm start) is never a twin.
+    """
+    from optuna.trial import TrialState
+
+    if not trial.params or "fixed_params" in study._storage.get_trial(trial._trial_id).system_attrs:
+        return None
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.params == trial.params:
+            return other.number
+    return None
+
+
+MAX_DUPLICATES_IN_A_ROW = 50
+
+
+def _space_exhausted(study: Any, space: Any, grid: bool, duplicates_in_a_row: int) -> Optional[str]:
+    """Why no new point can be proposed (every point of a discrete space finished), else ``None``."""
+    from optuna.trial import TrialState
+
+    if grid:
+        return None
+    if duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+        return (f"the sampler proposed only points that were already evaluated, {duplicates_in_a_row} times in a "
+                f"row: the search space looks exhausted")
+    if not space.is_grid_compatible:
+        return None
+    size = space.grid_size()
+    seen = {tuple(sorted(t.params.items())) for t in
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+    if len(seen) >= size:
+        return f"the search space is exhausted: all {size} of its points were evaluated"
+    return None
 
 
 class _BestWatch:
@@ -612,7 +754,14 @@ def _create_or_load(optuna: Any, name: str, storage: Any, sampler: Any, pruner: 
     else:
         kwargs["directions"] = directions
     try:
-        return optuna.create_study(load_if_exists=False, **kwargs), True
+        try:
+            return optuna.create_study(load_if_exists=False, **kwargs), True
+        except Exception as exc:  # two workers creating one study at once: the loser's insert fails
+            text = str(exc)
+            if isinstance(exc, optuna.exceptions.DuplicatedStudyError) or not any(
+                    s in text for s in ("UNIQUE constraint", "duplicate key", "IntegrityError")):
+                raise
+            raise optuna.exceptions.DuplicatedStudyError(text) from None
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         if [d.name.lower() for d in study.directions] != directions:

@@ -403,6 +403,15 @@ def test_no_code_decides_pinning_by_class_name():
     assert offenders == []
 
 
+def test_thread_budget_shares_the_free_cores_and_the_key_overrides_it():
+    from tunecv.executors import available_cpus, thread_budget
+
+    cpus = available_cpus()
+    assert thread_budget(1, 3) == 3 and thread_budget(4, 1) == 1  # local.threads_per_worker wins
+    for slots in (1, 2, cpus, 4 * cpus):
+        assert 1 <= thread_budget(slots) <= max(1, cpus // slots)
+
+
 def test_slurm_section_becomes_sbatch_parameters_and_run_devices():
     import shutil as _shutil
 

@@ -310,3 +310,26 @@ def test_strategy_order_for_positive_metrics(rows, data):
     assert s["min"] <= s["harmonic"] + tol
     assert s["harmonic"] <= s["geometric"] + tol
     assert s["geometric"] <= s["arithmetic"] + tol
+
+
+# -- a sequence of mappings (DARTS's score_from_runs takes a list of records) -------------------------
+
+@pytest.mark.parametrize("strategy", MULTI_SCORE_STRATEGIES)
+def test_a_list_of_records_scores_as_the_same_frame(strategy):
+    records = [{"a": 0.5, "b": 0.8, "status": "completed"}, {"a": 0.25, "b": 0.4, "status": "completed"},
+               {"a": None, "b": None, "status": "failed"}]
+    df = pd.DataFrame(records)
+    assert score_runs(records, ["a", "b:lower"], strategy) == score_runs(df, ["a", "b:lower"], strategy)
+    assert cv_score(records, ["a"], strategy) == cv_score(df, ["a"], strategy)
+    assert score_runs(tuple(records), "a") == pytest.approx(0.375)
+
+
+def test_records_missing_a_metric_list_the_logged_ones():
+    with pytest.raises(ConfigError, match=r"'val/f1'.*logged metrics: val/acc"):
+        score_runs([{"val/acc": 0.5}], "val/f1")
+
+
+@pytest.mark.parametrize("bad", ["runs.parquet", 3, [1, 2]])
+def test_run_infos_of_another_type_is_a_type_error(bad):
+    with pytest.raises(TypeError, match="DataFrame or a sequence of mappings"):
+        score_runs(bad, "a")

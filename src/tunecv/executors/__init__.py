@@ -26,7 +26,7 @@ from tunecv.executors._base import (
     current_device,
 )
 from tunecv.executors._local import gpu_count, make_executor
-from tunecv.executors._pool import DevicePoolExecutor, available_cpus
+from tunecv.executors._pool import DevicePoolExecutor, available_cpus, thread_budget
 from tunecv.executors._registry import EXECUTORS, executor_names, make_executor_from_config
 from tunecv.executors._serial import SerialExecutor
 
@@ -45,4 +45,5 @@ __all__ = [
     "gpu_count",
     "make_executor",
     "make_executor_from_config",
+    "thread_budget",
 ]

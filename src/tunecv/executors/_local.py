@@ -90,7 +90,26 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Executor:
     options = getattr(cfg, "local", None)
     return make_executor(devices, accelerator, parallel, runs_per_device=cfg.runs_per_device,
                          start_method=getattr(options, "start_method", "forkserver"),
-                         threads_per_worker=getattr(options, "threads_per_worker", None))
+                         threads_per_worker=getattr(options, "threads_per_worker", None),
+                         preload=run_modules(cfg))
+
+
+# What every training run imports: a pool's fork server imports it once, so that no worker pays it.
+RUN_MODULES = (
+    "torch", "lightning", "lightning.pytorch.callbacks", "lightning.pytorch.loggers", "pandas", "pyarrow.parquet",
+    "sklearn.model_selection", "jsonargparse", "omegaconf", "tunecv.cv", "tunecv.train", "tunecv.data",
+    "tunecv.splits", "tunecv.results", "tunecv.scoring", "tunecv.tracking",
+)
+
+
+def run_modules(cfg: Any) -> list[str]:
+    """:data:`RUN_MODULES` and the modules of the config's model and data classes."""
+    modules = list(RUN_MODULES)
+    for section in (getattr(cfg, "model", None), getattr(cfg, "data", None)):
+        path = section.get("class_path") if isinstance(section, dict) else None
+        if isinstance(path, str) and "." in path:
+            modules.append(path.rpartition(".")[0])
+    return modules
 
 
 def make_executor(
@@ -100,6 +119,7 @@ def make_executor(
     runs_per_device: int = 1,
     start_method: str = "forkserver",
     threads_per_worker: Optional[int] = None,
+    preload: Sequence[str] = ("torch", "lightning"),
 ) -> Executor:
     """The executor for these device settings.
 
@@ -114,6 +134,7 @@ def make_executor(
         runs_per_device: how many runs share one device at once.
         start_method: how a pool starts its workers (see :class:`DevicePoolExecutor`).
         threads_per_worker: CPU threads per pool worker (default: the CPUs shared out).
+        preload: modules the pool's fork server imports once, before it starts workers.
 
     Raises:
         ConfigError: ``devices`` is ``["auto"]`` with a GPU accelerator and no GPU can be found, or a
@@ -124,4 +145,4 @@ def make_executor(
     accel = accelerator.lower() if isinstance(accelerator, str) else "auto"
     slots, accel = _resolve_devices(devices, accel)
     return DevicePoolExecutor(slots, accelerator=accel, runs_per_device=runs_per_device, start_method=start_method,
-                              threads_per_worker=threads_per_worker)
+                              threads_per_worker=threads_per_worker, preload=preload)

@@ -31,8 +31,10 @@ from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
-__all__ = ["DevicePoolExecutor", "available_cpus"]
+__all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
 
+# The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
+PRELOAD_ENV = "TUNECV_PRELOAD"
 # After a worker sent its result it should exit at once; one still alive after this long is terminated.
 EXIT_GRACE = 10.0
 # After SIGTERM, a worker still alive after this long gets SIGKILL.
@@ -45,6 +47,43 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
         return os.cpu_count() or 1
+
+
+def _others_running(samples: int = 3, interval: float = 0.01) -> float:
+    """How many tasks of other processes want a CPU right now (the run queue, less this process).
+
+    Linux: the median of a few reads of the running count in ``/proc/loadavg`` (instantaneous, so this
+    process's own past work does not count); elsewhere the 1-minute load average.
+    """
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            try:
+                return max(0.0, os.getloadavg()[0])
+            except (AttributeError, OSError):  # pragma: no cover - no load information at all
+                return 0.0
+        counts.append(max(0, running - 1))  # the reading thread is one of them
+        if i + 1 < samples:
+            time.sleep(interval)
+    return float(sorted(counts)[len(counts) // 2])
+
+
+def thread_budget(n_slots: int = 1, requested: Optional[int] = None) -> int:
+    """CPU threads for each of ``n_slots`` runs at once: the cores free for them now, shared out.
+
+    ``requested`` (the ``local.threads_per_worker`` key) wins when given. Otherwise each run gets
+    ``available CPUs // n_slots`` threads, fewer when other processes keep cores busy (at least one):
+    on a shared machine, a run with a thread per core waits at every operation for the threads that
+    the other programs' work has pushed off the CPUs.
+    """
+    if requested is not None:
+        return max(1, int(requested))
+    cpus = available_cpus()
+    free = max(1, round(cpus - _others_running()))
+    return max(1, min(cpus // max(1, n_slots), free // max(1, n_slots)))
 
 
 def _check_device(device: Any) -> Device:
@@ -149,16 +188,18 @@ class DevicePoolExecutor(Executor):
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
-        self.threads_per_worker = threads_per_worker or max(1, available_cpus() // self.n_slots)
+        self.threads_per_worker = thread_budget(self.n_slots, threads_per_worker)
         for device in self.devices:  # fail now, not in the scheduler, on a device CUDA cannot see
             pin_environment(device, self.accelerator, None, os.environ)
 
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver" and not _forkserver_running():
-            self._ctx.set_forkserver_preload(list(preload))
+            # One preload module imports the list, each import guarded: multiprocessing's own preload only
+            # skips ImportError, and any other error in a user's module would take the server down.
+            os.environ[PRELOAD_ENV] = ",".join(preload)
+            self._ctx.set_forkserver_preload(["tunecv.executors._warm"])
             # Start the server (and its imports) now, in the background, while the driver prepares.
-            threading.Thread(target=multiprocessing.forkserver.ensure_running, name="tunecv-forkserver",
-                             daemon=True).start()
+            threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
 
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[Job, bytes]] = collections.deque()
@@ -414,6 +455,13 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
             f"while running {name} (its stderr may say why)")
 
 
+def _start_forkserver() -> None:
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:  # the server has the list in its environment; nothing else needs it
+        os.environ.pop(PRELOAD_ENV, None)
+
+
 def _forkserver_running() -> bool:
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     return getattr(server, "_forkserver_pid", None) is not None
@@ -433,9 +481,49 @@ _hooks = {"atexit": False, "sigterm": False}
 
 
 def _kill_live_pools() -> None:
-    """atexit: no worker outlives the driver."""
+    """atexit: no worker outlives the driver, nor the fork server and resource tracker it started."""
     for pool in list(_LIVE):
         pool.shutdown(cancel_pending=True, kill=True)
+    stop_servers()
+
+
+def _end_helper(pid: Optional[int], alive_fd: Optional[int], grace: float = 1.0) -> None:
+    """End a helper process of :mod:`multiprocessing`: close its "alive" pipe, let it go, else SIGKILL it."""
+    if pid is None:
+        return
+    if alive_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive_fd)
+    deadline = time.monotonic() + grace
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() >= deadline:  # e.g. still importing its preload: nothing to lose
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except (ChildProcessError, ProcessLookupError):  # already reaped
+        pass
+
+
+def stop_servers() -> None:
+    """End the fork server and the resource tracker now, instead of a moment after this process exits.
+
+    Both would end by themselves once this process is gone (they wait for their pipe to close), which
+    leaves them alive for a second or more after the command returned. A later pool starts them again.
+    """
+    import multiprocessing.resource_tracker as resource_tracker
+
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
+        with server._lock:
+            _end_helper(server._forkserver_pid, server._forkserver_alive_fd)
+            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and getattr(tracker, "_pid", None) is not None:
+        with tracker._lock:
+            _end_helper(tracker._pid, tracker._fd)
+            tracker._pid = tracker._fd = None
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
