@@ -417,13 +417,16 @@ def _check_test_split(metadata: pd.DataFrame, split: SplitConfig) -> None:
             raise DataError(f"`split.test_split_by` must name sample ids of {where} (one of: "
                             f"{_listing(ids)}); got unknown {_listing(unknown, quote=True)}")
     elif split.test_split == "random":
-        n = len(metadata)
         fraction = float(by[0])
+        if split.fold_method in GROUP_FOLD_METHODS:  # the test set is a fraction of the groups
+            n, unit = len(_codes(metadata[split.group_column])[1]), f"groups of group_column {split.group_column!r}"
+        else:
+            n, unit = len(metadata), "samples"
         n_test = math.ceil(fraction * n)
         if n - n_test < 1:
-            raise DataError(f"`split.test_split_by` must leave samples to train on: a test fraction of "
-                            f"{fraction} of {n} samples takes {n_test}; got {by!r}")
-        if split.stratify_column is not None:
+            raise DataError(f"`split.test_split_by` must leave {unit} to train on: a test fraction of "
+                            f"{fraction} of {n} {unit} takes {n_test}; got {by!r}")
+        if split.stratify_column is not None and split.fold_method not in GROUP_FOLD_METHODS:
             _check_stratified_shuffle(metadata, split, np.arange(n), n_test,
                                       "`split.test_split_by`", by, "test_split 'random'")
 
