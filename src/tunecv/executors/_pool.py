@@ -455,6 +455,29 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
             f"while running {name} (its stderr may say why)")
 
 
+def prestart_forkserver(preload: Sequence[str]) -> bool:
+    """Start the fork server (and its imports of ``preload``) now, in the background.
+
+    The command line calls this before it parses a cv-parallel or tune-parallel config, so that the
+    server's imports (torch, lightning, the model's module, ...) run on another core while the driver
+    parses and validates: a short cv then pays them once in wall time, not twice. A pool created later
+    uses the running server; atexit ends it with the command, also when no pool was created.
+
+    Returns:
+        Whether a server was started (``False`` where forkserver is unavailable or one is running).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods() or _forkserver_running():
+        return False
+    os.environ[PRELOAD_ENV] = ",".join(preload)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
+    with _HOOKS_LOCK:
+        if not _hooks["atexit"]:
+            atexit.register(_kill_live_pools)
+            _hooks["atexit"] = True
+    threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
+    return True
+
+
 def _start_forkserver() -> None:
     try:
         multiprocessing.forkserver.ensure_running()
@@ -517,7 +540,9 @@ def stop_servers() -> None:
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     if server is not None and getattr(server, "_forkserver_pid", None) is not None:
         with server._lock:
-            _end_helper(server._forkserver_pid, server._forkserver_alive_fd)
+            # The server holds no state; its own exit (tearing down torch and lightning) can take a
+            # second or more, so it is killed rather than waited for.
+            _end_helper(server._forkserver_pid, server._forkserver_alive_fd, grace=0.0)
             server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     if tracker is not None and getattr(tracker, "_pid", None) is not None:
