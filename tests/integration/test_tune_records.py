@@ -123,6 +123,7 @@ def test_multi_objective_records(tmp_path, external_pkg):
 
 def test_timeout_stops_starting_cvs_and_is_kept_across_resume(tmp_path, external_pkg, capsys):
     cfg = cfg_of(tmp_path, folds=2, seeds=1, n_trials=3, timeout=0.5)
+    cfg["data"]["init_args"]["sleep"] = 0.3  # each run takes > 0.3 s, so the first cv outlasts the budget
     first = tune(cfg, name="to", progress=False)
     assert len(first.study.trials) == 1 and "tune.timeout of 0.5 s reached" in first.stopped_by
     elapsed = load(tmp_path, "to").user_attrs["tunecv:elapsed"]
