@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.required_services import pytest_runtest_makereport  # noqa: F401  (a hook: skips fail in CI)
+from tests.required_services import required as required_services
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
@@ -198,7 +201,7 @@ def slurm_cluster():
     """
     from tests.slurm.cluster import ClusterUnavailable, SlurmCluster, why_unavailable
 
-    required = os.environ.get("TUNECV_REQUIRE_SLURM") == "1"  # set by .ci/run: a skip there is a failure
+    required = "slurm" in required_services()  # set by .ci/run: a skip there is a failure
     reason = why_unavailable()
     if reason:
         (pytest.fail if required else pytest.skip)(f"no SLURM test cluster: {reason}")
