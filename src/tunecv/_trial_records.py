@@ -90,7 +90,7 @@ class TrialRecorder:
 
 def planned_runs_left(session: Any) -> int:
     """Runs of an open cv that will still run (0 once pruned)."""
-    if session.pruned:
+    if session.stopped is not None:
         return session.in_flight
     return len(session.runs) - len(session.rows)
 

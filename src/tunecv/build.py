@@ -10,16 +10,20 @@ the ``optimizer:`` / ``lr_scheduler:`` sections turned into ``configure_optimize
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import types
+import warnings
 from collections.abc import Mapping
 from typing import Any, Union
 
 from tunecv.config import Config, _resolve_class, load_config
 from tunecv.errors import ConfigError, TunecvError
 
-__all__ = ["as_config", "attach_optimizers", "build_objects", "check_devices", "instantiate",
-           "is_lightning_user_error"]
+__all__ = ["as_config", "attach_optimizers", "build_objects", "check_devices", "check_one_cv_strategy",
+           "instantiate", "is_lightning_user_error", "many_runs_strategy", "validate_objects"]
+
+log = logging.getLogger(__name__)
 
 
 def as_config(config: Union[Config, Mapping, str, os.PathLike]) -> Config:
@@ -179,3 +183,61 @@ def build_objects(cfg: Config) -> tuple[Any, Any]:
         data.prepare_split()
     attach_optimizers(model, cfg.optimizer, cfg.lr_scheduler)
     return model, data
+
+
+# -- before the runs of a cv or a tune ----------------------------------------------------------------------
+
+def many_runs_strategy(cfg: Config) -> Config:
+    """``cfg`` for one of many runs started by one driver: plain ``ddp`` / ``ddp_spawn`` become ``ddp_fork``.
+
+    Plain ddp re-runs the whole script once per process, the driver included (a warning says so).
+    """
+    strategy = cfg.device_setting("strategy")
+    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn"):
+        warnings.warn(f"strategy {strategy!r} under cv/tune becomes 'ddp_fork' (plain ddp re-runs the whole "
+                      f"script once per process)", stacklevel=3)
+        log.warning("strategy %r under cv/tune becomes 'ddp_fork'", strategy)
+        return cfg.replace(strategy="ddp_fork", trainer={k: v for k, v in cfg.trainer.items() if k != "strategy"})
+    return cfg
+
+
+def check_one_cv_strategy(cfg: Config) -> None:
+    """A cv on its own cannot use ``tune-parallel`` (it runs the cvs of a tune side by side)."""
+    if cfg.device_setting("strategy") == "tune-parallel":
+        raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
+                          "cv-parallel")
+
+
+def validate_objects(cfg: Config, executor: Any = None) -> None:
+    """Build the model and data of ``cfg`` once, so that every config or data error surfaces first.
+
+    On a local device pool this is the pool's first job: its worker starts from the fork server that
+    imported torch, lightning and the model's module, so this process (the driver) never imports them
+    itself, and a short cv-parallel pays those imports once instead of twice.
+    """
+    from tunecv.executors import DevicePoolExecutor
+
+    if isinstance(executor, DevicePoolExecutor):
+        executor.submit(_build_objects, cfg).result()
+    else:
+        _build_objects(cfg)
+
+
+def _build_objects(cfg: Config) -> None:
+    """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
+    _check_data_module(cfg)
+    build_objects(cfg)
+
+
+def _check_data_module(cfg: Config) -> None:
+    import lightning as L
+
+    from tunecv.config import import_class
+    from tunecv.data import SplitDataModule
+
+    if cfg.data is None:
+        raise ConfigError("`data` must be set: a tunecv.data.SplitDataModule subclass")
+    cls = import_class(cfg.data.get("class_path"), "data.class_path")
+    if isinstance(cls, type) and issubclass(cls, L.LightningDataModule) and not issubclass(cls, SplitDataModule):
+        raise ConfigError(f"`data.class_path` must be a tunecv.data.SplitDataModule for cv and tune (folds come "
+                          f"from its load()); got {cfg.data['class_path']!r}, a plain LightningDataModule")

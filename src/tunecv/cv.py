@@ -1,8 +1,10 @@
 """The ``cv`` level: one cross-validation, folds x seeds, each pair one ``train`` run.
 
 A :class:`CrossValidation` plans its runs, records each result in ``run_infos.parquet`` (rewritten
-atomically after every run) and scores them. :func:`drive` runs the runs of one or several
-cross-validations on an executor; the tune level uses it too, for ``tune-parallel``.
+atomically after every run) and scores them. It is a session of the scheduler (``scheduler.py``), which
+runs the runs of one or several cross-validations on an executor. A caller that drives many
+cross-validations adds its own columns to every row (``extra_columns``: opaque here) and may stop one
+early (:meth:`CrossValidation.stop`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import dataclasses
 import logging
 import os
 import shutil
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from tunecv import naming
-from tunecv.config import PARALLEL_STRATEGIES, Config
-from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
-from tunecv.progress import CVProgress
+# Relative imports: the package's name holds the name of the level above, which this level never mentions.
+from . import naming
+from .build import many_runs_strategy
+from .config import PARALLEL_STRATEGIES, Config
+from .errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
+from .progress import CVProgress
+from .scheduler import drive
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
 
@@ -56,10 +60,10 @@ class CVResult:
     Attributes:
         name: the cv name.
         cv_dir: its folder.
-        score: the cv score (see :mod:`tunecv.scoring`); NaN when no run completed.
+        score: the cv score (see the scoring module); NaN when no run completed.
         score_is_unstable: a completed run had a non-finite or zero scoring metric.
         run_infos: one row per run (the content of ``run_infos.parquet``).
-        pruned: the cv was stopped early by a pruner.
+        stopped: the caller stopped the cv before all its runs were launched (:meth:`CrossValidation.stop`).
     """
 
     name: str
@@ -67,7 +71,7 @@ class CVResult:
     score: float
     score_is_unstable: bool
     run_infos: Any
-    pruned: bool = False
+    stopped: bool = False
 
     @property
     def n_completed(self) -> int:
@@ -87,8 +91,8 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     """
     import warnings as _w
 
-    from tunecv.config import config_from_dict
-    from tunecv.train import train
+    from .config import config_from_dict
+    from .train import train
 
     _w.filterwarnings("ignore", message=".*LeafSpec.*")
     if quiet:
@@ -115,7 +119,7 @@ def _thread_policy(cfg: Config) -> Iterator[None]:
 
     A pool worker already has its budget (set by the pool when it started the worker).
     """
-    from tunecv.executors import current_device, thread_budget
+    from .executors import current_device, thread_budget
 
     if current_device() is not None:
         yield
@@ -140,19 +144,21 @@ class CrossValidation:
         cv_dir: the folder of the cv (its runs are sub-folders).
         resume: keep completed runs found in ``cv_dir`` and continue the others.
         tracking: wandb ``group`` / ``job_type`` / ``config`` for every run.
-        extra_columns: values added to every row (a tune adds ``tune_name``, ``trial``, hyperparameters).
+        extra_columns: values added to every row, as given (the caller's own columns; ``run_infos.parquet``
+            orders the known ones, see the results module). The mapping stays the caller's to update.
     """
 
     def __init__(self, cfg: Config, name: str, cv_dir: Union[str, Path], *, resume: bool = False,
                  tracking: Optional[Mapping[str, Any]] = None,
                  extra_columns: Optional[Mapping[str, Any]] = None) -> None:
-        self.cfg = _cv_strategy(cfg)
+        self.cfg = many_runs_strategy(cfg)
         self.name = naming.validate_name(name)
         self.cv_dir = Path(cv_dir)
         self.tracking = {"group": name, "job_type": name, **dict(tracking or {})}
         self.extra_columns = dict(extra_columns or {})
         self.rows: dict[int, dict[str, Any]] = {}
-        self.pruned = False
+        self.stopped: Optional[str] = None  # the status of the runs a stop left unlaunched
+        self._stop_columns: dict[str, Any] = {}
         self.runs = self._plan(resume)
         self._launched: set[int] = set()
         if resume:
@@ -160,7 +166,7 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        from tunecv.splits import fold_count
+        from .splits import fold_count
 
         n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
@@ -173,7 +179,7 @@ class CrossValidation:
         return runs
 
     def _adopt_finished(self) -> None:
-        from tunecv.train import read_result
+        from .train import read_result
 
         for run in self.runs:
             result = read_result(run.run_dir)
@@ -184,8 +190,8 @@ class CrossValidation:
     # -- progress -----------------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        """Every run recorded, or pruned with nothing in flight."""
-        return len(self.rows) == len(self.runs) or (self.pruned and self._launched <= set(self.rows))
+        """Every run recorded, or stopped with nothing in flight."""
+        return len(self.rows) == len(self.runs) or (self.stopped is not None and self._launched <= set(self.rows))
 
     @property
     def in_flight(self) -> int:
@@ -193,13 +199,13 @@ class CrossValidation:
 
     def next_run_peek(self) -> Optional[CVRun]:
         """The run :meth:`next_run` would launch, without launching it."""
-        if self.pruned:
+        if self.stopped is not None:
             return None
         return next((r for r in self.runs if r.index not in self._launched), None)
 
     def next_run(self) -> Optional[CVRun]:
-        """The next run to launch, or ``None`` (all launched, or pruned)."""
-        if self.pruned:
+        """The next run to launch, or ``None`` (all launched, or stopped)."""
+        if self.stopped is not None:
             return None
         for run in self.runs:
             if run.index not in self._launched:
@@ -216,70 +222,81 @@ class CrossValidation:
         resume = run.run_dir.exists()
         return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, dict(overrides or {}))
 
+    def job(self, run: CVRun, *, quiet: bool, overrides: Mapping[str, Any]) -> tuple[Callable[..., Any], tuple]:
+        """The job of ``run`` for the scheduler: one ``train`` run (:func:`_run_one`) and its arguments."""
+        return _run_one, self.job_args(run, quiet=quiet, overrides=overrides)
+
     def record(self, run: CVRun, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
-        """Record a finished run (a :class:`~tunecv.train.TrainResult`, or the error it raised)."""
-        from tunecv.train import TrainResult
+        """Record a finished run (a ``TrainResult``, or the error it raised) and rewrite ``run_infos.parquet``."""
+        from .train import TrainResult
 
         if error is not None or not isinstance(result, TrainResult):
-            message = f"{type(error).__name__}: {error}" if error is not None else f"unexpected result {result!r}"
-            from tunecv.train import read_result
-
-            recorded = read_result(run.run_dir)  # the run's own record has its start time and duration
-            if recorded is not None and recorded.status == "failed" and type(error).__name__ != "WorkerDiedError":
-                result = recorded
-                row = self._row(run, result)
-                self.rows[run.index] = row
-                self.write()
-                return row
-            now = datetime.now(timezone.utc)
-            result = TrainResult(name=run.name, run_id=run.run_dir.name.rsplit("-", 1)[1], run_dir=run.run_dir,
-                                 fold=run.fold, seed=run.seed, status="failed", error=message.strip()[:2000],
-                                 started_at=now, finished_at=now)
+            result = self._failed_result(run, result, error)
         row = self._row(run, result)
         self.rows[run.index] = row
         self.write()
         return row
 
-    def _row(self, run: CVRun, result: Any) -> dict[str, Any]:
-        from tunecv.scoring import is_unstable
+    def _failed_result(self, run: CVRun, result: Any, error: Optional[BaseException]) -> Any:
+        """The record of a run that failed: its own ``run_info.json`` when it wrote one, else made here."""
+        from .executors import WorkerDiedError
+        from .train import TrainResult, read_result
 
-        row = {**result.to_row(), "cv_name": self.name, "tune_name": self.extra_columns.get("tune_name")}
+        recorded = read_result(run.run_dir)  # the run's own record has its start time and duration
+        if recorded is not None and recorded.status == "failed" and not isinstance(error, WorkerDiedError):
+            return recorded
+        message = f"{type(error).__name__}: {error}" if error is not None else f"unexpected result {result!r}"
+        now = datetime.now(timezone.utc)
+        return TrainResult(name=run.name, run_id=run.run_dir.name.rsplit("-", 1)[1], run_dir=run.run_dir,
+                           fold=run.fold, seed=run.seed, status="failed", error=message.strip()[:2000],
+                           started_at=now, finished_at=now)
+
+    def _row(self, run: CVRun, result: Any) -> dict[str, Any]:
+        from .scoring import is_unstable
+
+        row = {**result.to_row(), "cv_name": self.name}
         row["run_name"], row["fold"], row["seed"] = run.name, run.fold, run.seed
         row["is_unstable"] = (bool(is_unstable(row, self.cfg.cv.scoring_metric))
                               if row["status"] == "completed" else None)
-        row.update({k: v for k, v in self.extra_columns.items() if k != "tune_name"})
+        row.update(self.extra_columns)
         return row
 
-    def prune(self) -> None:
-        """Stop launching runs; the finished ones are kept."""
-        self.pruned = True
+    def stop(self, status: str, *, completed_columns: Optional[Mapping[str, Any]] = None) -> None:
+        """Launch no more runs; the runs in flight finish and are recorded, the finished ones are kept.
+
+        Args:
+            status: the ``status`` of the runs never launched: each keeps a row, so the plan stays visible.
+            completed_columns: values that replace extra columns in the rows of completed runs (what the
+                stop means for them).
+        """
+        self.stopped = status
+        self._stop_columns = dict(completed_columns or {})
 
     # -- results ------------------------------------------------------------------------------------------
     def frame(self) -> Any:
         """``run_infos`` of the runs recorded so far, with the current score on every row."""
-        from tunecv.results import run_infos_frame
+        from .results import run_infos_frame
 
         rows = [dict(self.rows[i]) for i in sorted(self.rows)]
         score, unstable = self.score(rows)
-        if self.pruned and self.in_flight == 0:
-            # the runs the pruner never let start: recorded as pruned, so the plan stays visible
+        if self.stopped is not None and self.in_flight == 0:
+            # the runs the stop never let start: recorded with its status, so the plan stays visible
             for run in self.runs:
                 if run.index not in self.rows and run.index not in self._launched:
                     rows.append({"run_name": run.name, "run_id": run.run_dir.name.rsplit("-", 1)[1],
-                                 "cv_name": self.name, "tune_name": self.extra_columns.get("tune_name"),
-                                 "fold": run.fold, "seed": run.seed, "status": "pruned",
-                                 **{k: v for k, v in self.extra_columns.items() if k != "tune_name"}})
+                                 "cv_name": self.name, "fold": run.fold, "seed": run.seed, "status": self.stopped,
+                                 **self.extra_columns})
         for row in rows:
             row["score"], row["score_is_unstable"] = score, unstable
-            if self.pruned and row["status"] == "completed" and "trial_state" in self.extra_columns:
-                row["trial_state"] = "pruned"
+            if self.stopped is not None and row["status"] == "completed":
+                row.update(self._stop_columns)
         return run_infos_frame(rows)
 
     def score(self, rows: Optional[Sequence[Mapping[str, Any]]] = None) -> tuple[float, bool]:
         """``(score, score_is_unstable)`` over the completed runs so far (NaN, True when none)."""
         import pandas as pd
 
-        from tunecv.scoring import cv_score
+        from .scoring import cv_score
 
         rows = [self.rows[i] for i in sorted(self.rows)] if rows is None else rows
         completed = [r for r in rows if r["status"] == "completed"]
@@ -289,123 +306,20 @@ class CrossValidation:
 
     def write(self) -> None:
         """Rewrite ``run_infos.parquet`` atomically."""
-        from tunecv.results import write_parquet_atomic
+        from .results import write_parquet_atomic
 
         self.cv_dir.mkdir(parents=True, exist_ok=True)
         write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS)
 
     def result(self) -> CVResult:
         score, unstable = self.score()
-        return CVResult(self.name, self.cv_dir, score, unstable, self.frame(), pruned=self.pruned)
+        return CVResult(self.name, self.cv_dir, score, unstable, self.frame(), stopped=self.stopped is not None)
 
     def failure_summary(self) -> str:
         """Errors of failed runs grouped by message, with counts."""
         errors = collections.Counter(r["error"] or "unknown error" for r in self.rows.values()
                                      if r["status"] == "failed")
         return "; ".join(f"{n}x {msg}" for msg, n in errors.most_common())
-
-
-def _cv_strategy(cfg: Config) -> Config:
-    strategy = cfg.device_setting("strategy")
-    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn"):
-        warnings.warn(f"strategy {strategy!r} under cv/tune becomes 'ddp_fork' (plain ddp re-runs the whole "
-                      f"script once per process)", stacklevel=3)
-        log.warning("strategy %r under cv/tune becomes 'ddp_fork'", strategy)
-        return cfg.replace(strategy="ddp_fork", trainer={k: v for k, v in cfg.trainer.items() if k != "strategy"})
-    return cfg
-
-
-# -- running on an executor -------------------------------------------------------------------------------
-
-def drive(
-    executor: Any,
-    sessions: Callable[[], Optional[CrossValidation]] | Sequence[CrossValidation],
-    *,
-    per_session: int,
-    max_sessions: Optional[int] = None,
-    quiet: bool,
-    pinned: Optional[bool] = None,
-    on_run_end: Optional[Callable[[CrossValidation, CVRun, dict], None]] = None,
-    on_session_end: Optional[Callable[[CrossValidation], None]] = None,
-    on_job_states: Optional[Callable[[Mapping[str, int]], None]] = None,
-) -> None:
-    """Run the runs of cross-validations on ``executor`` until every session is done.
-
-    Args:
-        executor: a :mod:`tunecv.executors` executor.
-        sessions: the cross-validations, or a callable giving the next one (``None`` when there is
-            none) — called whenever a slot is free and no open session can use it.
-        per_session: runs of one session in flight at once (1 = in series).
-        max_sessions: sessions open at once (default: no limit but the executor's slots).
-        quiet: switch off Lightning's bars and summaries (parallel workers).
-        pinned: run each job on the devices the executor gave it (default: ``executor.pinned``).
-        on_run_end: called after each run is recorded (pruning decisions happen here).
-        on_session_end: called when a session has no run left in flight and nothing to launch.
-        on_job_states: called about once a second with how many jobs in flight are ``queued`` and
-            ``running`` (from :attr:`Job.state`: for a cluster executor, the scheduler's view).
-    """
-    source = sessions if callable(sessions) else _iter_source(sessions)
-    overrides = executor.run_overrides() if (executor.pinned if pinned is None else pinned) else {}
-    open_sessions: list[CrossValidation] = []
-    jobs: dict[Any, tuple[CrossValidation, CVRun]] = {}
-
-    def close_finished() -> None:
-        for s in list(open_sessions):
-            if s.in_flight == 0 and s.next_run_peek() is None:
-                open_sessions.remove(s)
-                if on_session_end is not None:
-                    on_session_end(s)
-
-    try:
-        while True:
-            close_finished()
-            while len(jobs) < executor.n_slots:
-                session = next((s for s in open_sessions
-                                if s.in_flight < per_session and s.next_run_peek() is not None), None)
-                if session is None:
-                    if max_sessions is not None and len(open_sessions) >= max_sessions:
-                        break
-                    new = source()
-                    if new is None:
-                        break
-                    open_sessions.append(new)
-                    close_finished()  # a resumed session may have nothing left to run
-                    continue
-                run = session.next_run()
-                if run is None:  # pragma: no cover - guarded by next_run_peek
-                    continue
-                # an executor whose jobs outlive the driver may still have this run's job: never submit it twice
-                job = executor.reattach(run.run_dir)
-                if job is None:
-                    job = executor.submit_run(run.run_dir, _run_one,
-                                              *session.job_args(run, quiet=quiet, overrides=overrides))
-                jobs[job] = (session, run)
-            if not jobs:
-                close_finished()
-                return
-            if on_job_states is not None:
-                on_job_states(collections.Counter(job.state for job in jobs))
-            done, _ = executor.wait(list(jobs), timeout=None if on_job_states is None else 1.0,
-                                    return_when="FIRST_COMPLETED")
-            for job in done:
-                session, run = jobs.pop(job)
-                try:
-                    result, error = job.result(), None
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:  # recorded as a failed run, never swallowed silently
-                    result, error = None, exc
-                row = session.record(run, result, error)
-                if on_run_end is not None:
-                    on_run_end(session, run, row)
-    except BaseException:
-        executor.shutdown(cancel_pending=True, kill=True)
-        raise
-
-
-def _iter_source(sessions: Sequence[CrossValidation]) -> Callable[[], Optional[CrossValidation]]:
-    pending = list(sessions)
-    return lambda: pending.pop(0) if pending else None
 
 
 # -- the public entry point ----------------------------------------------------------------------------
@@ -416,15 +330,15 @@ def resolve_parallel(cfg: Config) -> tuple[bool, str]:
     accelerator = str(cfg.device_setting("accelerator"))
     parallel = strategy in PARALLEL_STRATEGIES
     if parallel and accelerator == "auto":
-        from tunecv.executors import gpu_count
+        from .executors import gpu_count
 
         accelerator = "gpu" if gpu_count() > 0 else "cpu"
     return parallel, accelerator
 
 
 def make_cv_executor(cfg: Config, parallel: bool, accelerator: str) -> Any:
-    """The executor that ``cfg.executor`` names (see :mod:`tunecv.executors`)."""
-    from tunecv.executors import make_executor_from_config
+    """The executor that ``cfg.executor`` names (see the executors package)."""
+    from .executors import make_executor_from_config
 
     return make_executor_from_config(cfg, parallel=parallel, accelerator=accelerator)
 
@@ -445,15 +359,15 @@ def cross_validate(
     """Cross-validate: ``cv.n_folds`` folds x ``cv.n_seeds`` seeds, each one ``train`` run.
 
     Args:
-        config: a :class:`~tunecv.config.Config`, a mapping or a YAML path.
+        config: a ``Config``, a mapping or a YAML path.
         name: the cv name (default ``config.name``, else generated).
-        cv_dir: the folder chosen by a caller (a tune); default
+        cv_dir: the folder chosen by a caller that runs many cvs; default
             ``{artifact_dir}/_cross_validations/{cv_name}``.
         resume: keep the completed runs of an earlier call with the same name, rerun the others.
         reset: delete that name's folder first.
         dry_run: print the plan and create nothing; returns ``None``.
-        executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
-            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
+        executor: run on this ``Executor`` (default: the one ``executor:`` names, built from ``strategy`` /
+            ``devices`` and its section); a given executor is not shut down.
         tracking: wandb settings passed to every run (``group``, ``job_type``).
         extra_columns: values added to every ``run_infos`` row.
         progress: show a progress bar and one line per finished run.
@@ -464,85 +378,92 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
-    with contextlib.ExitStack() as held:  # the cv's name stays claimed until it ends
-        return _cross_validate(config, name=name, cv_dir=cv_dir, resume=resume, reset=reset, dry_run=dry_run,
-                               executor=executor, tracking=tracking, extra_columns=extra_columns, progress=progress,
-                               held=held)
-
-
-def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str],
-                    cv_dir: Optional[Union[str, os.PathLike]], resume: bool, reset: bool, dry_run: bool,
-                    executor: Any, tracking: Optional[Mapping[str, Any]],
-                    extra_columns: Optional[Mapping[str, Any]], progress: bool,
-                    held: contextlib.ExitStack) -> Optional[CVResult]:
-    from tunecv.build import as_config
+    from .build import as_config, validate_objects
 
     cfg = as_config(config)
     check_resume_reset(resume, reset, "cv")
-    cv_name = name or cfg.name
-    if cv_dir is None:
-        if cv_name is None:
-            if resume:
-                raise ResumeError("--resume needs the `name` of the cv to continue (--name NAME)")
-            cv_name = naming.free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
-        folder = naming.cv_dir(cfg.artifact_dir, naming.validate_name(cv_name))
-        if folder.exists() and not (resume or reset or dry_run):
-            raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or --reset "
-                              f"to delete it and start over")
-        if resume and not folder.exists():
-            raise ResumeError(f"nothing to resume: no cv named {cv_name!r} in {folder.parent}")
-    else:
-        if cv_name is None:
-            raise ConfigError("`cross_validate(cv_dir=...)` needs the cv `name` too")
-        folder = Path(cv_dir)
-    if cfg.device_setting("strategy") == "tune-parallel" and cv_dir is None:
-        raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
-                          "cv-parallel")
+    cv_name, folder = _name_and_folder(cfg, name, cv_dir, resume=resume, reset=reset, dry_run=dry_run)
     parallel, accelerator = resolve_parallel(cfg)
     own_executor = executor is None
-    if executor is None and not dry_run:  # a pool starts its worker server now, while we validate
+    if own_executor and not dry_run:  # a pool starts its worker server now, while we validate
         executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
-    try:
-        validate_objects(cfg.replace(fold=0), executor)  # every config / data error, before anything is written
-    except BaseException:
-        if own_executor and executor is not None:
-            executor.shutdown()
-        raise
-    if cv_dir is None and not dry_run:
-        try:  # one command per cv name at a time; then check again what the first check saw
-            held.enter_context(naming.claim_name(folder.parent, cv_name, "cv"))
-            if folder.exists() and not (resume or reset):
-                raise ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or "
-                                  f"--reset to delete it and start over")
-        except BaseException:
+    with contextlib.ExitStack() as held:  # the cv's name stays claimed until it ends
+        try:
+            validate_objects(cfg.replace(fold=0), executor)  # every config / data error, before anything is written
+            if dry_run:
+                _print_plan(CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns),
+                            cfg, parallel, accelerator)
+                return None
+            if cv_dir is None:
+                held.enter_context(_claim(folder, cv_name, resume=resume, reset=reset))
+            if reset and folder.exists():
+                shutil.rmtree(folder)
+            session = CrossValidation(cfg, cv_name, folder, resume=resume, tracking=tracking,
+                                      extra_columns=extra_columns)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_config(folder, cfg.replace(name=cv_name))
+            reporter = _run(session, executor, progress=progress)
+        finally:
             if own_executor and executor is not None:
                 executor.shutdown()
-            raise
+        return _finish(session, reporter, progress=progress)
+
+
+def _name_and_folder(cfg: Config, name: Optional[str], cv_dir: Optional[Union[str, os.PathLike]], *,
+                     resume: bool, reset: bool, dry_run: bool) -> tuple[str, Path]:
+    """The cv's name and folder: the caller's folder, else ``{artifact_dir}/_cross_validations/{name}``."""
+    from .build import check_one_cv_strategy
+
+    cv_name = name or cfg.name
+    if cv_dir is not None:
+        if cv_name is None:
+            raise ConfigError("`cross_validate(cv_dir=...)` needs the cv `name` too")
+        return cv_name, Path(cv_dir)
+    if cv_name is None:
+        if resume:
+            raise ResumeError("--resume needs the `name` of the cv to continue (--name NAME)")
+        cv_name = naming.free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
+    folder = naming.cv_dir(cfg.artifact_dir, naming.validate_name(cv_name))
+    if folder.exists() and not (resume or reset or dry_run):
+        raise _exists_error(cv_name, folder)
+    if resume and not folder.exists():
+        raise ResumeError(f"nothing to resume: no cv named {cv_name!r} in {folder.parent}")
+    check_one_cv_strategy(cfg)
+    return cv_name, folder
+
+
+def _exists_error(cv_name: str, folder: Path) -> ResumeError:
+    return ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or --reset to "
+                       f"delete it and start over")
+
+
+@contextlib.contextmanager
+def _claim(folder: Path, cv_name: str, *, resume: bool, reset: bool) -> Iterator[None]:
+    """One command per cv name at a time; then check again what the first check saw."""
+    with naming.claim_name(folder.parent, cv_name, "cv"):
+        if folder.exists() and not (resume or reset):
+            raise _exists_error(cv_name, folder)
         naming.announce("cv", cv_name)
-    session = CrossValidation(cfg, cv_name, folder, resume=resume and not dry_run, tracking=tracking,
-                              extra_columns=extra_columns)
-    if dry_run:
-        _print_plan(session, cfg, parallel, accelerator)
-        return None
-    if reset and folder.exists():
-        shutil.rmtree(folder)
-        session = CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_config(folder, cfg.replace(name=cv_name))
+        yield
+
+
+def _run(session: CrossValidation, executor: Any, *, progress: bool) -> CVProgress:
+    """Run the cv's runs on ``executor``, showing them (a bar when the executor pins its jobs)."""
     pinned = bool(executor.pinned)
     reporter = CVProgress(session, enabled=progress, live=pinned)
-    try:
-        with reporter, quiet_lightning_logs():
-            drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
-                  on_run_end=lambda s, r, row: reporter.run_done(row),
-                  on_job_states=reporter.job_states if reporter.live else None)
-    finally:
-        if own_executor:
-            executor.shutdown()
+    with reporter, quiet_lightning_logs():
+        drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
+              on_run_end=lambda s, r, row: reporter.run_done(row),
+              on_job_states=reporter.job_states if reporter.live else None)
+    return reporter
+
+
+def _finish(session: CrossValidation, reporter: CVProgress, *, progress: bool) -> CVResult:
+    """The last ``run_infos.parquet`` and the result; raises when every run failed."""
     session.write()
     result = session.result()
     if result.n_completed == 0 and len(result.run_infos) > 0:
-        raise RunFailedError(f"every run of cv {cv_name!r} failed ({result.n_failed} runs): "
+        raise RunFailedError(f"every run of cv {session.name!r} failed ({result.n_failed} runs): "
                              f"{session.failure_summary()}")
     if progress:
         reporter.summary(result)
@@ -563,46 +484,10 @@ def quiet_lightning_logs() -> Iterator[None]:
             logging.getLogger(n).setLevel(level)
 
 
-def _build_objects(cfg: Config) -> None:
-    """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
-    from tunecv.build import build_objects
-
-    _check_data_module(cfg)
-    build_objects(cfg)
-
-
-def validate_objects(cfg: Config, executor: Any = None) -> None:
-    """Build the model and data of ``cfg`` once, so that every config or data error surfaces first.
-
-    On a local device pool this is the pool's first job: its worker starts from the fork server that
-    imported torch, lightning and the model's module, so this process (the driver) never imports them
-    itself, and a short cv-parallel pays those imports once instead of twice.
-    """
-    from tunecv.executors import DevicePoolExecutor
-
-    if isinstance(executor, DevicePoolExecutor):
-        executor.submit(_build_objects, cfg).result()
-    else:
-        _build_objects(cfg)
-
-
-def _check_data_module(cfg: Config) -> None:
-    import lightning as L
-
-    from tunecv.config import import_class
-    from tunecv.data import SplitDataModule
-
-    if cfg.data is None:
-        raise ConfigError("`data` must be set: a tunecv.data.SplitDataModule subclass")
-    cls = import_class(cfg.data.get("class_path"), "data.class_path")
-    if isinstance(cls, type) and issubclass(cls, L.LightningDataModule) and not issubclass(cls, SplitDataModule):
-        raise ConfigError(f"`data.class_path` must be a tunecv.data.SplitDataModule for cv and tune (folds come "
-                          f"from its load()); got {cfg.data['class_path']!r}, a plain LightningDataModule")
-
 
 def _write_config(folder: Path, cfg: Config) -> None:
-    from tunecv._io import atomic_write_text
-    from tunecv.config import dump_yaml
+    from ._io import atomic_write_text
+    from .config import dump_yaml
 
     atomic_write_text(folder / "config.yaml", dump_yaml(cfg))
 

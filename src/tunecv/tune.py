@@ -26,9 +26,10 @@ from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
-from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
+from tunecv.cv import RUN_INFOS, CrossValidation, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
 from tunecv.progress import TuneProgress
+from tunecv.scheduler import drive
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -377,7 +378,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
 
     # Validate everything (data, model, each grid point's config) before anything is written.
-    from tunecv.cv import validate_objects
+    from tunecv.build import validate_objects
 
     parallel, accelerator = resolve_parallel(cfg)
     # A pool starts its worker server (importing torch and lightning) now, while we validate.
@@ -534,7 +535,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             if session.done:
                 return
             if trial.should_prune():
-                session.prune()
+                session.stop("pruned", completed_columns={"trial_state": "pruned"})
                 log.info("%s pruned after %d runs", session.name, len(session.rows))
 
         def on_session_end(session: CrossValidation) -> None:
@@ -817,7 +818,7 @@ def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directi
         state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
     else:
         values = [result.score]
-        state = TrialState.PRUNED if session.pruned else TrialState.COMPLETE
+        state = TrialState.PRUNED if session.stopped is not None else TrialState.COMPLETE
         if not math.isfinite(result.score):
             state = TrialState.FAIL
     # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its

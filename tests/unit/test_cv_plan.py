@@ -85,7 +85,7 @@ def test_record_failed_and_completed_runs_and_score(tmp_path):
 def test_prune_stops_launching(tmp_path):
     cv = CrossValidation(cfg(), "c", tmp_path)
     first = cv.next_run()
-    cv.prune()
+    cv.stop("pruned")
     assert cv.next_run() is None and not cv.done
     cv.record(first, error=RuntimeError("x"))
     assert cv.done

@@ -1,0 +1,179 @@
+"""Running sessions of runs on an executor.
+
+A *session* is a set of runs that the scheduler launches one at a time and records as they finish
+(:class:`Session`). :func:`drive` keeps an executor's slots busy with the runs of one or several
+sessions, opening a new session whenever a slot is free and no open one can use it, and calls the
+caller back after each run and each session. What a run does, what a session records and when a
+session stops launching runs are the session's business: this module knows only the protocol.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+__all__ = ["Run", "Session", "drive"]
+
+
+class Run(Protocol):
+    """One planned run: the scheduler needs only its folder (where an executor finds its job again)."""
+
+    @property
+    def run_dir(self) -> Path: ...
+
+
+class Session(Protocol):
+    """What :func:`drive` asks of a session of runs."""
+
+    @property
+    def in_flight(self) -> int:
+        """Runs launched and not yet recorded."""
+
+    def next_run_peek(self) -> Optional[Run]:
+        """The run :meth:`next_run` would give, without taking it (``None``: nothing left to launch)."""
+
+    def next_run(self) -> Optional[Run]:
+        """Take the next run to launch (``None``: nothing left to launch)."""
+
+    def job(self, run: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> tuple[Callable[..., Any], tuple]:
+        """The job body of ``run`` and its (picklable) arguments.
+
+        Args:
+            run: a run given by :meth:`next_run`.
+            quiet: the job should print nothing but errors (several jobs share one terminal).
+            overrides: the device settings the executor gave this job (empty when not pinned).
+        """
+
+    def record(self, run: Any, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
+        """Record a finished run (what its job returned, or the error it raised); return its row."""
+
+
+def drive(
+    executor: Any,
+    sessions: Callable[[], Optional[Session]] | Sequence[Session],
+    *,
+    per_session: int,
+    max_sessions: Optional[int] = None,
+    quiet: bool,
+    pinned: Optional[bool] = None,
+    on_run_end: Optional[Callable[[Any, Any, dict], None]] = None,
+    on_session_end: Optional[Callable[[Any], None]] = None,
+    on_job_states: Optional[Callable[[Mapping[str, int]], None]] = None,
+) -> None:
+    """Run the runs of ``sessions`` on ``executor`` until every session is done.
+
+    A run whose job raised is recorded as failed (never swallowed); ``KeyboardInterrupt`` and any
+    error of the scheduler itself stop it, killing the jobs in flight.
+
+    Args:
+        executor: an executor (``submit_run``, ``reattach``, ``wait``, ``n_slots``, ``pinned``, ``shutdown``).
+        sessions: the sessions (each meets :class:`Session`), or a callable giving the next one (``None``
+            when there is none) — called whenever a slot is free and no open session can use it.
+        per_session: runs of one session in flight at once (1 = in series).
+        max_sessions: sessions open at once (default: no limit but the executor's slots).
+        quiet: ask the jobs to print nothing but errors (passed to :meth:`Session.job`).
+        pinned: run each job on the devices the executor gave it (default: ``executor.pinned``).
+        on_run_end: ``(session, run, row)``, called after each run is recorded; the place to tell a
+            session to stop launching runs.
+        on_session_end: called when a session has no run left in flight and nothing to launch.
+        on_job_states: called about once a second with how many jobs in flight are ``queued`` and
+            ``running`` (from :attr:`Job.state`: for a cluster executor, the cluster's view).
+    """
+    loop = _Loop(executor, sessions if callable(sessions) else _iter_source(sessions), per_session=per_session,
+                 max_sessions=max_sessions, quiet=quiet, pinned=executor.pinned if pinned is None else pinned,
+                 on_run_end=on_run_end, on_session_end=on_session_end, on_job_states=on_job_states)
+    try:
+        loop.run()
+    except BaseException:
+        executor.shutdown(cancel_pending=True, kill=True)
+        raise
+
+
+def _iter_source(sessions: Sequence[Session]) -> Callable[[], Optional[Session]]:
+    pending = list(sessions)
+    return lambda: pending.pop(0) if pending else None
+
+
+class _Loop:
+    """The state of one :func:`drive`: the open sessions and the jobs in flight."""
+
+    def __init__(self, executor: Any, source: Callable[[], Optional[Session]], *, per_session: int,
+                 max_sessions: Optional[int], quiet: bool, pinned: bool,
+                 on_run_end: Optional[Callable[[Any, Any, dict], None]],
+                 on_session_end: Optional[Callable[[Any], None]],
+                 on_job_states: Optional[Callable[[Mapping[str, int]], None]]) -> None:
+        self.executor, self.source = executor, source
+        self.per_session, self.max_sessions, self.quiet = per_session, max_sessions, quiet
+        self.on_run_end, self.on_session_end, self.on_job_states = on_run_end, on_session_end, on_job_states
+        self.overrides = executor.run_overrides() if pinned else {}
+        self.open: list[Session] = []
+        self.jobs: dict[Any, tuple[Session, Any]] = {}
+
+    def run(self) -> None:
+        while True:
+            self.close_finished()
+            self.fill_slots()
+            if not self.jobs:
+                self.close_finished()
+                return
+            self.collect()
+
+    def close_finished(self) -> None:
+        """Close the open sessions with nothing in flight and nothing left to launch."""
+        for session in list(self.open):
+            if session.in_flight == 0 and session.next_run_peek() is None:
+                self.open.remove(session)
+                if self.on_session_end is not None:
+                    self.on_session_end(session)
+
+    def fill_slots(self) -> None:
+        """Launch runs while a slot is free: of an open session with room, else of a new session."""
+        while len(self.jobs) < self.executor.n_slots:
+            session = next((s for s in self.open
+                            if s.in_flight < self.per_session and s.next_run_peek() is not None), None)
+            if session is None:
+                if not self.open_next():
+                    return
+                continue
+            run = session.next_run()
+            if run is not None:  # always, after next_run_peek
+                self.launch(session, run)
+
+    def open_next(self) -> bool:
+        """Open the source's next session; ``False`` when it has none or enough are open."""
+        if self.max_sessions is not None and len(self.open) >= self.max_sessions:
+            return False
+        new = self.source()
+        if new is None:
+            return False
+        self.open.append(new)
+        self.close_finished()  # a resumed session may have nothing left to run
+        return True
+
+    def launch(self, session: Session, run: Any) -> None:
+        # an executor whose jobs outlive the driver may still have this run's job: never submit it twice
+        job = self.executor.reattach(run.run_dir)
+        if job is None:
+            fn, args = session.job(run, quiet=self.quiet, overrides=self.overrides)
+            job = self.executor.submit_run(run.run_dir, fn, *args)
+        self.jobs[job] = (session, run)
+
+    def collect(self) -> None:
+        """Wait for at least one job to finish and record what each finished job left."""
+        if self.on_job_states is not None:
+            self.on_job_states(collections.Counter(job.state for job in self.jobs))
+        done, _ = self.executor.wait(list(self.jobs), timeout=None if self.on_job_states is None else 1.0,
+                                     return_when="FIRST_COMPLETED")
+        for job in done:
+            session, run = self.jobs.pop(job)
+            try:
+                result, error = job.result(), None
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # recorded as a failed run, never swallowed silently
+                result, error = None, exc
+            row = session.record(run, result, error)
+            if self.on_run_end is not None:
+                self.on_run_end(session, run, row)
