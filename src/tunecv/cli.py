@@ -137,7 +137,7 @@ def _main(args: list[str]) -> int:
             signum = _RECEIVED[0]
         elif isinstance(exc, KeyboardInterrupt):
             signum = signal.SIGINT
-        elif type(exc).__name__ == "SIGTERMException" or exc.code == 143:
+        elif _is_lightning_sigterm(exc) or exc.code == 143:
             signum = signal.SIGTERM
         else:
             raise
@@ -148,6 +148,19 @@ def _main(args: list[str]) -> int:
 
 
 # -- SIGINT / SIGTERM: stop, say how to finish, exit 130 / 143 ---------------------------------------------
+
+def _is_lightning_sigterm(exc: BaseException) -> bool:
+    """Whether ``exc`` is Lightning's ``SIGTERMException`` (its loops raise it on SIGTERM).
+
+    Only a process that loaded Lightning can have raised it: without Lightning loaded the answer is no,
+    and nothing is imported (an exit of ``tunecv --help`` stays fast).
+    """
+    if "lightning.pytorch" not in sys.modules:
+        return False
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return isinstance(exc, SIGTERMException)
+
 
 _RECEIVED: list[int] = []
 _PREVIOUS: dict[int, Any] = {}
