@@ -348,11 +348,11 @@ def cross_validate(
     *,
     name: Optional[str] = None,
     cv_dir: Optional[Union[str, os.PathLike]] = None,
+    tracking: Optional[Mapping[str, Any]] = None,
+    executor: Any = None,
     resume: bool = False,
     reset: bool = False,
     dry_run: bool = False,
-    executor: Any = None,
-    tracking: Optional[Mapping[str, Any]] = None,
     extra_columns: Optional[Mapping[str, Any]] = None,
     progress: bool = True,
 ) -> Optional[CVResult]:
@@ -363,12 +363,12 @@ def cross_validate(
         name: the cv name (default ``config.name``, else generated).
         cv_dir: the folder chosen by a caller that runs many cvs; default
             ``{artifact_dir}/_cross_validations/{cv_name}``.
+        tracking: wandb settings passed to every run (``group``, ``job_type``).
+        executor: run on this ``Executor`` (default: the one ``executor:`` names, built from ``strategy`` /
+            ``devices`` and its section); a given executor is not shut down.
         resume: keep the completed runs of an earlier call with the same name, rerun the others.
         reset: delete that name's folder first.
         dry_run: print the plan and create nothing; returns ``None``.
-        executor: run on this ``Executor`` (default: the one ``executor:`` names, built from ``strategy`` /
-            ``devices`` and its section); a given executor is not shut down.
-        tracking: wandb settings passed to every run (``group``, ``job_type``).
         extra_columns: values added to every ``run_infos`` row.
         progress: show a progress bar and one line per finished run.
 

@@ -1,4 +1,4 @@
-"""The training, validation and test steps shared by the bundled classifiers."""
+"""The training, validation and test steps shared by the bundled models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,26 @@ import torch
 from torch import nn
 
 
-class ClassificationSteps(L.LightningModule):
+class StageSteps(L.LightningModule):
+    """Training, validation and test steps that each call ``_step(batch, stage)`` (``train``, ``val``, ``test``).
+
+    A subclass writes ``_step`` (returning the loss), ``__init__``, ``forward`` and ``configure_optimizers``.
+    """
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+
+class ClassificationSteps(StageSteps):
     """Cross-entropy steps that log ``{stage}/loss`` and ``{stage}/acc`` (``stage``: train, val, test).
 
     A subclass writes ``__init__``, ``forward`` and ``configure_optimizers``. ``log_train_steps`` adds the
@@ -26,12 +45,3 @@ class ClassificationSteps(L.LightningModule):
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train",
                  batch_size=len(y))
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")

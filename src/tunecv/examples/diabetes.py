@@ -6,27 +6,22 @@ what predicting the mean gives. Used by ``benchmarks/bench_tune_efficiency.py`` 
 
 from __future__ import annotations
 
-import lightning as L
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tunecv.data import SplitDataModule
+from tunecv.examples._data import SmallTableDataModule
+from tunecv.examples._steps import StageSteps
 
 __all__ = ["DiabetesDataModule", "DiabetesRegressor"]
 
 
-class DiabetesDataModule(SplitDataModule):
+class DiabetesDataModule(SmallTableDataModule):
     """442 samples; features and target standardised; metadata column ``sex`` (2 groups).
 
-    Args:
-        batch_size: samples per batch.
-        num_workers: dataloader workers.
+    Takes ``batch_size`` (32) and ``num_workers`` (0), as every small table of the examples.
     """
-
-    def __init__(self, batch_size: int = 32, num_workers: int = 0) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
 
     def load(self) -> tuple[TensorDataset, pd.DataFrame]:
         from sklearn.datasets import load_diabetes
@@ -39,7 +34,7 @@ class DiabetesDataModule(SplitDataModule):
                 metadata)
 
 
-class DiabetesRegressor(L.LightningModule):
+class DiabetesRegressor(StageSteps):
     """An MLP regressor; logs ``{stage}/loss`` (mean squared error) and ``{stage}/mae``.
 
     Args:
@@ -65,15 +60,6 @@ class DiabetesRegressor(L.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         self.log(f"{stage}/mae", (pred - y).abs().mean(), on_step=False, on_epoch=True, batch_size=len(y))
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

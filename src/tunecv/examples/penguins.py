@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from tunecv.data import SplitDataModule
+from tunecv.examples._data import SmallTableDataModule
 from tunecv.examples._steps import ClassificationSteps
 
 __all__ = ["FEATURES", "SPECIES", "PenguinClassifier", "PenguinsDataModule"]
@@ -22,16 +22,11 @@ FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 
 
-class PenguinsDataModule(SplitDataModule):
+class PenguinsDataModule(SmallTableDataModule):
     """333 penguins with complete measurements; features standardised; label = species.
 
-    Args:
-        batch_size: samples per batch.
-        num_workers: dataloader workers.
+    Takes ``batch_size`` (32) and ``num_workers`` (0), as every small table of the examples.
     """
-
-    def __init__(self, batch_size: int = 32, num_workers: int = 0) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
 
     def load(self) -> tuple[TensorDataset, pd.DataFrame]:
         from palmerpenguins import load_penguins
