@@ -733,6 +733,21 @@ def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
     top = path[0]
     if top not in _DEFAULTS:
         return f"unknown config key `{top}`; valid top-level keys: {', '.join(_DEFAULTS)}"
+    walked = _walk_key(path, value, context)
+    if isinstance(walked, str):
+        return walked
+    tp, owner = walked
+    if len(path) == 1 and top in CLASS_SECTIONS and isinstance(value, (Mapping, str)):
+        return _describe_class_section(top, value)
+    if tp is inspect.Parameter.empty:
+        return f"`{dotted}` ({owner}) is invalid; got {value!r}"
+    return f"`{dotted}` must be {_describe_type(tp)}; got {value!r}"
+
+
+def _walk_key(path: list[str], value: Any, context: list[str]) -> Union[str, tuple[Any, str]]:
+    """Follow ``path`` down the config's types: ``(type, owner)`` of its last part, or why it is no key."""
+    dotted = ".".join(path)
+    top = path[0]
     tp: Any = _config_hints()[top]
     owner = "config"
     for i, part in enumerate(path[1:], start=1):
@@ -754,23 +769,7 @@ def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
             tp, owner = _annotation(L.Trainer.__init__, part), "lightning.Trainer"
             continue
         if part == "init_args" and i + 1 < len(path):
-            spec = _spec_in_context(path[:i], context)
-            class_path = spec.get("class_path") if isinstance(spec, Mapping) else None
-            if not class_path:
-                return f"`{where}` needs a `class_path` before `{dotted}` can be set"
-            try:
-                cls_obj = _resolve_class(str(class_path), top)
-            except ConfigError as err:
-                return str(err)
-            params = init_parameters(cls_obj)
-            arg = path[i + 1]
-            if params is not None and arg not in params:
-                return (f"unknown config key `{'.'.join(path[:i + 2])}`: {class_path} takes no argument {arg!r}; "
-                        f"valid: {', '.join(sorted(params))}")
-            tp, owner = _annotation(cls_obj, arg), str(class_path)
-            if i + 2 < len(path):
-                return f"`{dotted}` is invalid; got {value!r}"
-            break
+            return _walk_init_args(path, i, value, context)
         if part == "class_path":
             try:
                 _resolve_class(str(value), top)
@@ -778,23 +777,45 @@ def _describe_failure(path: list[str], value: Any, context: list[str]) -> str:
                 return f"`{dotted}`: {err}".replace(f"`{dotted}`: `{top}.class_path`", f"`{dotted}`")
             return f"`{dotted}` must name a class of the right kind for `{where}`; got {value!r}"
         return f"`{dotted}` is invalid; got {value!r}"
-    if len(path) == 1 and top in CLASS_SECTIONS and isinstance(value, (Mapping, str)):
-        class_path = value.get("class_path") if isinstance(value, Mapping) else value
-        if class_path:
-            try:
-                cls = _resolve_class(str(class_path), top)
-            except ConfigError as err:
-                return str(err)
-            base = _SECTION_BASES[top]()
-            if not (inspect.isclass(cls) and issubclass(cls, base)):
-                names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in base)
-                return f"`{top}.class_path` must name a subclass of {names}; got {class_path!r}"
-        if not isinstance(value, Mapping):
-            return f"`{dotted}` must be a class path or {{class_path: ..., init_args: {{...}}}}; got {value!r}"
-        return f"`{dotted}` must be {{class_path: ..., init_args: {{...}}}}; got keys {sorted(value)}"
-    if tp is inspect.Parameter.empty:
-        return f"`{dotted}` ({owner}) is invalid; got {value!r}"
-    return f"`{dotted}` must be {_describe_type(tp)}; got {value!r}"
+    return tp, owner
+
+
+def _walk_init_args(path: list[str], i: int, value: Any, context: list[str]) -> Union[str, tuple[Any, str]]:
+    """``path[i]`` is ``init_args``: the type of the argument ``path[i + 1]`` of the class set before it."""
+    dotted, where = ".".join(path), ".".join(path[:i])
+    spec = _spec_in_context(path[:i], context)
+    class_path = spec.get("class_path") if isinstance(spec, Mapping) else None
+    if not class_path:
+        return f"`{where}` needs a `class_path` before `{dotted}` can be set"
+    try:
+        cls_obj = _resolve_class(str(class_path), path[0])
+    except ConfigError as err:
+        return str(err)
+    params = init_parameters(cls_obj)
+    arg = path[i + 1]
+    if params is not None and arg not in params:
+        return (f"unknown config key `{'.'.join(path[:i + 2])}`: {class_path} takes no argument {arg!r}; "
+                f"valid: {', '.join(sorted(params))}")
+    if i + 2 < len(path):
+        return f"`{dotted}` is invalid; got {value!r}"
+    return _annotation(cls_obj, arg), str(class_path)
+
+
+def _describe_class_section(top: str, value: Union[Mapping, str]) -> str:
+    """Why the whole value of a class section (``model:``, ``data:``, ...) fails."""
+    class_path = value.get("class_path") if isinstance(value, Mapping) else value
+    if class_path:
+        try:
+            cls = _resolve_class(str(class_path), top)
+        except ConfigError as err:
+            return str(err)
+        base = _SECTION_BASES[top]()
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in base)
+            return f"`{top}.class_path` must name a subclass of {names}; got {class_path!r}"
+    if not isinstance(value, Mapping):
+        return f"`{top}` must be a class path or {{class_path: ..., init_args: {{...}}}}; got {value!r}"
+    return f"`{top}` must be {{class_path: ..., init_args: {{...}}}}; got keys {sorted(value)}"
 
 
 def _spec_in_context(path: list[str], context: list[str]) -> Any:

@@ -110,6 +110,22 @@ def _restore_env(before: Mapping[str, str]) -> None:
         os.environ[key] = value
 
 
+def _prepare_run(wandb: Any) -> str:
+    """Before a run's logger starts: close a run left open, clear per-run variables; the mode to start in."""
+    if wandb.run is not None:  # left open by a run that failed: it must not swallow this one
+        finish_wandb(exit_code=1)
+    _state["env_before_run"] = _wandb_env()  # restored when the run ends
+    for var in _PER_RUN_VARS:
+        os.environ.pop(var, None)
+    mode = wandb_mode()
+    if mode == "offline" and os.environ.get("WANDB_MODE", "").strip().lower() not in ("offline", "dryrun"):
+        _warn_once("credentials", "wandb: no credentials found (WANDB_API_KEY or `wandb login`); logging "
+                   "offline into each run folder. Upload later with `wandb sync`.")
+    if mode == "online" and _state["online_failed"]:
+        mode = "offline"
+    return mode
+
+
 def wandb_logger(
     *,
     project: str,
@@ -146,21 +162,10 @@ def wandb_logger(
         warning).
     """
     import wandb
-
-    if wandb.run is not None:  # left open by a run that failed: it must not swallow this one
-        finish_wandb(exit_code=1)
-    _state["env_before_run"] = _wandb_env()  # restored when the run ends
-    for var in _PER_RUN_VARS:
-        os.environ.pop(var, None)
     from lightning.pytorch.loggers import WandbLogger
 
+    mode = _prepare_run(wandb)
     timeout = _init_timeout(init_timeout)
-    mode = wandb_mode()
-    if mode == "offline" and os.environ.get("WANDB_MODE", "").strip().lower() not in ("offline", "dryrun"):
-        _warn_once("credentials", "wandb: no credentials found (WANDB_API_KEY or `wandb login`); logging "
-                   "offline into each run folder. Upload later with `wandb sync`.")
-    if mode == "online" and _state["online_failed"]:
-        mode = "offline"
 
     def make(mode_: str) -> Any:
         # offline, the wait is only for wandb's local service to start (slow on a loaded machine)

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -419,20 +419,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
            tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
            held: contextlib.ExitStack) -> TrainResult:
     cfg = as_config(config)
-    if run_dir is None:
-        run_name, folder, existed, stale = resolve_standalone_dir(cfg, name, resume, reset)
-    else:
-        if not name:
-            raise ConfigError("`train(run_dir=...)` needs the run `name` too")
-        check_resume_reset(resume, reset, "run")
-        run_name, folder = naming.validate_name(name), Path(run_dir)
-        existed = folder.exists()
-        stale = [folder] if reset and existed else []
-    parts = naming.split_run_dir_name(folder.name)
-    if parts is None or parts[0] != run_name:
-        raise ConfigError(f"the run folder must be named {{run_name}}-{{run_id}}; got {folder.name!r}")
-    run_id = parts[1]
-
+    run_name, run_id, folder, existed, stale = _run_folder(cfg, name, run_dir, resume=resume, reset=reset)
     if resume and existed:
         done = read_result(folder)
         if done is not None and done.status == "completed":
@@ -449,22 +436,14 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     _check_trainer(cfg, device_kwargs)
 
     if run_dir is None and _is_rank_zero():
-        # one command per run name at a time; then check again what resolve_standalone_dir saw
-        parent = naming.standalone_runs_parent(cfg.artifact_dir)
-        held.enter_context(naming.claim_name(parent, run_name, "run"))
-        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
-        if others and not (resume or reset):
-            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it "
-                              f"or --reset to delete it and start over")
-        naming.announce("run", run_name)
+        held.enter_context(_claim(cfg, run_name, folder, resume=resume, reset=reset))
     for old in stale:
         shutil.rmtree(old)
     existed = existed and folder.exists()
     if not resume and existed and run_dir is not None:
         shutil.rmtree(folder)  # a caller asked for a fresh run in a folder left by an older attempt
     folder.mkdir(parents=True, exist_ok=True)
-    run_cfg = cfg.replace(name=run_name)
-    atomic_write_text(folder / CONFIG_FILE, f"# run_id: {run_id}\n" + dump_yaml(run_cfg))
+    atomic_write_text(folder / CONFIG_FILE, f"# run_id: {run_id}\n" + dump_yaml(cfg.replace(name=run_name)))
     write_run_info(folder, None)
 
     started = datetime.now(timezone.utc)
@@ -476,18 +455,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
                       resume=resume and existed, callbacks=callbacks, tracking=tracking,
                       progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
-        if cfg.logging.wandb_project:  # close this run's wandb run, so that the next run starts clean
-            from tunecv.tracking import finish_wandb
-
-            finish_wandb(exit_code=1)
-        if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
-            failed = TrainResult(
-                name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
-                error=f"{type(exc).__name__}: {exc}".strip()[:2000], started_at=started,
-                finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0,
-                last_checkpoint=str(_last_checkpoint(folder) or "") or None)
-            with contextlib.suppress(OSError):
-                write_run_info(folder, failed.to_json())
+        _record_failure(cfg, exc, run_name, run_id, folder, started, t0)
         raise
     finally:
         os.environ.pop("TUNECV_RUN_ID", None)
@@ -495,6 +463,54 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     if _is_rank_zero():
         write_run_info(folder, result.to_json())
     return result
+
+
+def _run_folder(cfg: Config, name: Optional[str], run_dir: Optional[Union[str, os.PathLike]], *, resume: bool,
+                reset: bool) -> tuple[str, str, Path, bool, list[Path]]:
+    """``(run_name, run_id, folder, existed, stale folders to delete)``: the caller's folder, or one of its own."""
+    if run_dir is None:
+        run_name, folder, existed, stale = resolve_standalone_dir(cfg, name, resume, reset)
+    else:
+        if not name:
+            raise ConfigError("`train(run_dir=...)` needs the run `name` too")
+        check_resume_reset(resume, reset, "run")
+        run_name, folder = naming.validate_name(name), Path(run_dir)
+        existed = folder.exists()
+        stale = [folder] if reset and existed else []
+    parts = naming.split_run_dir_name(folder.name)
+    if parts is None or parts[0] != run_name:
+        raise ConfigError(f"the run folder must be named {{run_name}}-{{run_id}}; got {folder.name!r}")
+    return run_name, parts[1], folder, existed, stale
+
+
+@contextlib.contextmanager
+def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool, reset: bool) -> Iterator[None]:
+    """One command per run name at a time; then check again what ``resolve_standalone_dir`` saw."""
+    parent = naming.standalone_runs_parent(cfg.artifact_dir)
+    with naming.claim_name(parent, run_name, "run"):
+        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
+        if others and not (resume or reset):
+            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it "
+                              f"or --reset to delete it and start over")
+        naming.announce("run", run_name)
+        yield
+
+
+def _record_failure(cfg: Config, exc: BaseException, run_name: str, run_id: str, folder: Path,
+                    started: datetime, t0: float) -> None:
+    """A run that raised: close its wandb run, and (unless stopped) write it down as failed."""
+    if cfg.logging.wandb_project:  # close this run's wandb run, so that the next run starts clean
+        from tunecv.tracking import finish_wandb
+
+        finish_wandb(exit_code=1)
+    if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
+        failed = TrainResult(
+            name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
+            error=f"{type(exc).__name__}: {exc}".strip()[:2000], started_at=started,
+            finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0,
+            last_checkpoint=str(_last_checkpoint(folder) or "") or None)
+        with contextlib.suppress(OSError):
+            write_run_info(folder, failed.to_json())
 
 
 _RANK_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -543,30 +559,14 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
 
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    loggers: list[Any] = [trk.csv_logger(folder)]
-    tracking = dict(tracking or {})
-    if cfg.logging.wandb_project:
-        wandb_lg = trk.wandb_logger(
-            project=cfg.logging.wandb_project, entity=cfg.logging.wandb_entity, run_id=run_id, run_name=run_name,
-            group=tracking.get("group", run_name), job_type=tracking.get("job_type", "train"), save_dir=folder,
-            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags"))
-        if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
-            loggers.append(wandb_lg)
-
+    loggers = _loggers(cfg, folder, run_id, run_name, dict(tracking or {}))
     trainer_kwargs = _trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar)
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
         from lightning.pytorch.plugins.environments import SLURMEnvironment
 
         trainer_kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
-    user_loggers = (cfg.trainer or {}).get("logger")
-    if isinstance(user_loggers, (Mapping, list)):
-        from lightning.pytorch.loggers import Logger
-
-        specs = [user_loggers] if isinstance(user_loggers, Mapping) else user_loggers
-        loggers += [instantiate(s, Logger, f"trainer.logger[{i}]") for i, s in enumerate(specs)]
-    elif user_loggers is False:
-        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
+    loggers += _user_loggers(cfg)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -581,40 +581,10 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
             if error is None:
                 raise
             raise error from None
-        ckpt_path = cfg.ckpt_path  # LightningCLI's ckpt_path: start from that checkpoint
-        if resume:
-            start = resumable_checkpoint(folder)
-            if start is not None:
-                ckpt_path = str(start)
-                log.info("resuming %s from %s", run_name, start)
-            else:
-                log.warning("run %s has no loadable checkpoint; it starts %s", run_name,
-                            f"again from {ckpt_path}" if ckpt_path else "again from scratch")
-        fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
-        if cfg.weights_only is not None:
-            fit_kwargs["weights_only"] = cfg.weights_only
-        try:
-            trainer.fit(model, datamodule=data, **fit_kwargs)
-        except TunecvError:
-            raise
-        except Exception as exc:
-            # Lightning's user errors while the run starts (before a single step) are config errors
-            if is_lightning_user_error(exc) and trainer.global_step == 0:
-                first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-                raise ConfigError(f"the run cannot start: {first}") from None
-            raise
+        _fit_model(trainer, model, data, _fit_kwargs(cfg, folder, run_name, resume=resume))
         if trainer.interrupted:
             raise KeyboardInterrupt(f"run {run_name} was interrupted")
-        metrics = _metrics(trainer.callback_metrics)
-        best = checkpoint_cb.best_model_path or None
-        monitor = checkpoint_cb.monitor
-        if best and monitor and monitor in metrics:
-            best_score = _to_float(checkpoint_cb.best_model_score)
-            if best_score is not None and not math.isclose(best_score, metrics[monitor], rel_tol=1e-9, abs_tol=0):
-                # the metrics of the run are those of its best checkpoint, not of the last epoch
-                out = trainer.validate(model, datamodule=data, ckpt_path=best, verbose=False)
-                for part in out:
-                    metrics.update(_metrics(part))
+        metrics, best = _best_metrics(trainer, model, data, checkpoint_cb)
         test_error = _test_phase(trainer, model, data, best, metrics, run_name)
     for lg in loggers:
         with contextlib.suppress(Exception):
@@ -626,6 +596,81 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
         name=run_name, run_id=run_id, run_dir=folder, metrics=metrics, checkpoint=best,
         last_checkpoint=str(last) if last else None, fold=cfg.fold, seed=cfg.seed, status="completed",
         error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
+
+
+def _loggers(cfg: Config, folder: Path, run_id: str, run_name: str, tracking: Mapping[str, Any]) -> list[Any]:
+    """The run's CSV logger, and its wandb logger when a wandb project is set (and wandb starts)."""
+    from tunecv import tracking as trk
+
+    loggers: list[Any] = [trk.csv_logger(folder)]
+    if cfg.logging.wandb_project:
+        wandb_lg = trk.wandb_logger(
+            project=cfg.logging.wandb_project, entity=cfg.logging.wandb_entity, run_id=run_id, run_name=run_name,
+            group=tracking.get("group", run_name), job_type=tracking.get("job_type", "train"), save_dir=folder,
+            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags"))
+        if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
+            loggers.append(wandb_lg)
+    return loggers
+
+
+def _user_loggers(cfg: Config) -> list[Any]:
+    """The loggers of ``trainer.logger`` (LightningCLI's specs), besides tunecv's own."""
+    user_loggers = (cfg.trainer or {}).get("logger")
+    if isinstance(user_loggers, (Mapping, list)):
+        from lightning.pytorch.loggers import Logger
+
+        specs = [user_loggers] if isinstance(user_loggers, Mapping) else user_loggers
+        return [instantiate(s, Logger, f"trainer.logger[{i}]") for i, s in enumerate(specs)]
+    if user_loggers is False:
+        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
+    return []
+
+
+def _fit_kwargs(cfg: Config, folder: Path, run_name: str, *, resume: bool) -> dict[str, Any]:
+    """``Trainer.fit``'s ``ckpt_path`` (the run's last checkpoint when it resumes) and ``weights_only``."""
+    ckpt_path = cfg.ckpt_path  # LightningCLI's ckpt_path: start from that checkpoint
+    if resume:
+        start = resumable_checkpoint(folder)
+        if start is not None:
+            ckpt_path = str(start)
+            log.info("resuming %s from %s", run_name, start)
+        else:
+            log.warning("run %s has no loadable checkpoint; it starts %s", run_name,
+                        f"again from {ckpt_path}" if ckpt_path else "again from scratch")
+    fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
+    if cfg.weights_only is not None:
+        fit_kwargs["weights_only"] = cfg.weights_only
+    return fit_kwargs
+
+
+def _fit_model(trainer: Any, model: Any, data: Any, fit_kwargs: Mapping[str, Any]) -> None:
+    """``trainer.fit``; Lightning's user errors before a single step become config errors."""
+    try:
+        trainer.fit(model, datamodule=data, **fit_kwargs)
+    except TunecvError:
+        raise
+    except Exception as exc:
+        # Lightning's user errors while the run starts (before a single step) are config errors
+        if is_lightning_user_error(exc) and trainer.global_step == 0:
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise ConfigError(f"the run cannot start: {first}") from None
+        raise
+
+
+def _best_metrics(trainer: Any, model: Any, data: Any, checkpoint_cb: Any) -> tuple[dict[str, float], Optional[str]]:
+    """The run's metrics (those of its best checkpoint, validated again when the last epoch differs) and
+    that checkpoint's path."""
+    metrics = _metrics(trainer.callback_metrics)
+    best = checkpoint_cb.best_model_path or None
+    monitor = checkpoint_cb.monitor
+    if best and monitor and monitor in metrics:
+        best_score = _to_float(checkpoint_cb.best_model_score)
+        if best_score is not None and not math.isclose(best_score, metrics[monitor], rel_tol=1e-9, abs_tol=0):
+            # the metrics of the run are those of its best checkpoint, not of the last epoch
+            out = trainer.validate(model, datamodule=data, ckpt_path=best, verbose=False)
+            for part in out:
+                metrics.update(_metrics(part))
+    return metrics, best
 
 
 def _defines_test(data: Any) -> bool:

@@ -96,6 +96,33 @@ def _probe(path: str, token: str) -> bool:
 
 # -- the executor -------------------------------------------------------------------------------------------
 
+def _job_resources(num_cpus: Any, num_gpus: Any, runs_per_device: Any) -> tuple[float, float]:
+    """``(cpus, gpus)`` one job asks Ray for (``runs_per_device`` jobs share a GPU), the options checked."""
+    cpus = _number("ray.num_cpus", num_cpus)
+    gpus = _number("ray.num_gpus", num_gpus)
+    if isinstance(runs_per_device, bool) or not isinstance(runs_per_device, int) or runs_per_device < 1:
+        raise ConfigError(f"`runs_per_device` must be an integer >= 1; got {runs_per_device!r}")
+    if runs_per_device > 1 and gpus > 1:
+        raise ConfigError(f"`runs_per_device` {runs_per_device} packs several runs on one GPU: `ray.num_gpus` "
+                          f"must then be at most 1; got {num_gpus!r}")
+    if cpus == 0 and gpus / runs_per_device == 0:
+        raise ConfigError("`ray.num_cpus` and `ray.num_gpus` cannot both be 0: a run must ask Ray for "
+                          "something, or Ray would start every run at once")
+    return cpus, gpus / runs_per_device
+
+
+def _check_options(max_concurrent_runs: Any, max_retries: Any, runtime_env: Any) -> None:
+    if max_concurrent_runs is not None and (
+        isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int)
+        or max_concurrent_runs < 1
+    ):
+        raise ConfigError(f"`ray.max_concurrent_runs` must be an integer >= 1 or null; got {max_concurrent_runs!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError(f"`ray.max_retries` must be an integer >= 0; got {max_retries!r}")
+    if runtime_env is not None and not isinstance(runtime_env, Mapping):
+        raise ConfigError(f"`ray.runtime_env` must be a mapping (env_vars, working_dir, ...); got {runtime_env!r}")
+
+
 class RayExecutor(Executor):
     """Runs each job as one Ray task on a Ray cluster.
 
@@ -151,26 +178,8 @@ class RayExecutor(Executor):
         shared_dir: Optional[Union[str, os.PathLike]] = None,
         parallel: bool = True,
     ) -> None:
-        self.num_cpus = _number("ray.num_cpus", num_cpus)
-        gpus = _number("ray.num_gpus", num_gpus)
-        if isinstance(runs_per_device, bool) or not isinstance(runs_per_device, int) or runs_per_device < 1:
-            raise ConfigError(f"`runs_per_device` must be an integer >= 1; got {runs_per_device!r}")
-        if runs_per_device > 1 and gpus > 1:
-            raise ConfigError(f"`runs_per_device` {runs_per_device} packs several runs on one GPU: `ray.num_gpus` "
-                              f"must then be at most 1; got {num_gpus!r}")
-        self.num_gpus = gpus / runs_per_device
-        if self.num_cpus == 0 and self.num_gpus == 0:
-            raise ConfigError("`ray.num_cpus` and `ray.num_gpus` cannot both be 0: a run must ask Ray for "
-                              "something, or Ray would start every run at once")
-        if max_concurrent_runs is not None and (
-            isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int)
-            or max_concurrent_runs < 1
-        ):
-            raise ConfigError(f"`ray.max_concurrent_runs` must be an integer >= 1 or null; got {max_concurrent_runs!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"`ray.max_retries` must be an integer >= 0; got {max_retries!r}")
-        if runtime_env is not None and not isinstance(runtime_env, Mapping):
-            raise ConfigError(f"`ray.runtime_env` must be a mapping (env_vars, working_dir, ...); got {runtime_env!r}")
+        self.num_cpus, self.num_gpus = _job_resources(num_cpus, num_gpus, runs_per_device)
+        _check_options(max_concurrent_runs, max_retries, runtime_env)
         self.address = LOCAL if address in (None, "") else str(address)
         self.max_retries = max_retries
         self.runtime_env = dict(runtime_env) if runtime_env else None
