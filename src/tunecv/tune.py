@@ -403,6 +403,7 @@ class _TunePlan:
                               "once, in order); got both")
         warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space, _load_tune)
         points = space.grid() if grid else None
+        n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
         directions = _directions(cfg)
         if len(directions) > 1 and cfg.tune.pruner != "none":
             raise ConfigError(f"`tune.pruner` must be none with several `tune.objectives` (Optuna cannot prune "
@@ -416,8 +417,7 @@ class _TunePlan:
         pruner = make_pruner(cfg.tune.pruner)
         tune_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
         parallel, accelerator = resolve_parallel(cfg)
-        return cls(cfg=cfg, space=space, points=points,
-                   n_trials=len(points) if points is not None else int(cfg.tune.n_trials), directions=directions,
+        return cls(cfg=cfg, space=space, points=points, n_trials=n_trials, directions=directions,
                    warm_points=warm_points, seed=seed, sampler_name=sampler_name, sampler=sampler, pruner=pruner,
                    tune_name=tune_name, folder=folder, strategy=strategy, parallel=parallel,
                    accelerator=accelerator, resume=resume, reset=reset)
@@ -519,7 +519,7 @@ class TuneDriver:
         self.lock = threading.Lock()
         self.worker = worker_identity(self.cfg) if plan.shared else None
         self.grace = float(self.cfg.tune.heartbeat_grace)
-        self.last_stale_check = time.monotonic()
+        self.last_stale_check = 0.0
         # set by open()
         self.study: Any = None
         self.store: _StudyStorage
@@ -553,6 +553,7 @@ class TuneDriver:
         if plan.resume or plan.shared:
             self.table.repair()
             self.table.compact()
+        self.last_stale_check = time.monotonic()
         self.budget = records.Budget(self.study, self.cfg.tune.timeout, self.cfg.tune.max_runs)
         self.heartbeat = _Heartbeat(self.store, every=min(HEARTBEAT_EVERY, self.grace / 4))
 
