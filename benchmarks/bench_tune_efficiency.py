@@ -4,9 +4,8 @@ and against TPE with full cvs (what a plain Optuna user gets).
 For each problem and seed: random search runs N trials of full cross-validations; its best cv score is
 the target. Then, with the same sampler seed and up to 2N trials each:
 
-- tunecv: ``tune.sampler: tpe`` + ``tune.pruner: wilcoxon`` with tunecv's settings (multivariate TPE whose
-  random startup is two trials per dimension, ``search_space.tpe_startup_trials``; a Wilcoxon threshold
-  sized to the cv, ``search_space.wilcoxon_p_threshold``);
+- tunecv: ``tune.sampler: tpe`` + ``tune.pruner: wilcoxon`` as tunecv builds them (the threshold of the
+  Wilcoxon test follows the cv's size: ``search_space.wilcoxon_p_threshold``);
 - plain Optuna: ``optuna.samplers.TPESampler(seed=seed)`` with Optuna's defaults (10 random startup trials,
   independent sampling) and no pruning: every cv is run in full.
 
@@ -163,7 +162,7 @@ def run_problem(name: str, root: Path, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    from tunecv.search_space import tpe_startup_trials, wilcoxon_p_threshold
+    from tunecv.search_space import wilcoxon_p_threshold
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
@@ -180,8 +179,7 @@ def main() -> None:
             results[name] = run_problem(name, Path(tmp), args)
     print(f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all")
     print("tunecv settings: " + "; ".join(
-        f"{name}: tpe startup {tpe_startup_trials(load_search_space_of(name))} trials, wilcoxon p < "
-        f"{wilcoxon_p_threshold(PROBLEMS[name]['split']['total_folds']):.4f}" for name in results))
+        f"{name}: wilcoxon p < {wilcoxon_p_threshold(PROBLEMS[name]['split']['total_folds']):.4f}" for name in results))
     print(f"{'problem':<12} {'seeds':>5} {'vs random (goal <= 0.5)':>24} {'[q1, q3]':>12} {'min-max':>11} "
           f"{'vs tpe full cvs (goal < 1)':>27} {'[q1, q3]':>12} {'wall vs random':>15}")
     for name, r in results.items():
@@ -197,11 +195,6 @@ def quartiles(values: list[float]) -> str:
     q1, _, q3 = statistics.quantiles(values, n=4)
     return f"[{q1:.2f}, {q3:.2f}]"
 
-
-def load_search_space_of(name: str):
-    from tunecv.search_space import SearchSpace
-
-    return SearchSpace.from_mapping({"hyperparameters": PROBLEMS[name]["space"]}, source=f"{name}-space")
 
 if __name__ == "__main__":
     main()

@@ -65,8 +65,6 @@ _FINGERPRINT_FORMAT = 1
 RUN_SCORES_ATTR = "run_scores"
 #: ``tune.pruner: wilcoxon``'s p-value threshold for cvs of 7 runs or more (Optuna's default)
 WILCOXON_P_THRESHOLD = 0.1
-#: bounds of ``tune.sampler: tpe``'s random startup trials (see :func:`tpe_startup_trials`)
-TPE_MIN_STARTUP_TRIALS, TPE_MAX_STARTUP_TRIALS = 5, 10
 
 
 # -- the table of distributions ------------------------------------------------------------------------
@@ -732,7 +730,7 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
 
     samplers = optuna.samplers
     if name == "tpe":
-        return samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=tpe_startup_trials(space))
+        return samplers.TPESampler(seed=seed)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -755,19 +753,6 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
     if name == "gp":
         return samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     return samplers.NSGAIISampler(seed=seed)
-
-
-def tpe_startup_trials(space: Optional[SearchSpace]) -> int:
-    """How many random trials ``tune.sampler: tpe`` runs before its model takes over: two per searched
-    dimension, at least 5 and at most Optuna's 10 (10 without a space).
-
-    Optuna's fixed 10 is made for cheap objectives and hundreds of trials; a tunecv trial is a whole cv,
-    so a tune of 15-30 trials would spend most of its budget at random.
-    """
-    if space is None:
-        return TPE_MAX_STARTUP_TRIALS
-    dims = sum(1 for d in space.optuna_distributions().values() if not d.single())
-    return max(TPE_MIN_STARTUP_TRIALS, min(TPE_MAX_STARTUP_TRIALS, 2 * dims))
 
 
 @functools.cache

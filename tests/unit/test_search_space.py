@@ -22,7 +22,6 @@ from tunecv.search_space import (
     apply,
     make_pruner,
     make_sampler,
-    tpe_startup_trials,
     wilcoxon_p_threshold,
 )
 
@@ -465,27 +464,6 @@ def test_make_sampler_and_pruner_know_every_configured_name():
         assert isinstance(make_pruner(name), optuna.pruners.BasePruner)
     assert isinstance(make_pruner("wilcoxon").inner.inner, optuna.pruners.WilcoxonPruner)  # on per-run scores
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
-
-
-def test_tpe_is_multivariate_and_starts_with_two_random_trials_per_dimension():
-    one = space_of({"model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.1},
-                    "model.init_args.bias": True})  # a constant is no dimension
-    three = space_of({"model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.1},
-                      "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 4, "high": 96},
-                      "model.init_args.act": ["relu", "gelu"]})
-    seven = space_of({f"model.init_args.x{i}": {"distribution": "uniform", "low": 0, "high": 1} for i in range(7)})
-    assert [tpe_startup_trials(s) for s in (one, three, seven, None)] == [5, 6, 10, 10]
-    sampler = make_sampler("tpe", 0, three)
-    assert sampler._multivariate and sampler._n_startup_trials == 6
-
-
-def test_tpe_models_from_its_seventh_trial_on_a_three_dimension_space():
-    three = space_of({"model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 0.1},
-                      "model.init_args.hidden_dim": {"distribution": "intuniform", "low": 4, "high": 96},
-                      "model.init_args.dropout": {"distribution": "uniform", "low": 0.0, "high": 0.5}})
-    tpe, rnd = run_study(three, "tpe", 9), run_study(three, "random", 9)
-    assert tpe[:6] == rnd[:6]  # the startup trials are the random sampler's, seed for seed
-    assert tpe[6:] != rnd[6:]
 
 
 @pytest.mark.parametrize(("n_runs", "lost_runs_pruned"), [(3, 2), (4, 2), (5, 3), (6, 3), (7, 4), (15, 4)])
