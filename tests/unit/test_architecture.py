@@ -1,7 +1,8 @@
-"""The module layers of src/tunecv: imports go one way (DESIGN.md, "Layers of code")."""
+"""The module layers of src/tunecv: imports go one way (DESIGN.md, "Layers of code"); functions stay short."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -38,3 +39,42 @@ def test_the_diagram_is_a_mermaid_flowchart_of_the_rooms():
     text = graph.mermaid()
     assert text.startswith("flowchart TD")
     assert "tune --> cv" in text
+
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(src: Path = graph.SRC) -> list[tuple[str, str, int, int]]:
+    """``(file, name, line, length)`` of each function over MAX_FUNCTION_LINES lines (its docstring not
+    counted) without a ``# long: why`` comment right above it (above its decorators, if any)."""
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text, filename=str(path))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            length = node.end_lineno - node.lineno + 1
+            doc = node.body[0]
+            if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+                length -= doc.end_lineno - doc.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            above = lines[first - 2].strip() if first >= 2 else ""
+            if length > MAX_FUNCTION_LINES and not above.startswith("# long:"):
+                found.append((path.relative_to(src).as_posix(), node.name, node.lineno, length))
+    return found
+
+
+def test_long_functions_are_found_and_a_long_comment_excuses_one(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))  # with the def: the limit
+    (tmp_path / "a.py").write_text(f'def short():\n    """Doc."""\n{body}')
+    (tmp_path / "b.py").write_text(f"def too_long():\n    x = 0\n{body}")
+    (tmp_path / "c.py").write_text(f"# long: one table, read top to bottom\n@staticmethod\ndef excused():\n"
+                                   f"    x = 0\n{body}")
+    assert long_functions(tmp_path) == [("b.py", "too_long", 1, MAX_FUNCTION_LINES + 1)]
+
+
+def test_no_function_is_over_60_lines_without_saying_why():
+    found = [f"{f}:{line} {name} ({n} lines)" for f, name, line, n in long_functions()]
+    assert not found, f"split these into named steps, or say why in a `# long: ...` comment right above each: {found}"
