@@ -72,6 +72,53 @@ def import_time() -> float:
     return time.perf_counter() - t0
 
 
+SEGMENTS = (  # (label, from, to) over the stamps of one SLURM job (driver and job clocks: one machine here)
+    ("sbatch", "submit", "sbatch_done"),
+    ("queue + job start", "sbatch_done", "batch_start"),
+    ("srun step start", "batch_start", "python_start"),
+    ("python + submitit + unpickle", "python_start", "call_start"),
+    ("imports + build model/data", "call_start", "run_start"),
+    ("run (train)", "run_start", "run_end"),
+    ("after the run", "run_end", "call_end"),
+    ("result pickled", "call_end", "result"),
+    ("driver notices", "result", "noticed"),
+)
+
+
+def slurm_timeline(jobs: list) -> dict[str, dict[str, float]]:
+    """Per job: unix times of each step from submission to the driver noticing the result."""
+    import json
+    from datetime import datetime
+
+    from tunecv.executors._slurm import read_timeline
+
+    out = {}
+    for job in jobs:
+        stamps = dict(job.times)
+        stamps.update(read_timeline(job.submitit_job.paths.stderr))
+        info = json.loads((job.folder / "run_info.json").read_text())
+        for key, field in (("run_start", "started_at"), ("run_end", "finished_at")):
+            if info.get(field):
+                stamps[key] = datetime.fromisoformat(str(info[field])).timestamp()
+        result = job.submitit_job.paths.result_pickle
+        if result.exists():
+            stamps["result"] = result.stat().st_mtime
+        out[job.job_id] = stamps
+    return out
+
+
+def print_timeline(timeline: dict[str, dict[str, float]]) -> None:
+    print(f"slurm: where the time of each job goes (mean over {len(timeline)} jobs, seconds)")
+    for label, a, b in SEGMENTS:
+        values = [t[b] - t[a] for t in timeline.values() if a in t and b in t]
+        if values:
+            print(f"  {label:<32} {sum(values) / len(values):>6.2f}  (min {min(values):.2f}, max {max(values):.2f})")
+    outside = [t["noticed"] - t["submit"] - (t["run_end"] - t["run_start"]) for t in timeline.values()
+               if {"noticed", "submit", "run_end", "run_start"} <= set(t)]
+    if outside:
+        print(f"  {'submit -> noticed, less the run':<32} {sum(outside) / len(outside):>6.2f}")
+
+
 SETUPS = {"local": local_setup, "ray": ray_setup, "slurm": slurm_setup}
 
 
@@ -92,6 +139,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {name: [] for name in args.executors}
     timings: dict[str, float] = {}
     durations: dict[str, list[float]] = {}
+    slurm_jobs: list = []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         base = {**digits_config(Path(tmp), args.epochs, n_folds=args.folds, hidden=64),
                 "strategy": "cv-parallel", "devices": list(range(args.slots))}
@@ -101,6 +149,15 @@ def main() -> None:
             t0 = time.perf_counter()
             executor = stack.enter_context(make_executor_from_config(load_config(cfg), parallel=True,
                                                                      accelerator="cpu"))
+            if name == "slurm":  # keep the jobs, for their timeline
+                submit_run = executor.submit_run
+
+                def keep(*a, _submit=submit_run, **kw):
+                    job = _submit(*a, **kw)
+                    slurm_jobs.append(job)
+                    return job
+
+                executor.submit_run = keep
             assert executor.n_slots == args.slots, (name, executor.n_slots)
             cross_validate(cfg, name=f"{name}-warmup", progress=False, executor=executor)
             timings[f"{name} start + warm-up cv"] = time.perf_counter() - t0
@@ -112,6 +169,7 @@ def main() -> None:
                 walls[name].append(time.perf_counter() - t0)
                 assert res.n_completed == args.folds, (name, res.run_infos)
                 durations.setdefault(name, []).append(float(res.run_infos["duration"].mean()))
+        timeline = slurm_timeline(slurm_jobs[args.folds:]) if slurm_jobs else {}  # without the warm-up cv
 
     runs_per_slot = args.folds / args.slots
     # the duration of the runs of the fastest cv, to go with its wall time
@@ -126,6 +184,8 @@ def main() -> None:
         wall = min(walls[name])
         print(f"{name:<10} {wall:>7.2f}s {wall / local:>7.3f} {(wall - local) / runs_per_slot:>+12.2f}s "
               f"{durations[name]:>12.2f}s {wall / runs_per_slot - durations[name]:>12.2f}s")
+    if timeline:
+        print_timeline(timeline)
     if "slurm" in walls:
         dispatch = min(walls["slurm"]) / runs_per_slot - durations["slurm"]
         imports = min(import_time() for _ in range(2))

@@ -56,6 +56,9 @@ LIVE_STATES = frozenset({
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"})
 # A job that left no result file although SLURM says it ended: wait this long for a slow shared disk.
 RESULT_GRACE_S = 5.0
+# Between two looks at the queue, how often the result files of running jobs are looked for (one stat
+# per running job): the driver learns a job's result within this, not within poll_interval.
+RESULT_POLL_S = 0.1
 
 
 class SlurmJobError(TunecvError):
@@ -75,6 +78,15 @@ class SlurmJobError(TunecvError):
         return str(self.args[0])
 
 
+class _SubmititExecutor(submitit.SlurmExecutor):
+    """submitit's SLURM executor, whose jobs run :mod:`tunecv.executors._slurm_job` (submitit's runner, then
+    an exit that skips the interpreter's teardown once the result is written)."""
+
+    @property
+    def _submitit_command_str(self) -> str:
+        return " ".join([self.python, "-u -m tunecv.executors._slurm_job", shlex.quote(str(self.folder))])
+
+
 class SlurmCall(submitit.helpers.Checkpointable):
     """What a SLURM job runs: ``fn(*args, **kwargs)``; requeued as it is on preemption or time limit.
 
@@ -85,11 +97,55 @@ class SlurmCall(submitit.helpers.Checkpointable):
     def __call__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         # Use the CPUs the job was given, not every core of the node (torch's default where SLURM does not
         # confine the job with cgroups), unless the submitting environment chose a thread count.
+        call_start = time.time()
         cpus = os.environ.get("SLURM_CPUS_PER_TASK")
         if cpus and cpus.isdigit():
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(name, cpus)
-        return fn(*args, **kwargs)
+        # one line in the job's log: when its Python started and when the call began (after submitit's own
+        # imports and unpickling the call), so that a slow job start can be told from a slow run
+        _timeline(python_start=_process_start_time(), call_start=call_start)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _timeline(call_end=time.time())
+
+
+TIMELINE_PREFIX = "tunecv-timeline"
+
+
+def _timeline(**stamps: Optional[float]) -> None:
+    """Write ``tunecv-timeline key=unix time ...`` to the job's log (stderr)."""
+    items = " ".join(f"{k}={v:.3f}" for k, v in stamps.items() if v is not None)
+    sys.stderr.write(f"{TIMELINE_PREFIX} {items}\n")
+    sys.stderr.flush()
+
+
+def _process_start_time() -> Optional[float]:
+    """When this process started (unix time, 10 ms resolution), from ``/proc``; ``None`` elsewhere.
+
+    Its age (uptime less its start in clock ticks since boot) subtracted from now: the boot time in
+    ``/proc/stat`` is whole seconds and drifts from the wall clock on a VM.
+    """
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_timeline(log: Any) -> dict[str, float]:
+    """The ``tunecv-timeline`` stamps a job wrote to its log (the last attempt's, for a requeued job)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(log).read_text(errors="replace").splitlines():
+            if line.startswith(TIMELINE_PREFIX + " "):
+                for item in line.split()[1:]:
+                    key, _, value = item.partition("=")
+                    with contextlib.suppress(ValueError):
+                        out[key] = float(value)
+    return out
 
 
 class _SlurmJob(Job):
@@ -104,6 +160,8 @@ class _SlurmJob(Job):
         self.reason = ""
         self._executor = executor
         self._ended_at: Optional[float] = None
+        # unix times seen by the driver: before sbatch, after it, when the driver saw the result
+        self.times: dict[str, float] = {}
 
     @property
     def state(self) -> str:
@@ -220,9 +278,10 @@ class SlurmExecutor(Executor):
 
     # -- submitting -----------------------------------------------------------------------------------
     def _submitit_executor(self, folder: Path, name: str) -> Any:
-        ex = self._submitit.SlurmExecutor(folder=str(folder), max_num_timeout=self.max_num_timeout,
-                                          python=self.python)
-        ex.update_parameters(**{**self.parameters, "job_name": name})
+        ex = _SubmititExecutor(folder=str(folder), max_num_timeout=self.max_num_timeout, python=self.python)
+        # the first line of the job script stamps when SLURM started it (see read_timeline)
+        setup = [f'echo "{TIMELINE_PREFIX} batch_start=$(date +%s.%N)" >&2', *self.parameters.get("setup", [])]
+        ex.update_parameters(**{**self.parameters, "setup": setup, "job_name": name})
         return ex
 
     def _submitit_job(self, folder: Path, job_id: str) -> Any:
@@ -235,11 +294,13 @@ class SlurmExecutor(Executor):
                 raise RuntimeError("cannot submit a job to an executor that was shut down")
         ex = self._submitit_executor(log_folder, name)
         call = SlurmCall()
+        submitted = time.time()
         try:
             sjob = ex.submit(call, fn, tuple(args), dict(kwargs))
         except Exception as exc:
             raise SlurmJobError(f"sbatch refused the job {name}: {exc}".strip()) from exc
         job = _SlurmJob(name, self, sjob, folder)
+        job.times.update(submit=submitted, sbatch_done=time.time())
         self.submitted.append(job.job_id)
         if folder is not None:
             _record_job(folder, self.name, job.job_id, job.log)
@@ -256,6 +317,7 @@ class SlurmExecutor(Executor):
 
     # -- watching -------------------------------------------------------------------------------------
     def _watch(self) -> None:
+        next_query = 0.0
         while not self._stop.is_set():
             with self._lock:
                 jobs = list(self._jobs.values())
@@ -265,11 +327,22 @@ class SlurmExecutor(Executor):
                         self._thread = None
                         return
                 continue
+            now = time.monotonic()
             try:
-                self._refresh(jobs)
+                if now >= next_query:  # the queue, every poll_interval
+                    next_query = now + self.poll_interval
+                    self._refresh(jobs)
+                else:  # in between, only the result files of the running jobs (one stat each)
+                    for job in jobs:
+                        if job.slurm_state in RUNNING_STATES and self._result_file(job).exists():
+                            self._finish(job)
             except Exception as exc:  # pragma: no cover - a scheduler hiccup: try again at the next poll
                 sys.stderr.write(f"tunecv: could not read the SLURM queue: {exc}\n")
-            self._stop.wait(self.poll_interval)
+            self._stop.wait(min(self.poll_interval, RESULT_POLL_S))
+
+    def _result_file(self, job: _SlurmJob) -> Path:
+        return job.submitit_job.task(0).paths.result_pickle if self.n_tasks > 1 else \
+            job.submitit_job.paths.result_pickle
 
     def _refresh(self, jobs: Sequence[_SlurmJob]) -> None:
         states = self.query([j.job_id for j in jobs])
@@ -280,9 +353,7 @@ class SlurmExecutor(Executor):
                 job.slurm_state, job.reason = state, reason
             if not job._future.running() and state in RUNNING_STATES:
                 job._future.set_running_or_notify_cancel()
-            result_file = job.submitit_job.task(0).paths.result_pickle if self.n_tasks > 1 else \
-                job.submitit_job.paths.result_pickle
-            if result_file.exists():  # written once, when the call returned or raised
+            if self._result_file(job).exists():  # written once, when the call returned or raised
                 self._finish(job)
                 continue
             if state in LIVE_STATES:
@@ -306,6 +377,7 @@ class SlurmExecutor(Executor):
             self._fail(job, SlurmJobError(f"SLURM job {job.job_id} ({job.name}) left an unreadable result: "
                                           f"{exc}; its log: {job.log}", job.job_id, "COMPLETED", job.log))
             return
+        job.times["noticed"] = time.time()
         if outcome == "success":
             self._settle(job, lambda: job._future.set_result(value))
         else:
