@@ -235,13 +235,23 @@ class SlurmExecutor(Executor):
         return dict(self._overrides)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
-        return self._submit(self.log_folder, f"tunecv-{function_name(fn).rsplit('.', 1)[-1]}", None,
+        return self._submit(self.log_folder, f"tunecv-{function_name(fn).rsplit('.', 1)[-1]}", [],
                             fn, args, kwargs)
 
     def submit_run(self, folder: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        return self._submit(folder / LOG_DIR, job_name(folder), folder, fn, args, {})
+        return self.submit_runs([folder], fn, *args)
+
+    def submit_runs(self, folders: Sequence[Any], fn: Callable[..., Any], /, *args: Any) -> Job:
+        """One job for the runs in ``folders`` (``fn`` runs them all): recorded in each run's folder.
+
+        A single run keeps its submitit files in ``{run folder}/slurm/``; a job of several runs (the cv of a
+        tune-parallel trial) in ``{cv folder}/slurm/``. The job is named after the first run's folder.
+        """
+        folders = [Path(f) for f in folders]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        log_folder = folders[0] / LOG_DIR if len(folders) == 1 else folders[0].parent / LOG_DIR
+        return self._submit(log_folder, job_name(folders[0]), folders, fn, args, {})
 
     def reattach(self, folder: Any) -> Optional[Job]:
         folder = Path(folder)
@@ -249,17 +259,20 @@ class SlurmExecutor(Executor):
             return None
         record = read_json(folder / RUN_INFO_FILE) or {}
         entry = record.get(EXECUTOR_KEY) or {}
-        ids = [str(i) for i in entry.get("job_ids", [])] if entry.get("name") == self.name else []
-        live = self._live_ids_by_name(job_name(folder))
+        mine = entry.get("name") == self.name
+        ids = [str(i) for i in entry.get("job_ids", [])] if mine else []
+        name = str(entry.get("job_name") or job_name(folder)) if mine else job_name(folder)
+        log_folder = Path(entry["folder"]) if mine and entry.get("folder") else folder / LOG_DIR
+        live = self._live_ids_by_name(name)
         candidates = [i for i in ids[-1:] if i] + [i for i in live if i not in ids[-1:]]
         for job_id in candidates:
             state, _ = self.query([job_id]).get(job_id, ("", ""))
             if state in LIVE_STATES:
-                sjob = self._submitit_job(folder / LOG_DIR, job_id)
-                job = _SlurmJob(f"{job_name(folder)} (job {job_id})", self, sjob, folder)
+                sjob = self._submitit_job(log_folder, job_id)
+                job = _SlurmJob(f"{name} (job {job_id})", self, sjob, folder)
                 job.slurm_state = state
                 if job_id not in ids:
-                    _record_job(folder, self.name, job_id, job.log)
+                    _record_job(folder, self.name, job_id, job.log, name, log_folder)
                 self._track(job)
                 return job
         return None
@@ -287,7 +300,7 @@ class SlurmExecutor(Executor):
     def _submitit_job(self, folder: Path, job_id: str) -> Any:
         return self._submitit.SlurmJob(folder=str(folder), job_id=job_id, tasks=tuple(range(self.n_tasks)))
 
-    def _submit(self, log_folder: Path, name: str, folder: Optional[Path], fn: Callable[..., Any],
+    def _submit(self, log_folder: Path, name: str, folders: Sequence[Path], fn: Callable[..., Any],
                 args: tuple, kwargs: dict) -> Job:
         with self._lock:
             if self._shut_down:
@@ -299,11 +312,11 @@ class SlurmExecutor(Executor):
             sjob = ex.submit(call, fn, tuple(args), dict(kwargs))
         except Exception as exc:
             raise SlurmJobError(f"sbatch refused the job {name}: {exc}".strip()) from exc
-        job = _SlurmJob(name, self, sjob, folder)
+        job = _SlurmJob(name, self, sjob, folders[0] if folders else None)
         job.times.update(submit=submitted, sbatch_done=time.time())
         self.submitted.append(job.job_id)
-        if folder is not None:
-            _record_job(folder, self.name, job.job_id, job.log)
+        for folder in folders:
+            _record_job(folder, self.name, job.job_id, job.log, name, log_folder)
         self._track(job)
         return job
 
@@ -464,8 +477,9 @@ def job_name(folder: Path) -> str:
     return f"tunecv-{Path(folder).name}"
 
 
-def _record_job(folder: Path, executor: str, job_id: str, log: str) -> None:
-    """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry)."""
+def _record_job(folder: Path, executor: str, job_id: str, log: str, name: str, log_folder: Path) -> None:
+    """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry):
+    its id, its log, its name and the folder of its submitit files (what ``reattach`` needs)."""
     path = folder / RUN_INFO_FILE
     data = read_json(path) or {}
     entry = dict(data.get(EXECUTOR_KEY) or {})
@@ -473,7 +487,7 @@ def _record_job(folder: Path, executor: str, job_id: str, log: str) -> None:
         entry = {"name": executor, "job_ids": []}
     if job_id not in entry["job_ids"]:
         entry["job_ids"] = [*entry["job_ids"], job_id]
-    entry["log"] = log
+    entry.update(log=log, job_name=name, folder=str(log_folder))
     data[EXECUTOR_KEY] = entry
     with contextlib.suppress(OSError):
         atomic_write_json(path, data)
@@ -528,7 +542,11 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
         parameters["setup"] = list(opts.setup)
     if opts.extra:
         parameters["additional_parameters"] = {str(k).replace("_", "-"): v for k, v in opts.extra.items()}
-    return SlurmExecutor(Path(cfg.artifact_dir) / "_slurm", parameters,
-                         n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
-                         max_num_timeout=int(opts.max_num_timeout), python=opts.python,
-                         poll_interval=float(opts.poll_interval))
+    executor = SlurmExecutor(Path(cfg.artifact_dir) / "_slurm", parameters,
+                             n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
+                             max_num_timeout=int(opts.max_num_timeout), python=opts.python,
+                             poll_interval=float(opts.poll_interval))
+    # tune-parallel: each trial's cv is one job (its runs one after the other: one Python start, one
+    # `import torch, lightning` per cv); cv-parallel: each run is one job
+    executor.cv_per_job = str(cfg.device_setting("strategy")) == "tune-parallel"
+    return executor
