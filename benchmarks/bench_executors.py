@@ -129,12 +129,24 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--level", choices=("cv", "tune"), default="cv",
+                        help="cv: one cv-parallel cv of --folds runs; tune: a tune-parallel grid tune of --trials "
+                             "cvs of --folds runs each (slurm: one job per cv)")
+    parser.add_argument("--trials", type=int, default=4)
     args = parser.parse_args()
     if "local" not in args.executors:
         args.executors.insert(0, "local")
     from tunecv.config import load_config
     from tunecv.cv import cross_validate
     from tunecv.executors import make_executor_from_config
+    from tunecv.tune import tune
+
+    n_runs = args.folds * (args.trials if args.level == "tune" else 1)
+
+    def run_level(cfg: dict, name: str, executor) -> object:
+        if args.level == "cv":
+            return cross_validate(cfg, name=name, progress=False, executor=executor)
+        return tune(cfg, name=name, progress=False, executor=executor)
 
     walls: dict[str, list[float]] = {name: [] for name in args.executors}
     timings: dict[str, float] = {}
@@ -143,6 +155,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         base = {**digits_config(Path(tmp), args.epochs, n_folds=args.folds, hidden=64),
                 "strategy": "cv-parallel", "devices": list(range(args.slots))}
+        if args.level == "tune":
+            import yaml
+
+            space = Path(tmp) / "space.yaml"
+            lrs = [round(0.001 * (i + 1), 4) for i in range(args.trials)]
+            space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": lrs}}))
+            base.update(strategy="tune-parallel", tune={"search_space": str(space), "n_trials": "grid",
+                                                        "sampler": "grid", "pruner": "none",
+                                                        "retrain_and_test": False})
         executors = {}
         for name in args.executors:
             cfg = {**base, **stack.enter_context(SETUPS[name](args, timings))}
@@ -150,33 +171,38 @@ def main() -> None:
             executor = stack.enter_context(make_executor_from_config(load_config(cfg), parallel=True,
                                                                      accelerator="cpu"))
             if name == "slurm":  # keep the jobs, for their timeline
-                submit_run = executor.submit_run
+                submit_runs = executor.submit_runs  # submit_run goes through it too
 
-                def keep(*a, _submit=submit_run, **kw):
+                def keep(*a, _submit=submit_runs, **kw):
                     job = _submit(*a, **kw)
                     slurm_jobs.append(job)
                     return job
 
-                executor.submit_run = keep
+                executor.submit_runs = keep
             assert executor.n_slots == args.slots, (name, executor.n_slots)
-            cross_validate(cfg, name=f"{name}-warmup", progress=False, executor=executor)
+            run_level(cfg, f"{name}-warmup", executor)
             timings[f"{name} start + warm-up cv"] = time.perf_counter() - t0
             executors[name] = (cfg, executor)
         for r in range(args.repeats):
             for name, (cfg, executor) in executors.items():
                 t0 = time.perf_counter()
-                res = cross_validate(cfg, name=f"{name}-{r}", progress=False, executor=executor)
+                res = run_level(cfg, f"{name}-{r}", executor)
                 walls[name].append(time.perf_counter() - t0)
-                assert res.n_completed == args.folds, (name, res.run_infos)
+                assert (res.run_infos["status"] == "completed").sum() == n_runs, (name, res.run_infos)
                 durations.setdefault(name, []).append(float(res.run_infos["duration"].mean()))
-        timeline = slurm_timeline(slurm_jobs[args.folds:]) if slurm_jobs else {}  # without the warm-up cv
+        # without the warm-up cv (the timeline is per run: one job per run, the cv level)
+        timeline = slurm_timeline(slurm_jobs[args.folds:]) if slurm_jobs and args.level == "cv" else {}
+        n_jobs = len(slurm_jobs) // (args.repeats + 1) if slurm_jobs else 0
 
-    runs_per_slot = args.folds / args.slots
+    runs_per_slot = n_runs / args.slots
     # the duration of the runs of the fastest cv, to go with its wall time
     durations = {name: durations[name][walls[name].index(min(walls[name]))] for name in args.executors}
     local = min(walls["local"])
     print(f"machine: {machine()}")
-    print(f"cv of {args.folds} runs x {args.epochs} epochs on {args.slots} slots; best of {args.repeats} warm cvs")
+    what = (f"cv of {args.folds} runs" if args.level == "cv"
+            else f"tune of {args.trials} cvs x {args.folds} runs (tune-parallel)")
+    print(f"{what} x {args.epochs} epochs on {args.slots} slots; best of {args.repeats} warm repeats; "
+          f"slurm jobs per repeat: {n_jobs}")
     for label, seconds in timings.items():
         print(f"  {label}: {seconds:.2f} s")
     print(f"{'executor':<10} {'wall':>8} {'ratio':>7} {'vs local/run':>13} {'run duration':>13} {'dispatch/run':>13}")

@@ -207,7 +207,7 @@ def test_the_time_limit_signal_checkpoints_requeues_and_the_run_continues_from_l
     second = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
     first_epochs = {int(line.split(",")[0]) for line in first[1:]}
     second_epochs = {int(line.split(",")[0]) for line in second[1:]}
-    assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) == 2  # went on from last.ckpt
+    assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) >= 2  # went on from last.ckpt
 
 
 def test_a_cancelled_job_is_a_failed_run_and_the_cv_goes_on(tmp_path, cluster):
