@@ -561,7 +561,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         try:
             drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
                   max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
-                  pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
+                  pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end,
+                  on_job_states=reporter.job_states if progress else None)
         finally:
             if own_executor:
                 executor.shutdown()

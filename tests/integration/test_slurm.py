@@ -115,14 +115,25 @@ def test_cv_on_slurm_runs_each_run_as_a_job_with_the_local_results(tmp_path, clu
     assert res.score == pytest.approx(local.score, abs=1e-6)
 
 
-def test_tune_parallel_tune_on_slurm_runs_each_cv_as_one_job(tmp_path, cluster):
+def test_tune_parallel_tune_on_slurm_runs_each_cv_as_one_job(tmp_path, cluster, monkeypatch):
+    from tunecv.progress import TuneProgress
     from tunecv.tune import tune
+
+    shown: list[str] = []  # what the tune's bar showed of the jobs (the real bar, its text recorded)
+    job_states = TuneProgress.job_states
+
+    def record(self, counts):
+        job_states(self, counts)
+        shown.append(self.jobs)
+
+    monkeypatch.setattr(TuneProgress, "job_states", record)
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": [0.01, 0.05]}}))
     cfg = slurm_cfg(tmp_path, n_folds=2, strategy="tune-parallel",
                     tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid", "pruner": "none"})
-    result = tune(cfg, name="slurmtune", progress=False)
+    result = tune(cfg, name="slurmtune", progress=True)
+    assert "2 running" in shown, shown  # both trials' jobs ran at once, from squeue's view
     df = result.run_infos
     assert len(df) == 4 and set(df["status"]) == {"completed"}
     assert sorted(df["model.init_args.lr"]) == [0.01, 0.01, 0.05, 0.05]
