@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import pickle
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -108,6 +109,34 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
         cfg = cfg.replace(**overrides)
     with _thread_policy(cfg):
         return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+
+
+def run_cv_job(runs: Sequence[tuple]) -> list[tuple[str, Any, Optional[BaseException]]]:
+    """Job body: the runs of one cv (each the arguments of ``_run_one``), in series, in this process.
+
+    Returns ``(run folder, result, error)`` for each run; a failed run does not stop the others.
+    """
+    out: list[tuple[str, Any, Optional[BaseException]]] = []
+    for args in runs:
+        try:
+            out.append((str(args[2]), _run_one(*args), None))
+        except Exception as exc:
+            out.append((str(args[2]), None, _picklable(exc)))
+    return out
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (the job's result is pickled), else a :class:`RemoteError` with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        import traceback
+
+        from tunecv.executors._base import RemoteError
+
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return RemoteError(name, str(exc), "".join(traceback.format_exception(exc)))
 
 
 @contextlib.contextmanager
@@ -379,7 +408,7 @@ def drive(
                     close_finished()  # a resumed session may have nothing left to run
                     continue
                 if grouped:  # one job for all the runs the session has left
-                    cv_job = CVJob.start(executor, session, quiet=quiet, overrides=overrides)
+                    cv_job = CVJob.start(executor, session, run_cv_job, quiet=quiet, overrides=overrides)
                     jobs[cv_job.job] = (session, cv_job)
                     continue
                 run = session.next_run()

@@ -1,7 +1,7 @@
 """One job for all the runs of a cv: what :func:`tunecv.cv.drive` does for an executor whose
 ``cv_per_job`` is set (``executor: slurm`` under ``tune-parallel``: each trial's cv is one SLURM job).
 
-The job (:func:`run_cv_job`) trains the cv's runs one after the other in one process, so it pays its
+The job (:func:`tunecv.cv.run_cv_job`) trains the cv's runs one after the other in one process, so it pays its
 Python start and its ``import torch, lightning`` once per cv instead of once per run. Its id is recorded in
 every one of those runs' ``run_info.json`` (``executor.job_ids``), so ``--resume`` re-attaches to it
 instead of submitting the runs again. Requeued (preemption, time limit, ``scontrol requeue``), the job
@@ -16,43 +16,12 @@ A run that failed inside the job is recorded from the job's result, with its err
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from tunecv._io import read_json
 
-__all__ = ["CVJob", "run_cv_job"]
-
-
-def run_cv_job(runs: Sequence[tuple]) -> list[tuple[str, Any, Optional[BaseException]]]:
-    """Job body: the runs of one cv (each the arguments of ``_run_one``), in series, in this process.
-
-    Returns ``(run folder, result, error)`` for each run; a failed run does not stop the others.
-    """
-    from tunecv.cv import _run_one
-
-    out: list[tuple[str, Any, Optional[BaseException]]] = []
-    for args in runs:
-        try:
-            out.append((str(args[2]), _run_one(*args), None))
-        except Exception as exc:
-            out.append((str(args[2]), None, _picklable(exc)))
-    return out
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling (the job's result is pickled), else a :class:`RemoteError` with its text."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        import traceback
-
-        from tunecv.executors._base import RemoteError
-
-        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        return RemoteError(name, str(exc), "".join(traceback.format_exception(exc)))
+__all__ = ["CVJob", "recorded_job_ids"]
 
 
 def recorded_job_ids(run_dir: Any) -> list[str]:
@@ -69,9 +38,10 @@ class CVJob:
         self.cancelled_by_pruner = False
 
     @classmethod
-    def start(cls, executor: Any, session: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> CVJob:
+    def start(cls, executor: Any, session: Any, job_fn: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> CVJob:
         """Launch every run the session has left as one job: the job an earlier driver left for them when
-        there is one (``executor.reattach``), else a new one (``executor.submit_runs``)."""
+        there is one (``executor.reattach``), else a new one (``executor.submit_runs`` of ``job_fn`` with
+        the list of the runs' arguments)."""
         runs = []
         while (run := session.next_run()) is not None:
             runs.append(run)
@@ -84,7 +54,7 @@ class CVJob:
                     session.unlaunch(run)
             return cls(session, covered, job)
         args = [session.job_args(run, quiet=quiet, overrides=overrides) for run in runs]
-        job = executor.submit_runs([run.run_dir for run in runs], run_cv_job, args)
+        job = executor.submit_runs([run.run_dir for run in runs], job_fn, args)
         return cls(session, runs, job)
 
     def pending(self) -> list[Any]:
