@@ -186,14 +186,14 @@ def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, clu
 def test_the_time_limit_signal_checkpoints_requeues_and_the_run_continues_from_last_ckpt(tmp_path, cluster):
     """submitit's time-limit path, with real signals: SIGUSR2 to the job's steps (what SLURM sends
     ``signal_delay_s`` before the limit: ``#SBATCH --signal=USR2@N``) -> submitit's handler finds the job
-    timed out (a 1-minute limit), requeues it with ``scontrol requeue`` and exits; the job starts again and the
+    timed out (a 2-minute limit), requeues it with ``scontrol requeue`` and exits; the job starts again and the
     run goes on from its ``last.ckpt``.
 
     The test sends the signal itself (``scancel --signal=USR2``, the same delivery to the job's steps) once the
     first checkpoint exists: SLURM checks time limits every 30 s, too coarse to hit a chosen epoch.
     """
     cfg = slurm_cfg(tmp_path, slow=True, epochs=2, n_folds=1)
-    cfg["slurm"].update(time=1, signal_delay_s=1, max_num_timeout=2)  # SLURM's own warning: after the test
+    cfg["slurm"].update(time=2, signal_delay_s=1, max_num_timeout=2)  # SLURM's own warning: after the test
     thread, out = in_thread(cross_validate, cfg, name="usr2", progress=False)
     cv_dir = tmp_path / "artifacts" / "_cross_validations" / "usr2"
     last = wait_for(lambda: next(iter(cv_dir.glob("*/checkpoints/last.ckpt")), None), 120,
