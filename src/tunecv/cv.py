@@ -213,6 +213,20 @@ class CrossValidation:
                 return run
         return None
 
+    def completed_result(self, run: CVRun) -> Any:
+        """The result ``run``'s folder holds when the run completed there (a job running several runs is
+        still busy with the others), else ``None``. Only completed runs: a ``failed`` record may be an
+        attempt that a requeued job goes on with."""
+        from tunecv.train import read_result
+
+        result = read_result(run.run_dir)
+        return result if result is not None and result.status == "completed" else None
+
+    def unlaunch(self, run: CVRun) -> None:
+        """Take back a launched run that will not finish (its job was cancelled after a stop, or it belongs
+        to another job): it is launched again later, or recorded with the stop's status when the cv stopped."""
+        self._launched.discard(run.index)
+
     def job_args(self, run: CVRun, *, quiet: bool, overrides: Optional[Mapping[str, Any]] = None) -> tuple:
         """Arguments of :func:`_run_one` for ``run`` (picklable)."""
         cfg = self.cfg.replace(fold=run.fold, seed=run.seed, name=run.name)

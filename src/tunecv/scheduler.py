@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-__all__ = ["Run", "Session", "drive"]
+__all__ = ["Run", "Session", "drive", "run_in_series"]
 
 
 class Run(Protocol):
@@ -49,6 +49,11 @@ class Session(Protocol):
     def record(self, run: Any, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
         """Record a finished run (what its job returned, or the error it raised); return its row."""
 
+    # For an executor with ``cv_per_job`` (one job for all the runs a session has left) a session also has:
+    # ``stopped`` (not ``None`` once it stops launching runs), ``completed_result(run)`` (the result a run
+    # left when it completed inside a job still running) and ``unlaunch(run)`` (take back a launched run
+    # that its job will not finish).
+
 
 def drive(
     executor: Any,
@@ -80,6 +85,9 @@ def drive(
         on_session_end: called when a session has no run left in flight and nothing to launch.
         on_job_states: called about once a second with how many jobs in flight are ``queued`` and
             ``running`` (from :attr:`Job.state`: for a cluster executor, the cluster's view).
+
+    An executor with ``cv_per_job`` (``slurm`` under tune-parallel) gets all the runs a session has left as
+    one job (:func:`run_in_series`, through ``executor.submit_runs``): see :class:`_Group`.
     """
     loop = _Loop(executor, sessions if callable(sessions) else _iter_source(sessions), per_session=per_session,
                  max_sessions=max_sessions, quiet=quiet, pinned=executor.pinned if pinned is None else pinned,
@@ -110,6 +118,7 @@ class _Loop:
         self.overrides = executor.run_overrides() if pinned else {}
         self.open: list[Session] = []
         self.jobs: dict[Any, tuple[Session, Any]] = {}
+        self.grouped = bool(getattr(executor, "cv_per_job", False))
 
     def run(self) -> None:
         while True:
@@ -136,6 +145,10 @@ class _Loop:
             if session is None:
                 if not self.open_next():
                     return
+                continue
+            if self.grouped:  # one job for all the runs the session has left
+                group = _Group.start(self.executor, session, quiet=self.quiet, overrides=self.overrides)
+                self.jobs[group.job] = (session, group)
                 continue
             run = session.next_run()
             if run is not None:  # always, after next_run_peek
@@ -164,8 +177,12 @@ class _Loop:
         """Wait for at least one job to finish and record what each finished job left."""
         if self.on_job_states is not None:
             self.on_job_states(collections.Counter(job.state for job in self.jobs))
-        done, _ = self.executor.wait(list(self.jobs), timeout=None if self.on_job_states is None else 1.0,
+        polling = self.on_job_states is not None or self.grouped
+        done, _ = self.executor.wait(list(self.jobs), timeout=1.0 if polling else None,
                                      return_when="FIRST_COMPLETED")
+        if self.grouped:
+            self.collect_groups(done)
+            return
         for job in done:
             session, run = self.jobs.pop(job)
             try:
@@ -177,3 +194,116 @@ class _Loop:
             row = session.record(run, result, error)
             if self.on_run_end is not None:
                 self.on_run_end(session, run, row)
+
+    def collect_groups(self, done: set) -> None:
+        """Record the runs of each group job that completed so far (all of them when the job is done), and
+        cancel the job of a session that stopped meanwhile."""
+        for job in list(self.jobs):
+            session, group = self.jobs[job]
+            for run, result, error in (group.outcomes() if job in done else group.completed_so_far()):
+                group.recorded.add(id(run))
+                row = session.record(run, result, error)
+                if self.on_run_end is not None:
+                    self.on_run_end(session, run, row)
+            if job in done:
+                del self.jobs[job]
+            else:
+                group.cancel_if_stopped()
+
+
+def run_in_series(calls: Sequence[tuple[Callable[..., Any], tuple]]) -> list[tuple[Any, Optional[BaseException]]]:
+    """Job body of a group: each ``fn(*args)`` of ``calls`` in turn, in this process (one Python start and
+    one import for all of them); ``(result, error)`` for each. A failed call does not stop the others."""
+    out: list[tuple[Any, Optional[BaseException]]] = []
+    for fn, args in calls:
+        try:
+            out.append((fn(*args), None))
+        except Exception as exc:
+            out.append((None, _picklable(exc)))
+    return out
+
+
+class JobCallError(Exception):
+    """An error raised by one call of :func:`run_in_series` that does not pickle, as its type and text."""
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (the job's result is pickled), else a :class:`JobCallError`."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return JobCallError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+
+
+class _Group:
+    """All the runs a session had left, given to one job (an executor with ``cv_per_job``: ``slurm`` under
+    tune-parallel, where each trial's cv is one SLURM job).
+
+    The job (:func:`run_in_series`) runs them one after the other in one process, so it pays its Python
+    start and its imports once. The executor records it in each run's folder (``submit_runs``), so a
+    driver started again re-attaches to it instead of submitting the runs again; requeued, the job starts
+    from the top (a completed run returns at once from its folder, the one in progress continues from its
+    checkpoint). Runs are recorded as their folders say they completed, so a caller's pruner sees each one;
+    a session that stops has its job cancelled, and the runs the job had not finished are taken back
+    (``unlaunch``): recorded with the stop's status, like runs never launched.
+    """
+
+    def __init__(self, session: Any, runs: Sequence[Any], job: Any, order: Sequence[str]) -> None:
+        self.session, self.runs, self.job = session, list(runs), job
+        self.order = list(order)  # the run folder names of the job's calls, in the order of its results
+        self.recorded: set[int] = set()
+        self.cancelled = False
+
+    @classmethod
+    def start(cls, executor: Any, session: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> _Group:
+        """The job an earlier driver left for the session's runs (``executor.reattach``), else a new one."""
+        runs = []
+        while (run := session.next_run()) is not None:
+            runs.append(run)
+        job = executor.reattach(runs[0].run_dir)
+        if job is not None:
+            # the run folders the job was submitted for, in order (``job.folders``, where the executor keeps them)
+            order = list(getattr(job, "folders", None) or [Path(r.run_dir).name for r in runs])
+            covered = [r for r in runs if Path(r.run_dir).name in order] or runs[:1]
+            for run in runs:
+                if run not in covered:  # not this job's: launched by a later job
+                    session.unlaunch(run)
+            return cls(session, covered, job, order)
+        calls = [session.job(run, quiet=quiet, overrides=overrides) for run in runs]
+        job = executor.submit_runs([run.run_dir for run in runs], run_in_series, calls)
+        return cls(session, runs, job, [Path(r.run_dir).name for r in runs])
+
+    def pending(self) -> list[Any]:
+        return [r for r in self.runs if id(r) not in self.recorded]
+
+    def completed_so_far(self) -> list[tuple[Any, Any, None]]:
+        """``(run, result, None)`` for the runs that completed inside the job since the last look."""
+        return [(run, result, None) for run in self.pending()
+                if (result := self.session.completed_result(run)) is not None]
+
+    def cancel_if_stopped(self) -> None:
+        if self.session.stopped is not None and not self.cancelled and self.pending() and not self.job.done():
+            self.cancelled = True
+            self.job.cancel()
+
+    def outcomes(self) -> list[tuple[Any, Any, Optional[BaseException]]]:
+        """When the job is done: ``(run, result, error)`` for each run not recorded yet."""
+        try:
+            by_folder = dict(zip(self.order, self.job.result()))
+            job_error: Optional[BaseException] = None
+        except Exception as exc:
+            by_folder, job_error = {}, exc
+        out: list[tuple[Any, Any, Optional[BaseException]]] = []
+        for run in self.pending():
+            if Path(run.run_dir).name in by_folder:
+                out.append((run, *by_folder[Path(run.run_dir).name]))
+            elif (result := self.session.completed_result(run)) is not None:
+                out.append((run, result, None))
+            elif self.cancelled:
+                self.session.unlaunch(run)  # never finished: the stop's status, not a failure
+            else:
+                out.append((run, None, job_error or RuntimeError(f"its job returned no result for {run}")))
+        return out
