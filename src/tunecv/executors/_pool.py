@@ -20,6 +20,7 @@ import multiprocessing.forkserver
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -31,7 +32,8 @@ from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
-__all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
+__all__ = ["DevicePoolExecutor", "available_cpus", "can_fork_server_here", "prestart_forkserver", "stop_servers",
+           "thread_budget"]
 
 # The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
 PRELOAD_ENV = "TUNECV_PRELOAD"
@@ -455,26 +457,128 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
             f"while running {name} (its stderr may say why)")
 
 
-def prestart_forkserver(preload: Sequence[str]) -> bool:
-    """Start the fork server (and its imports of ``preload``) now, in the background.
+def prestart_forkserver(preload: Sequence[str], *, from_this_process: bool = False) -> bool:
+    """Start the fork server (and its imports of ``preload``) now, before any pool needs it.
 
-    The command line calls this before it parses a cv-parallel or tune-parallel config, so that the
-    server's imports (torch, lightning, the model's module, ...) run on another core while the driver
-    parses and validates: a short cv then pays them once in wall time, not twice. A pool created later
-    uses the running server; atexit ends it with the command, also when no pool was created.
+    By default the server is a new interpreter that imports ``preload`` in the background. With
+    ``from_this_process`` it is a fork of this process instead, made now: it starts with every module
+    this process has imported (the command line calls it right after parsing, which imported torch and
+    lightning) and imports only what is missing, so a cv-parallel command pays the interpreter start and
+    the imports once, not twice (on a busy machine the second import competes with the driver's for
+    the same cores). That is done only where it is safe (see :func:`can_fork_server_here`); elsewhere
+    the new interpreter is started as by default.
+
+    A pool created later uses the running server; atexit ends it with the command, also when no pool
+    was created.
 
     Returns:
         Whether a server was started (``False`` where forkserver is unavailable or one is running).
     """
     if "forkserver" not in multiprocessing.get_all_start_methods() or _forkserver_running():
         return False
-    os.environ[PRELOAD_ENV] = ",".join(preload)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
     with _HOOKS_LOCK:
         if not _hooks["atexit"]:
             atexit.register(_kill_live_pools)
             _hooks["atexit"] = True
+    if from_this_process and can_fork_server_here() and _fork_server_here(preload):
+        return True
+    os.environ[PRELOAD_ENV] = ",".join(preload)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
     threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
+    return True
+
+
+# The signature of multiprocessing.forkserver.main that _fork_server_here drives (CPython 3.9-3.13; later
+# versions add an authentication key, and then the server is a new interpreter as before).
+_SERVER_MAIN_PARAMETERS = ["listener_fd", "alive_r", "preload", "main_path", "sys_path"]
+
+
+def can_fork_server_here() -> bool:
+    """Whether this process may become a pool's fork server by forking itself (``from_this_process``).
+
+    Linux only; called from the main thread while no other Python thread runs (a lock held by another
+    thread would stay locked forever in the copy); CUDA not initialised (a forked CUDA context is
+    unusable); and the standard library's fork server takes the arguments this module gives it.
+    """
+    import inspect
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return False
+    if threading.active_count() != 1:
+        return False
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and cuda.is_initialized():
+        return False
+    try:
+        parameters = list(inspect.signature(multiprocessing.forkserver.main).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+    return parameters == _SERVER_MAIN_PARAMETERS
+
+
+def _fork_server_here(preload: Sequence[str]) -> bool:
+    """Fork this process into the fork server of :mod:`multiprocessing` (what ``ensure_running`` spawns).
+
+    The copy imports the modules of ``preload`` that this process has not, then serves fork requests
+    until the last process holding the "alive" pipe is gone (or stop_servers kills it). It never
+    returns into this process's code: it ends with ``os._exit``.
+    """
+    import gc
+    import socket
+
+    server = multiprocessing.forkserver._forkserver
+    with server._lock:
+        if server._forkserver_pid is not None:
+            return False
+        listener = socket.socket(socket.AF_UNIX)
+        try:
+            address = multiprocessing.connection.arbitrary_address("AF_UNIX")
+            listener.bind(address)
+            os.chmod(address, 0o600)
+            listener.listen()
+            alive_r, alive_w = os.pipe()
+        except OSError:
+            listener.close()
+            return False
+        for stream in (sys.stdout, sys.stderr):  # or the copy would write their buffers out a second time
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            listener.close()
+            os.close(alive_r)
+            os.close(alive_w)
+            return False
+        if pid == 0:  # the server: never back into the caller's code
+            code = 1
+            try:
+                server._lock.release()  # held by the caller's thread, which this copy no longer runs for
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a new interpreter
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                os.close(alive_w)
+                listener_fd = listener.detach()
+                from tunecv.executors._warm import preload as import_all
+
+                import_all(",".join(m for m in preload if m not in sys.modules))
+                gc.freeze()  # the workers' garbage collector then leaves the shared pages alone
+                multiprocessing.forkserver.main(listener_fd, alive_r, [])
+                code = 0
+            except SystemExit:  # the alive pipe closed: every client is gone
+                code = 0
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    import traceback
+
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        listener.close()
+        os.close(alive_r)
+        server._forkserver_address = address
+        server._forkserver_alive_fd = alive_w
+        server._forkserver_pid = pid
     return True
 
 
