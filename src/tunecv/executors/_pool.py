@@ -461,12 +461,15 @@ def prestart_forkserver(preload: Sequence[str], *, from_this_process: bool = Fal
     """Start the fork server (and its imports of ``preload``) now, before any pool needs it.
 
     By default the server is a new interpreter that imports ``preload`` in the background. With
-    ``from_this_process`` it is a fork of this process instead, made now: it starts with every module
-    this process has imported (the command line calls it right after parsing, which imported torch and
-    lightning) and imports only what is missing, so a cv-parallel command pays the interpreter start and
-    the imports once, not twice (on a busy machine the second import competes with the driver's for
-    the same cores). That is done only where it is safe (see :func:`can_fork_server_here`); elsewhere
-    the new interpreter is started as by default.
+    ``from_this_process``, this process imports what it lacks of ``preload`` and the server is a fork of
+    it, made now: it starts with every module imported (the command line calls this right after
+    parsing, which imported torch and lightning), so a cv-parallel command pays the interpreter start
+    and the imports once, as a serial one does, instead of twice (on a busy machine the second import
+    competes with the driver's for the same cores). That is done only where it is safe (see
+    :func:`can_fork_server_here`); elsewhere the new interpreter is started as by default. This process
+    must not have run a multi-threaded (OpenMP) torch operation yet: a copy of a started OpenMP runtime
+    hangs at its next parallel region (parsing runs none; a new interpreter has the same rule for the
+    modules it preloads).
 
     A pool created later uses the running server; atexit ends it with the command, also when no pool
     was created.
@@ -520,13 +523,20 @@ def can_fork_server_here() -> bool:
 def _fork_server_here(preload: Sequence[str]) -> bool:
     """Fork this process into the fork server of :mod:`multiprocessing` (what ``ensure_running`` spawns).
 
-    The copy imports the modules of ``preload`` that this process has not, then serves fork requests
-    until the last process holding the "alive" pipe is gone (or stop_servers kills it). It never
-    returns into this process's code: it ends with ``os._exit``.
+    This process first imports the modules of ``preload`` it has not imported yet. The copy then serves
+    fork requests until the last process holding the "alive" pipe is gone (or stop_servers kills it).
+    It never returns into this process's code: it ends with ``os._exit``.
     """
     import gc
     import socket
 
+    from tunecv.executors._warm import preload as import_all
+
+    # Imported here, not in the copy: this process needs most of them too (the serial path imports them
+    # all in its first run), and one import of each is all a busy machine should pay.
+    import_all(",".join(m for m in preload if m not in sys.modules))
+    if not can_fork_server_here():  # an import started a thread (or touched CUDA)
+        return False
     server = multiprocessing.forkserver._forkserver
     with server._lock:
         if server._forkserver_pid is not None:
@@ -559,9 +569,6 @@ def _fork_server_here(preload: Sequence[str]) -> bool:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 os.close(alive_w)
                 listener_fd = listener.detach()
-                from tunecv.executors._warm import preload as import_all
-
-                import_all(",".join(m for m in preload if m not in sys.modules))
                 gc.freeze()  # the workers' garbage collector then leaves the shared pages alone
                 multiprocessing.forkserver.main(listener_fd, alive_r, [])
                 code = 0
