@@ -28,6 +28,7 @@ from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, drive, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
+from tunecv.progress import TuneProgress
 
 __all__ = ["TuneResult", "open_storage", "tune"]
 
@@ -434,7 +435,8 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
         per_session_parallel = strategy == "cv-parallel"
         tune_parallel = strategy == "tune-parallel"
         pinned = bool(executor.pinned)
-        reporter = _TuneProgress(tune_name, n_trials, enabled=progress, directions=directions)
+        reporter = TuneProgress(tune_name, n_trials, enabled=progress, directions=directions,
+                                 best_trial=_best_trial, refresh_every=HEARTBEAT_EVERY)
         reporter.refresh(study)
         counts = _Counts(study, shared)
         best_watch = _BestWatch(directions)
@@ -549,7 +551,7 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
             counts.told(state)
             heartbeat.remove(trial._trial_id)
             table.add(session, trial, state)
-            reporter.finished(study, session, trial, state)
+            reporter.finished(study, session, trial, state, session.values)  # type: ignore[attr-defined]
 
     except BaseException:
         if own_executor and executor is not None:
@@ -973,113 +975,3 @@ def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: 
             grid_table.add_row(naming.cv_name(tune_name, i), *(str(point.get(k)) for k in keys))
         console.print(grid_table)
     console.print("dry run: nothing was created")
-
-
-class _TuneProgress:
-    """A rich bar: trials done / total, pruned and failed counts, best so far, elapsed and ETA."""
-
-    def __init__(self, name: str, total: int, *, enabled: bool, directions: list[str]) -> None:
-        self.name, self.total, self.enabled, self.directions = name, total, enabled, directions
-        self.progress: Any = None
-        self.task: Any = None
-        self.counts = {"complete": 0, "pruned": 0, "fail": 0}
-        self.best: Optional[float] = None
-        self._refreshed = 0.0
-
-    def __enter__(self) -> _TuneProgress:
-        if not self.enabled:
-            return self
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("tune {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                 TimeRemainingColumn(), console=Console(stderr=True))
-        self.progress.start()
-        done = self.counts["complete"] + self.counts["pruned"]
-        self.task = self.progress.add_task(self.name, total=self.total, completed=done, info=self._info())
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def _info(self) -> str:
-        best = "-" if self.best is None else f"{self.best:.4g}"
-        return f"pruned {self.counts['pruned']} failed {self.counts['fail']} best {best}"
-
-    def refresh(self, study: Any) -> None:
-        """Counts and best value from the whole study (a scan of every trial: at start, then rarely)."""
-        if not self.enabled:
-            return
-        self._refreshed = time.monotonic()
-        self.counts = {"complete": 0, "pruned": 0, "fail": 0}
-        for t in study.get_trials(deepcopy=False):
-            key = t.state.name.lower()
-            if key in self.counts:
-                self.counts[key] += 1
-        best = _best_trial(study, self.directions)
-        self.best = float(best.values[0]) if best is not None else None
-        if self.progress is not None:
-            self.progress.update(self.task, completed=self.counts["complete"] + self.counts["pruned"],
-                                 info=self._info())
-
-    def started(self, cv_name: str, number: int) -> None:
-        if self.progress is not None:
-            self.progress.console.print(f"trial {number}: {cv_name} started")
-
-    def finished(self, study: Any, session: CrossValidation, trial: Any, state: str) -> None:
-        if self.progress is None:
-            return
-        result = session.result()
-        if time.monotonic() - self._refreshed >= HEARTBEAT_EVERY:
-            self.refresh(study)  # now and then, to count other workers' trials too
-        else:  # this trial only: constant work per trial
-            if state in self.counts:
-                self.counts[state] += 1
-            if (state == "complete" and len(self.directions) == 1 and not result.score_is_unstable
-                    and math.isfinite(result.score)):
-                sign = 1 if self.directions[0] == "maximize" else -1
-                if self.best is None or sign * result.score > sign * self.best:
-                    self.best = float(result.score)
-            self.progress.update(self.task, completed=self.counts["complete"] + self.counts["pruned"],
-                                 info=self._info())
-        if len(self.directions) > 1:  # the first objective's value
-            frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-            value = frozen.values[0] if frozen.values else result.score
-        else:  # the value told is the cv score
-            value = result.score
-        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in session.values.items())  # type: ignore
-        self.progress.console.print(f"trial {trial.number}: {session.name} {state} "
-                                    f"score {value:.4g} ({params})")
-
-    def summary(self, result: TuneResult) -> None:
-        from rich.console import Console
-
-        console = Console()
-        if result.stopped_by:
-            console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}; raise it and "
-                          f"--resume to continue")
-        if result.best_trial is None:
-            console.print(f"tune {result.name}: no stable trial completed")
-            return
-        console.print(f"tune {result.name}: best trial {result.best_trial} score {result.best_score:.6g}")
-        with contextlib.suppress(Exception):
-            line = records.runner_up_line(result.study.user_attrs.get(records.BEST_TRIAL_ATTR) or {})
-            if line:
-                console.print(f"  {line}")
-        for k, v in result.best_params.items():
-            console.print(f"  {k}: {_fmt(v)}")
-        console.print(f"results: {result.tune_dir / RUN_INFOS}")
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
