@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Optional, Union
 from tunecv import naming
 from tunecv.config import PARALLEL_STRATEGIES, Config
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
+from tunecv.progress import CVProgress
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
 
@@ -530,7 +530,7 @@ def _cross_validate(config: Union[Config, Mapping, str, os.PathLike], *, name: O
     folder.mkdir(parents=True, exist_ok=True)
     _write_config(folder, cfg.replace(name=cv_name))
     pinned = bool(executor.pinned)
-    reporter = _Progress(session, enabled=progress, live=pinned)
+    reporter = CVProgress(session, enabled=progress, live=pinned)
     try:
         with reporter, quiet_lightning_logs():
             drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
@@ -631,85 +631,3 @@ def _print_plan(session: CrossValidation, cfg: Config, parallel: bool, accelerat
         table.add_row(*(str(row[c]) for c in ("run_name", "fold", "seed", "device", "folder")))
     Console().print(table)
     Console().print("dry run: nothing was created")
-
-
-class _Progress:
-    """A rich progress bar over the runs of one cv, and one line per finished run."""
-
-    def __init__(self, session: CrossValidation, *, enabled: bool, live: bool) -> None:
-        self.session = session
-        self.enabled = enabled
-        self.live = live and enabled
-        self.progress: Any = None
-        self.task: Any = None
-        self.t0 = time.perf_counter()
-        self.done_count = len(session.rows)
-        self.done_here = 0  # runs finished by this call (resumed runs do not count for the ETA)
-
-    def __enter__(self) -> _Progress:
-        if not self.enabled:
-            return self
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        if self.live:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("cv {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                     TimeRemainingColumn(), console=self.console, transient=False)
-            self.progress.start()
-            self.task = self.progress.add_task(self.session.name, total=len(self.session.runs),
-                                               completed=self.done_count, jobs="")
-        else:
-            self.console.print(f"cv {self.session.name}: {len(self.session.runs)} runs, "
-                               f"{self.done_count} already done")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def job_states(self, counts: Mapping[str, int]) -> None:
-        """Show how many runs in flight are queued and running (a cluster's jobs wait in its queue)."""
-        if self.progress is not None:
-            shown = ", ".join(f"{counts[s]} {s}" for s in ("running", "queued") if counts.get(s))
-            self.progress.update(self.task, jobs=shown)
-
-    def run_done(self, row: Mapping[str, Any]) -> None:
-        self.done_count += 1
-        self.done_here += 1
-        if not self.enabled:
-            return
-        metrics = [m.rsplit(":", 1)[0] if m.endswith((":higher", ":lower")) else m
-                   for m in self.session.cfg.cv.scoring_metric]
-        shown = ", ".join(f"{m}={row[m]:.4g}" for m in metrics if isinstance(row.get(m), (int, float)))
-        status = row["status"] if row["status"] == "completed" else f"[red]{row['status']}[/red]: {row['error']}"
-        elapsed = time.perf_counter() - self.t0
-        total = len(self.session.runs)
-        line = (f"[{self.done_count}/{total}] {row['run_name']} {status} in {row['duration'] or 0:.1f}s"
-                f"{' ' + shown if shown else ''}")
-        if not self.live and self.done_count < total:
-            remaining = elapsed / self.done_here * (total - self.done_count)
-            line += f" | elapsed {elapsed:.0f}s, eta {remaining:.0f}s"
-        if self.progress is not None:
-            self.progress.console.print(line)
-            self.progress.update(self.task, completed=self.done_count)
-        else:
-            self.console.print(line)
-
-    def summary(self, result: CVResult) -> None:
-        if not self.enabled:
-            return
-        state = "unstable" if result.score_is_unstable else "stable"
-        self.console.print(f"cv {result.name}: score {result.score:.6g} ({state}); "
-                           f"{result.n_completed} completed, {result.n_failed} failed; "
-                           f"{result.cv_dir / RUN_INFOS}")
-
