@@ -2,24 +2,35 @@
 and against TPE with full cvs (what a plain Optuna user gets).
 
 For each problem and seed: random search runs N trials of full cross-validations; its best cv score is
-the target. TPE + WilcoxonPruner and TPE without pruning then each run up to 2N trials, and we count
-the training epochs (and the training time) each spent, in trial order, until a finished cv first
-reached the target. Prints per seed the epoch ratio of TPE + Wilcoxon against random search (all of
-its N cvs) and against TPE without pruning (epochs to the same target), and their medians per problem.
+the target. Then, with the same sampler seed and up to 2N trials each:
+
+- tunecv: ``tune.sampler: tpe`` + ``tune.pruner: wilcoxon`` as tunecv builds them (the threshold of the
+  Wilcoxon test follows the cv's size: ``search_space.wilcoxon_p_threshold``);
+- plain Optuna: ``optuna.samplers.TPESampler(seed=seed)`` with Optuna's defaults (10 random startup trials,
+  independent sampling) and no pruning: every cv is run in full.
+
+We count the training epochs (and the training time) each spent, in trial order, until a finished cv first
+reached the target. Prints per seed the epoch ratio of tunecv against random search (all of its N cvs)
+and against plain Optuna TPE (epochs to the same target), and their medians per problem.
 Goal: median <= 0.5 against random search on every problem, and < 1 against TPE without pruning.
 
-    python benchmarks/bench_tune_efficiency.py --trials 10 --seeds 10
+With the same seed, a TPE sampler's random startup trials are exactly random search's first trials:
+plain Optuna TPE with N <= 10 replays random search and reaches the target at random search's best trial.
+
+    python benchmarks/bench_tune_efficiency.py --trials 8 --seeds 10
     python benchmarks/bench_tune_efficiency.py --problems digits --seeds 3 --trials 6
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import yaml
 from _common import machine
@@ -77,6 +88,26 @@ def config(problem: dict, root: Path, space: Path, epochs: int, sampler: str, pr
     }
 
 
+@contextlib.contextmanager
+def plain_optuna_tpe():
+    """``tune.sampler: tpe`` builds ``optuna.samplers.TPESampler(seed=seed)`` with Optuna's defaults, as a plain
+    Optuna user would, instead of tunecv's settings."""
+    import optuna
+
+    import tunecv.search_space
+    import tunecv.tune
+
+    def make_sampler(name, seed=None, space=None, n_objectives=1):
+        assert name == "tpe", name
+        return optuna.samplers.TPESampler(seed=seed)
+
+    with contextlib.ExitStack() as stack:
+        for module in (tunecv.search_space, tunecv.tune):
+            if hasattr(module, "make_sampler"):
+                stack.enter_context(mock.patch.object(module, "make_sampler", make_sampler))
+        yield
+
+
 def cost_until(df, target: float, epochs: int, lower: bool) -> tuple[float, float, bool]:
     """Epochs and training seconds spent, in trial order, until a finished cv first reached ``target``
     (all of them, and ``False``, when none did)."""
@@ -112,23 +143,30 @@ def run_problem(name: str, root: Path, args: argparse.Namespace) -> dict:
         r_epochs, r_time, _ = cost_until(rdf, math.inf if not lower else -math.inf, args.epochs, lower)  # all
         tpe_w = run("tpe", "wilcoxon", 2 * args.trials, "tpe-wilcoxon")
         w_epochs, w_time, w_reached = cost_until(tpe_w.run_infos, target, args.epochs, lower)
-        tpe_n = run("tpe", "none", 2 * args.trials, "tpe-full")
+        with plain_optuna_tpe():
+            tpe_n = run("tpe", "none", 2 * args.trials, "tpe-full")
+        sampler = tpe_n.study.sampler  # the arm must be what it claims: Optuna's TPESampler as it comes
+        assert type(sampler).__name__ == "TPESampler" and not sampler._multivariate, sampler
+        assert sampler._n_startup_trials == 10, sampler._n_startup_trials
         n_epochs, _, n_reached = cost_until(tpe_n.run_infos, target, args.epochs, lower)
         pruned = int((tpe_w.run_infos.drop_duplicates("trial")["trial_state"] == "pruned").sum())
         vs_random.append(w_epochs / r_epochs)
         vs_tpe.append(w_epochs / n_epochs)
         time_vs_random.append(w_time / r_time)
         print(f"{name} seed {seed}: target {target:.4f}; random {r_epochs:.0f} epochs {r_time:.1f} s; "
-              f"tpe+wilcoxon {'reached' if w_reached else 'NOT reached'} after {w_epochs:.0f} epochs "
-              f"{w_time:.1f} s ({pruned} pruned); tpe full cvs {'reached' if n_reached else 'NOT reached'} after "
-              f"{n_epochs:.0f} epochs -> ratio vs random {vs_random[-1]:.2f}, vs tpe {vs_tpe[-1]:.2f}", flush=True)
+              f"tunecv tpe+wilcoxon {'reached' if w_reached else 'NOT reached'} after {w_epochs:.0f} epochs "
+              f"{w_time:.1f} s ({pruned} pruned); optuna tpe full cvs {'reached' if n_reached else 'NOT reached'} "
+              f"after {n_epochs:.0f} epochs -> ratio vs random {vs_random[-1]:.2f}, vs tpe {vs_tpe[-1]:.2f}",
+              flush=True)
     return {"vs_random": vs_random, "vs_tpe": vs_tpe, "time_vs_random": time_vs_random}
 
 
 def main() -> None:
+    from tunecv.search_space import wilcoxon_p_threshold
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
-    parser.add_argument("--trials", type=int, default=10, help="random search's trials (TPE gets twice as many)")
+    parser.add_argument("--trials", type=int, default=8, help="random search's trials (TPE gets twice as many)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)
@@ -140,11 +178,22 @@ def main() -> None:
         for name in args.problems:
             results[name] = run_problem(name, Path(tmp), args)
     print(f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all")
-    print(f"{'problem':<12} {'seeds':>5} {'vs random (goal <= 0.5)':>24} {'vs tpe full cvs (goal < 1)':>27} "
-          f"{'wall vs random':>15}")
+    print("tunecv settings: " + "; ".join(
+        f"{name}: wilcoxon p < {wilcoxon_p_threshold(PROBLEMS[name]['split']['total_folds']):.4f}" for name in results))
+    print(f"{'problem':<12} {'seeds':>5} {'vs random (goal <= 0.5)':>24} {'[q1, q3]':>12} {'min-max':>11} "
+          f"{'vs tpe full cvs (goal < 1)':>27} {'[q1, q3]':>12} {'wall vs random':>15}")
     for name, r in results.items():
         print(f"{name:<12} {len(r['vs_random']):>5} {statistics.median(r['vs_random']):>24.2f} "
-              f"{statistics.median(r['vs_tpe']):>27.2f} {statistics.median(r['time_vs_random']):>15.2f}")
+              f"{quartiles(r['vs_random']):>12} {min(r['vs_random']):.2f}-{max(r['vs_random']):.2f} "
+              f"{statistics.median(r['vs_tpe']):>27.2f} {quartiles(r['vs_tpe']):>12} "
+              f"{statistics.median(r['time_vs_random']):>15.2f}")
+
+
+def quartiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "-"
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f"[{q1:.2f}, {q3:.2f}]"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from tunecv.errors import ConfigError
 from tunecv.search_space import RUN_SCORES_ATTR  # what search_space.run_score_pruner reads
@@ -36,6 +36,8 @@ SCORE_ATTR = "score"
 BEST_TRIAL_ATTR = "tunecv:best_trial"
 ELAPSED_ATTR = "tunecv:elapsed"
 WARM_START_ATTR = "warm_start"
+
+T = TypeVar("T")
 
 
 # -- per trial -------------------------------------------------------------------------------------------
@@ -96,6 +98,55 @@ def planned_runs_left(session: Any) -> int:
 
 
 # -- best trial ---------------------------------------------------------------------------------------------
+# tunecv's one rule for the best trial, used by the tune (its result, its progress and the study attr
+# ``tunecv:best_trial``), the warm start and ``tunecv report``: among the COMPLETE trials whose cv score is
+# stable and finite, the best score in the study's direction; a tie goes to the lower trial number. Never an
+# unstable score, and no single best with several objectives.
+
+def is_candidate(state: Any, score: Any, unstable: Any) -> bool:
+    """Whether a trial may be the best: COMPLETE, with a stable, finite cv score."""
+    return (state == "complete" and not unstable and isinstance(score, (int, float))
+            and math.isfinite(score))
+
+
+def rank_key(score: Any, number: Optional[int], direction: str) -> tuple[float, float]:
+    """The sort key of the rule, best first: the better score in ``direction``, then the lower trial number
+    (no number last). A score that is not a finite number sorts as 0: callers put those apart first."""
+    finite = isinstance(score, (int, float)) and math.isfinite(score)
+    sign = 1.0 if direction == "maximize" else -1.0
+    return (-sign * score if finite else 0.0, number if number is not None else math.inf)
+
+
+def rank(items: Iterable[T], direction: str,
+         describe: Callable[[T], tuple[Any, Any, Any, Optional[int]]]) -> list[T]:
+    """The items that may be the best (:func:`is_candidate`), best first.
+
+    Args:
+        items: trials in any form (Optuna trials, leaderboard entries).
+        direction: ``maximize`` or ``minimize``.
+        describe: an item → its ``(state, score, score_is_unstable, trial number)``; state in lower case.
+    """
+    described = [(item, describe(item)) for item in items]
+    chosen = [(item, d) for item, d in described if is_candidate(d[0], d[1], d[2])]
+    chosen.sort(key=lambda pair: rank_key(pair[1][1], pair[1][3], direction))
+    return [item for item, _ in chosen]
+
+
+def ranked_trials(trials: Iterable[Any], direction: str) -> list[Any]:
+    """Optuna trials that may be the best, best first (score: the trial's first value)."""
+    return rank(trials, direction, lambda t: (t.state.name.lower(), t.values[0] if t.values else None,
+                                              t.user_attrs.get("score_is_unstable"), t.number))
+
+
+def best_trial(study: Any, directions: Sequence[str]) -> Any:
+    """The best trial of ``study`` by tunecv's rule (``None``: several objectives, or no candidate)."""
+    from optuna.trial import TrialState
+
+    if len(directions) != 1:
+        return None
+    ranked = ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), directions[0])
+    return ranked[0] if ranked else None
+
 
 def record_best(study: Any, best: Any, directions: Sequence[str]) -> dict[str, Any]:
     """Write tunecv's choice of best trial (``best``, or ``None``) into the study user attr
@@ -139,13 +190,10 @@ def _runner_up(study: Any, best: Any, direction: str) -> Optional[dict[str, Any]
 
     from tunecv.stats import paired_comparison
 
-    sign = 1.0 if direction == "maximize" else -1.0
-    others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.number != best.number and not t.user_attrs.get("score_is_unstable")
-              and t.value is not None and math.isfinite(t.value)]
-    if not others:
+    ranked = ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction)
+    runner = next((t for t in ranked if t.number != best.number), None)
+    if runner is None:
         return None
-    runner = max(others, key=lambda t: (sign * t.value, -t.number))
     comparison = paired_comparison(runner.user_attrs.get(RUN_SCORES_ATTR) or {},
                                    best.user_attrs.get(RUN_SCORES_ATTR) or {})
     return {"number": runner.number, "value": float(runner.value), **comparison.to_dict()}
@@ -288,10 +336,8 @@ def _points_of_tune(folder: Path, top_k: int, space: Any,
     if fingerprint is not None:
         old_space = type(space).from_mapping({"hyperparameters": dict(fingerprint.get("hyperparameters", {}))},
                                              str(folder))
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value) and not t.user_attrs.get("score_is_unstable")]
-    done.sort(key=lambda t: (-sign * t.value, t.number))
+    direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+    done = ranked_trials(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)), direction)
     points = []
     for t in done[:top_k]:
         values = t.user_attrs.get(CONFIG_VALUES_ATTR)

@@ -323,18 +323,49 @@ def _load_study(root: Path, cfg: Mapping[str, Any]) -> tuple[Any, Optional[str]]
 
 
 def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from tunecv import naming
-    from tunecv.results import hyperparameter_columns
-
     cfg = _read_config(root)
     specs, strategy = _scoring(cfg)
-    names = _metric_names(specs)
     direction = _direction(specs)
     df = _tune_rows(root)
     study, study_note = _load_study(root, cfg)
     trials = _study_trials(study, root.name)
-    hyper = hyperparameter_columns(df)
+    board = _leaderboard(df, trials, _metric_names(specs))
+    _sort_leaderboard(board, direction)
+    multi = study is not None and len(study.directions) > 1
+    best = None if multi else _best_entry(board, direction)
+    statistics = _paired_statistics(df, board, best, {"scoring_metric": specs, "multi_score_strategy": strategy})
+    summary: dict[str, Any] = {
+        "kind": "tune", "path": str(root), "tune_name": root.name,
+        "scoring_metric": specs, "multi_score_strategy": strategy, "direction": direction,
+        "n_trials": (cfg.get("tune") or {}).get("n_trials"), "counts": _trial_counts(trials, board),
+        "best": None if best is None else {"cv_name": best["cv_name"], "trial": best["trial"],
+                                           "score": best["score"], "params": best["params"]},
+        "leaderboard": board,
+        "runs": {"completed": int((df["status"] == "completed").sum()) if len(df) else 0,
+                 "failed": int((df["status"] == "failed").sum()) if len(df) else 0, "recorded": len(df)},
+        "storage": None if study is None else "loaded",
+        "statistics": statistics,
+        "notes": [study_note] if study_note else [],
+    }
+    if multi:
+        summary["objectives"] = list((cfg.get("tune") or {}).get("objectives") or [])
+        with contextlib.suppress(Exception):
+            summary["pareto_trials"] = sorted(t.number for t in study.best_trials)
+    retrain = _retrain_summary(root)
+    if retrain:
+        summary["retrain"] = retrain
+    by_trial = sorted(board, key=lambda e: (e["trial"] is None, e["trial"] or 0))
+    ctx = {"cfg": cfg, "df": df, "study": study, "runs": _best_cvs_runs(root, df, board),
+           "order": [e["cv_name"] for e in by_trial]}
+    return summary, ctx
 
+
+def _leaderboard(df: Any, trials: Mapping[int, Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One entry per cv of the tune (from its runs), and one per trial with no finished run yet (running,
+    or failed early); in no particular order."""
+    from tunecv.results import hyperparameter_columns
+
+    hyper = hyperparameter_columns(df)
     board: list[dict[str, Any]] = []
     seen_trials: set[int] = set()
     for cv_name, group in (df.groupby("cv_name", sort=False) if len(df) else []):
@@ -357,60 +388,53 @@ def _tune_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             board.append({"cv_name": t["cv_name"], "trial": number, "state": t["state"], "score": None,
                           "score_is_unstable": None, "metrics": {}, "runs_completed": 0, "runs_failed": 0,
                           "runs": 0, "params": t["params"]})
-    sign = -1.0 if direction == "minimize" else 1.0
+    return board
+
+
+def _sort_leaderboard(board: list[dict[str, Any]], direction: str) -> None:
+    """Sort in place and number the ranks: stable COMPLETE trials by tunecv's order of trials
+    (:func:`tunecv._trial_records.rank_key`), then unstable ones, running, pruned and failed ones."""
+    from tunecv import _trial_records as records
 
     def key(entry: dict[str, Any]) -> tuple:
-        group_ = _STATE_ORDER.get(entry["state"], 5)
-        if group_ == 0 and entry["score_is_unstable"]:
-            group_ = 1
+        group = _STATE_ORDER.get(entry["state"], 5)
+        if group == 0 and entry["score_is_unstable"]:
+            group = 1
         score = entry["score"]
         finite = isinstance(score, (int, float)) and math.isfinite(score)
-        return (group_, 0 if finite else 1, -sign * score if finite else 0.0,
-                entry["trial"] if entry["trial"] is not None else math.inf)
+        return (group, 0 if finite else 1, *records.rank_key(score, entry["trial"], direction))
 
     board.sort(key=key)
     for rank, entry in enumerate(board, 1):
         entry["rank"] = rank
-    multi = study is not None and len(study.directions) > 1
-    best = None
-    if not multi:
-        best = next((e for e in board if e["state"] == "complete" and not e["score_is_unstable"]
-                     and isinstance(e["score"], (int, float)) and math.isfinite(e["score"])), None)
-    statistics = _paired_statistics(df, board, best, {"scoring_metric": specs, "multi_score_strategy": strategy})
-    counts = _trial_counts(trials, board)
-    n_trials = (cfg.get("tune") or {}).get("n_trials")
-    summary: dict[str, Any] = {
-        "kind": "tune", "path": str(root), "tune_name": root.name,
-        "scoring_metric": specs, "multi_score_strategy": strategy, "direction": direction,
-        "n_trials": n_trials, "counts": counts,
-        "best": None if best is None else {"cv_name": best["cv_name"], "trial": best["trial"],
-                                           "score": best["score"], "params": best["params"]},
-        "leaderboard": board,
-        "runs": {"completed": int((df["status"] == "completed").sum()) if len(df) else 0,
-                 "failed": int((df["status"] == "failed").sum()) if len(df) else 0, "recorded": len(df)},
-        "storage": None if study is None else "loaded",
-        "statistics": statistics,
-        "notes": [study_note] if study_note else [],
-    }
-    if multi:
-        summary["objectives"] = list((cfg.get("tune") or {}).get("objectives") or [])
-        with contextlib.suppress(Exception):
-            summary["pareto_trials"] = sorted(t.number for t in study.best_trials)
+
+
+def _best_entry(board: Sequence[dict[str, Any]], direction: str) -> Optional[dict[str, Any]]:
+    """The leaderboard entry of the best trial, by the tune's own rule (:func:`tunecv._trial_records.rank`)."""
+    from tunecv import _trial_records as records
+
+    ranked = records.rank(board, direction, lambda e: (e["state"], e["score"], e["score_is_unstable"], e["trial"]))
+    return ranked[0] if ranked else None
+
+
+def _retrain_summary(root: Path) -> Optional[dict[str, Any]]:
+    """Where the tune's retrain run is, its status and metrics (``None``: no retrain)."""
+    from tunecv import naming
+
     retrain = naming.find_run_dirs(root, naming.retrain_name(root.name))
-    if retrain:
-        info = read_json(retrain[-1] / RUN_INFO_FILE) or {}
-        summary["retrain"] = {"path": str(retrain[-1]), "status": info.get("status", "running"),
-                              "metrics": info.get("metrics") or {}}
-    # learning curves: the runs of the (up to) three best cvs
+    if not retrain:
+        return None
+    info = read_json(retrain[-1] / RUN_INFO_FILE) or {}
+    return {"path": str(retrain[-1]), "status": info.get("status", "running"), "metrics": info.get("metrics") or {}}
+
+
+def _best_cvs_runs(root: Path, df: Any, board: Sequence[Mapping[str, Any]]) -> list[tuple[str, Path, str]]:
+    """The runs of the (up to) three best cvs, for the learning curves: (run name, folder, cv name)."""
     top = [e["cv_name"] for e in board if e["runs_completed"]][:3]
-    run_dirs = []
-    if len(df):
-        for rec in df[df["cv_name"].isin(top)].to_dict("records"):
-            run_dirs.append((rec["run_name"], root / rec["cv_name"] / f"{rec['run_name']}-{rec['run_id']}",
-                             rec["cv_name"]))
-    by_trial = sorted(board, key=lambda e: (e["trial"] is None, e["trial"] or 0))
-    ctx = {"cfg": cfg, "df": df, "study": study, "runs": run_dirs, "order": [e["cv_name"] for e in by_trial]}
-    return summary, ctx
+    if not len(df):
+        return []
+    return [(rec["run_name"], root / rec["cv_name"] / f"{rec['run_name']}-{rec['run_id']}", rec["cv_name"])
+            for rec in df[df["cv_name"].isin(top)].to_dict("records")]
 
 
 def _study_trials(study: Any, tune_name: str) -> dict[int, dict[str, Any]]:

@@ -131,11 +131,45 @@ def default_storage(tune_dir: Path) -> str:
     return f"sqlite:///{(tune_dir / STORAGE_FILE).resolve()}"
 
 
+# -- the study and its storage ------------------------------------------------------------------------------
+
+class _StudyStorage:
+    """A study and the storage tunecv opened for it (:func:`open_storage`).
+
+    What ``optuna.Study`` has no method for (a trial's system attrs, failing a trial another worker left
+    running) goes through Optuna's public storage API on that storage object, and so do the study's id
+    (``get_study_id_from_name``) and a trial's id (``get_trial_id_from_study_id_trial_number``). For an RDB
+    storage Optuna puts a write-through cache in front of that object inside the study: every write of the
+    cache is a write of the object, and the cache reads unfinished trials from the object again on every
+    read, so the study and tunecv see the same heartbeats, attrs and states.
+    """
+
+    def __init__(self, study: Any, storage: Any) -> None:
+        self.study, self.storage = study, storage
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of trial ``number`` (one lookup: callers keep it)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+    def system_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self.storage.get_trial(trial_id).system_attrs
+
+    def set_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self.storage.set_trial_system_attr(trial_id, key, value)
+
+    def fail(self, trial_id: int) -> None:
+        """Mark a RUNNING trial FAIL (raises when it is finished already, e.g. by another worker)."""
+        from optuna.trial import TrialState
+
+        self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
 # -- helpers over trials ------------------------------------------------------------------------------------
 
 def _n_trials(study: Any, *states: Any) -> int:
-    """How many trials are in ``states``, through the storage's state-filtered count (no trial copies)."""
-    return study._storage.get_n_trials(study._study_id, state=tuple(states))
+    """How many trials are in ``states`` (the trials are not copied)."""
+    return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
 
 def _count_finished(study: Any) -> int:
@@ -191,22 +225,15 @@ def _directions(cfg: Config) -> list[str]:
 
 
 def _best_trial(study: Any, directions: list[str]) -> Any:
-    """The best COMPLETE trial whose score is stable (never an unstable one)."""
-    from optuna.trial import TrialState
-
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if not t.user_attrs.get(UNSTABLE_ATTR) and t.values and all(math.isfinite(v) for v in t.values)]
-    if not trials or len(directions) != 1:
-        return None
-    sign = 1 if directions[0] == "maximize" else -1
-    return max(trials, key=lambda t: (sign * t.values[0], -t.number))
+    """The best COMPLETE trial whose score is stable (never an unstable one): :func:`records.best_trial`."""
+    return records.best_trial(study, directions)
 
 
 class _Heartbeat:
     """Marks this process's running trials as alive, so that other workers can tell stale ones."""
 
-    def __init__(self, study: Any, every: float = HEARTBEAT_EVERY) -> None:
-        self.study = study
+    def __init__(self, store: _StudyStorage, every: float = HEARTBEAT_EVERY) -> None:
+        self.store = store
         self.every = every
         self.trial_ids: set[int] = set()
         self._stop = threading.Event()
@@ -231,7 +258,7 @@ class _Heartbeat:
 
     def beat(self, trial_id: int) -> None:
         with contextlib.suppress(Exception):
-            self.study._storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            self.store.set_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
@@ -256,16 +283,17 @@ def worker_identity(cfg: Config) -> Optional[str]:
     return None
 
 
-def _requeue_stale(study: Any, space: Any, all_running: bool, grace: float = STALE_AFTER,
+def _requeue_stale(store: _StudyStorage, all_running: bool, grace: float = STALE_AFTER,
                    worker: Optional[str] = None, mine: Optional[set[int]] = None) -> list[int]:
     """Fail trials left RUNNING by a crash and queue their parameters again (same cv index).
 
     A RUNNING trial is taken over when ``all_running`` (one process owns the study), when its heartbeat
     is older than ``grace`` seconds, or when it was started by this worker slot (``worker``) in an
-    earlier life (it is not one of ``mine``, the trials this process runs now).
+    earlier life (it is not one of ``mine``, the numbers of the trials this process runs now).
     """
     from optuna.trial import TrialState
 
+    study = store.study
     now = time.time()
     requeued = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -273,11 +301,11 @@ def _requeue_stale(study: Any, space: Any, all_running: bool, grace: float = STA
         if t.datetime_start is not None:  # a trial just asked for has no heartbeat yet
             beat = max(beat, t.datetime_start.timestamp())
         own_earlier = (worker is not None and t.system_attrs.get(WORKER_ATTR) == worker
-                       and t._trial_id not in (mine or set()))
+                       and t.number not in (mine or set()))
         if not all_running and not own_earlier and now - beat < grace:
             continue  # another live worker is running it
         try:
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            store.fail(store.trial_id(t.number))
         except Exception:  # another worker re-queued it first
             continue
         cv_index = t.user_attrs.get(CV_INDEX_ATTR, t.number)
@@ -289,16 +317,9 @@ def _requeue_stale(study: Any, space: Any, all_running: bool, grace: float = STA
 
 # -- tune ---------------------------------------------------------------------------------------------------
 
-def tune(
-    config: Union[Config, Mapping, str, os.PathLike],
-    *,
-    name: Optional[str] = None,
-    resume: bool = False,
-    reset: bool = False,
-    dry_run: bool = False,
-    progress: bool = True,
-    executor: Any = None,
-) -> Optional[TuneResult]:
+def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str] = None, resume: bool = False,
+         reset: bool = False, dry_run: bool = False, progress: bool = True,
+         executor: Any = None) -> Optional[TuneResult]:
     """Run a hyperparameter sweep over cross-validations.
 
     Args:
@@ -316,19 +337,109 @@ def tune(
     Returns:
         The :class:`TuneResult`.
     """
-    with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
-        return _tune(config, name=name, resume=resume, reset=reset, dry_run=dry_run, progress=progress,
-                     executor=executor, held=held)
-
-
-def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str], resume: bool, reset: bool,
-          dry_run: bool, progress: bool, executor: Any, held: contextlib.ExitStack) -> Optional[TuneResult]:
-    import optuna
-
     from tunecv.build import as_config
-    from tunecv.search_space import SearchSpace, apply, make_pruner, make_sampler
 
-    cfg = as_config(config)
+    plan = _TunePlan.of(as_config(config), name=name, resume=resume, reset=reset, dry_run=dry_run)
+    own_executor = executor is None and not dry_run
+    if own_executor:  # a pool starts its worker server (importing torch and lightning) now, while we validate
+        executor = make_cv_executor(plan.cfg, plan.parallel, plan.accelerator)
+    with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
+        try:
+            plan.validate(executor)
+            if dry_run:
+                return plan.print()
+            driver = TuneDriver(plan, executor, progress=progress, own_executor=own_executor)
+            driver.open(held)
+        except BaseException:
+            if own_executor:
+                executor.shutdown()
+            raise
+        return driver.run()
+
+
+@dataclass
+class _TunePlan:
+    """What a tune will do, checked before anything is written: its config, search space, trials and name."""
+
+    cfg: Config
+    space: Any
+    points: Optional[list[dict[str, Any]]]  # the grid (``tune.n_trials: grid``), else None
+    n_trials: int
+    directions: list[str]
+    warm_points: list[tuple[dict[str, Any], str]]
+    seed: int
+    sampler_name: str
+    sampler: Any
+    pruner: Any
+    tune_name: str
+    folder: Path
+    strategy: Any
+    parallel: bool
+    accelerator: str
+    resume: bool
+    reset: bool
+
+    @property
+    def shared(self) -> bool:
+        """Workers may share the study (``tune.storage`` is set)."""
+        return self.cfg.tune.storage is not None
+
+    @property
+    def multi(self) -> bool:
+        return len(self.directions) > 1
+
+    @classmethod
+    def of(cls, cfg: Config, *, name: Optional[str], resume: bool, reset: bool, dry_run: bool) -> _TunePlan:
+        """Check the config and plan the tune (one-line errors; nothing is written)."""
+        from tunecv.search_space import SearchSpace, make_pruner, make_sampler
+
+        strategy = _check_tune_config(cfg, resume, reset)
+        space = SearchSpace.from_file(cfg.tune.search_space)
+        space.check_keys(cfg)
+        records.check_budget(cfg.tune.timeout, cfg.tune.max_runs)
+        grid = cfg.tune.n_trials == "grid"
+        if grid and cfg.tune.warm_start is not None:
+            raise ConfigError("`tune.warm_start` cannot be used with `tune.n_trials: grid` (a grid runs every point "
+                              "once, in order); got both")
+        warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space, _load_tune)
+        points = space.grid() if grid else None
+        n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
+        directions = _directions(cfg)
+        if len(directions) > 1 and cfg.tune.pruner != "none":
+            raise ConfigError(f"`tune.pruner` must be none with several `tune.objectives` (Optuna cannot prune "
+                              f"multi-objective trials); got {cfg.tune.pruner!r}")
+        seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+        if cfg.tune.storage is not None and not dry_run:
+            # Workers sharing a study must not draw the same points: each gets its own stream.
+            seed = (seed * 1_000_003 + os.getpid() + int(time.time() * 1000)) % (2**31 - 1)
+        sampler_name = "nsga2" if len(directions) > 1 and cfg.tune.sampler == "tpe" else cfg.tune.sampler
+        sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions))
+        pruner = make_pruner(cfg.tune.pruner)
+        tune_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
+        parallel, accelerator = resolve_parallel(cfg)
+        return cls(cfg=cfg, space=space, points=points, n_trials=n_trials, directions=directions,
+                   warm_points=warm_points, seed=seed, sampler_name=sampler_name, sampler=sampler, pruner=pruner,
+                   tune_name=tune_name, folder=folder, strategy=strategy, parallel=parallel,
+                   accelerator=accelerator, resume=resume, reset=reset)
+
+    def validate(self, executor: Any) -> None:
+        """Build the model and data once and apply every grid point, before anything is written."""
+        from tunecv.cv import validate_objects
+        from tunecv.search_space import apply
+
+        first_values = self.points[0] if self.points else {p.key: _midpoint(p) for p in self.space}
+        validate_objects(apply(self.cfg, first_values).replace(fold=0), executor)
+        for point in self.points or []:
+            apply(self.cfg, point)
+
+    def print(self) -> None:
+        """The dry run's plan."""
+        _print_plan(self.cfg, self.space, self.points, self.n_trials, self.tune_name, self.strategy,
+                    self.sampler_name)
+
+
+def _check_tune_config(cfg: Config, resume: bool, reset: bool) -> Any:
+    """The checks of a tune's config that need no file; returns its ``strategy``."""
     check_resume_reset(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
@@ -337,31 +448,12 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
     if set(PARALLEL_STRATEGIES) <= strategies:
         raise ConfigError("`strategy` tune-parallel and cv-parallel exclude each other: tune-parallel runs several "
                           "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
-    space = SearchSpace.from_file(cfg.tune.search_space)
-    space.check_keys(cfg)
-    records.check_budget(cfg.tune.timeout, cfg.tune.max_runs)
-    grid = cfg.tune.n_trials == "grid"
-    if grid and cfg.tune.warm_start is not None:
-        raise ConfigError("`tune.warm_start` cannot be used with `tune.n_trials: grid` (a grid runs every point "
-                          "once, in order); got both")
-    warm_points = records.warm_start_points(cfg.tune.warm_start, cfg.tune.warm_start_top_k, space, _load_tune)
-    points = space.grid() if grid else None
-    n_trials = len(points) if points is not None else int(cfg.tune.n_trials)
-    directions = _directions(cfg)
-    multi = len(directions) > 1
-    if multi and cfg.tune.pruner != "none":
-        raise ConfigError(f"`tune.pruner` must be none with several `tune.objectives` (Optuna cannot prune "
-                          f"multi-objective trials); got {cfg.tune.pruner!r}")
-    seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
-    if cfg.tune.storage is not None and not dry_run:
-        # Workers sharing a study must not draw the same points: each gets its own stream.
-        seed = (seed * 1_000_003 + os.getpid() + int(time.time() * 1000)) % (2**31 - 1)
-    sampler_name = cfg.tune.sampler
-    if multi and sampler_name == "tpe":
-        sampler_name = "nsga2"
-    sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions))
-    pruner = make_pruner(cfg.tune.pruner)
+    return strategy
 
+
+def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: bool,
+                     dry_run: bool) -> tuple[str, Path]:
+    """The tune's name and folder, checked against what is on disk (``--resume`` / ``--reset``)."""
     tune_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
     if tune_name is None:
         if resume:
@@ -375,211 +467,335 @@ def _tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[st
                               f"--reset to delete it and start over")
         if resume and not folder.exists() and not shared:
             raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
+    return tune_name, folder
 
-    # Validate everything (data, model, each grid point's config) before anything is written.
-    from tunecv.cv import validate_objects
 
-    parallel, accelerator = resolve_parallel(cfg)
-    # A pool starts its worker server (importing torch and lightning) now, while we validate.
-    own_executor = executor is None
-    if own_executor and not dry_run:
-        executor = make_cv_executor(cfg, parallel, accelerator)
-    try:
-        first_values = points[0] if points else {p.key: _midpoint(p) for p in space}
-        validate_objects(apply(cfg, first_values).replace(fold=0), executor)
-        if points:
-            for point in points:
-                apply(cfg, point)
-        if dry_run:
-            _print_plan(cfg, space, points, n_trials, tune_name, strategy, sampler_name)
+@dataclass
+class TrialRun:
+    """A trial of the study and the cv that evaluates it: what travels from one step of the driver to the next.
+
+    Attributes:
+        trial: the ``optuna.Trial`` (from ``study.ask``).
+        trial_id: its id in the storage (Optuna's public storage API, looked up once).
+        values: dotted config key → the value the trial's model uses.
+        session: the trial's :class:`~tunecv.cv.CrossValidation`.
+        recorder: reports the cv's finished runs to the trial.
+    """
+
+    trial: Any
+    trial_id: int
+    values: dict[str, Any]
+    session: CrossValidation
+    recorder: records.TrialRecorder
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+class TuneDriver:
+    """Drives one tune: the tuning process alone talks to the study (workers only train).
+
+    Its steps, in the order a trial meets them: :meth:`ask` (a trial, unless the tune is done), :meth:`start_cv`
+    (its cv), :meth:`run_ended` (report a finished run, decide pruning), :meth:`cv_ended` (:meth:`tell` the
+    trial, add the cv to the tune table), and at the end :meth:`finish` (the result, the retrain). The
+    scheduler (:func:`tunecv.cv.drive`) calls ``ask``, ``run_ended`` and ``cv_ended``; a trial travels between
+    them as a :class:`TrialRun`.
+
+    Args:
+        plan: the checked plan of the tune.
+        executor: where the runs execute.
+        progress: show a progress bar and one line per finished trial.
+        own_executor: the driver shuts the executor down when the runs are over.
+    """
+
+    def __init__(self, plan: _TunePlan, executor: Any, *, progress: bool, own_executor: bool) -> None:
+        self.plan, self.cfg, self.executor = plan, plan.cfg, executor
+        self.progress, self.own_executor = progress, own_executor
+        self.trials: dict[int, TrialRun] = {}  # id(cv) -> the trial it evaluates, for the cvs in flight
+        self.consecutive_failures = 0
+        self.failures: list[str] = []  # "cv: why", for every failed trial
+        self.duplicates_in_a_row = 0
+        self.lock = threading.Lock()
+        self.worker = worker_identity(self.cfg) if plan.shared else None
+        self.grace = float(self.cfg.tune.heartbeat_grace)
+        self.last_stale_check = 0.0
+        # set by open()
+        self.study: Any = None
+        self.store: _StudyStorage
+        self.counts: _Counts
+        self.table: _TuneTable
+        self.budget: records.Budget
+        self.heartbeat: _Heartbeat
+        self.best_watch = _BestWatch(plan.directions)
+        self.reporter = TuneProgress(plan.tune_name, plan.n_trials, enabled=progress, directions=plan.directions,
+                                     best_trial=_best_trial, refresh_every=HEARTBEAT_EVERY)
+
+    # -- opening ----------------------------------------------------------------------------------------------
+    def open(self, held: contextlib.ExitStack) -> None:
+        """Claim the tune's name (in ``held``), open its storage and study, and take over what a crash left."""
+        plan = self.plan
+        if not plan.shared:  # one command per tune name at a time (workers of a shared study share the name)
+            held.enter_context(naming.claim_name(plan.folder.parent, plan.tune_name, "tune"))
+            if plan.folder.exists() and not (plan.resume or plan.reset):
+                raise ResumeError(f"a tune named {plan.tune_name!r} exists in {plan.folder}; pass --resume to "
+                                  f"finish it or --reset to delete it and start over")
+        naming.announce("tune", plan.tune_name)
+        created = self._open_study()
+        self._enqueue(created)
+        if plan.resume or plan.shared:
+            requeued = _requeue_stale(self.store, all_running=not plan.shared, grace=self.grace, worker=self.worker)
+            if requeued:
+                log.info("re-queued trials left running by a crash: %s", requeued)
+        self.reporter.refresh(self.study)
+        self.counts = _Counts(self.study, plan.shared)
+        self.table = _TuneTable(plan.folder, self.study)
+        if plan.resume or plan.shared:
+            self.table.repair()
+            self.table.compact()
+        self.last_stale_check = time.monotonic()
+        self.budget = records.Budget(self.study, self.cfg.tune.timeout, self.cfg.tune.max_runs)
+        self.heartbeat = _Heartbeat(self.store, every=min(HEARTBEAT_EVERY, self.grace / 4))
+
+    def _open_study(self) -> bool:
+        """Reset (``--reset``), open the storage, write the tune's config, create or load the study; whether
+        it was created."""
+        import optuna
+
+        from tunecv.search_space import make_sampler
+
+        plan = self.plan
+        url = self.cfg.tune.storage or default_storage(plan.folder)
+        if plan.reset and plan.folder.exists():
+            if plan.shared:
+                with contextlib.suppress(Exception):
+                    optuna.delete_study(study_name=plan.tune_name, storage=open_storage(url))
+            shutil.rmtree(plan.folder)
+        storage = open_storage(url) if plan.shared else None
+        plan.folder.mkdir(parents=True, exist_ok=True)
+        if storage is None:
+            storage = open_storage(url)
+        atomic_write_text(plan.folder / "config.yaml", dump_yaml(self.cfg.replace(name=plan.tune_name)))
+        study, created = _create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner, plan.directions,
+                                         url)
+        if not created and not plan.shared:
+            # A seeded sampler built again would restart its stream and propose the same points again.
+            study.sampler = make_sampler(plan.sampler_name, seed=continued_seed(plan.seed, len(study.trials)),
+                                         space=plan.space, n_objectives=len(plan.directions))
+        _check_space_unchanged(study, plan.space, plan.folder, created)
+        self.study, self.store = study, _StudyStorage(study, storage)
+        return created
+
+    def _enqueue(self, created: bool) -> None:
+        """A new study gets the grid's points, then the warm start's, in order."""
+        if not created:
+            return
+        space = self.plan.space
+        for point in self.plan.points or []:
+            self.study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
+        for values, source in self.plan.warm_points[:self.plan.n_trials]:
+            self.study.enqueue_trial(space.to_trial_params(values), user_attrs={records.WARM_START_ATTR: source},
+                                     skip_if_exists=False)
+
+    # -- running ----------------------------------------------------------------------------------------------
+    def run(self) -> TuneResult:
+        """Run trials until the tune is done, then :meth:`finish`."""
+        per_session = self.executor.n_slots if self.plan.strategy == "cv-parallel" else 1
+        max_sessions = self.executor.n_slots if self.plan.strategy == "tune-parallel" else 1
+        pinned = bool(self.executor.pinned)
+        with self.heartbeat, self.reporter:
+            try:
+                drive(self.executor, self.ask, per_session=per_session, max_sessions=max_sessions, quiet=True,
+                      pinned=pinned, on_run_end=self.run_ended, on_session_end=self.cv_ended,
+                      on_job_states=self.reporter.job_states if self.progress else None)
+            finally:
+                if self.own_executor:
+                    self.executor.shutdown()
+                self.budget.save()
+        return self.finish()
+
+    def ask(self) -> Optional[CrossValidation]:
+        """The cv of a new trial, or ``None`` when this process starts no more (the scheduler's source)."""
+        with self.lock:
+            if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                return None
+            self._requeue_stale_now_and_then()
+            while self._may_ask():
+                trial = self._new_trial()
+                if trial is None:
+                    return None
+                values = self.plan.space.suggest(trial)
+                trial_id = self.store.trial_id(trial.number)
+                if not self._is_duplicate(trial, trial_id):
+                    return self.start_cv(trial, trial_id, values)
             return None
 
-        if not shared:  # one command per tune name at a time (workers of a shared study share the name)
-            held.enter_context(naming.claim_name(folder.parent, tune_name, "tune"))
-            if folder.exists() and not (resume or reset):
-                raise ResumeError(f"a tune named {tune_name!r} exists in {folder}; pass --resume to finish it or "
-                                  f"--reset to delete it and start over")
-        naming.announce("tune", tune_name)
-        storage_url = cfg.tune.storage or default_storage(folder)
-        if reset and folder.exists():
-            if shared:
-                with contextlib.suppress(Exception):
-                    optuna.delete_study(study_name=tune_name, storage=open_storage(storage_url))
-            shutil.rmtree(folder)
-        storage = open_storage(storage_url) if shared else None
-        folder.mkdir(parents=True, exist_ok=True)
-        if storage is None:
-            storage = open_storage(storage_url)
-        atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=tune_name)))
-
-        study, created = _create_or_load(optuna, tune_name, storage, sampler, pruner, directions, storage_url)
-        if not created and not shared:
-            # A seeded sampler built again would restart its stream and propose the same points again.
-            study.sampler = make_sampler(sampler_name, seed=continued_seed(seed, len(study.trials)), space=space,
-                                         n_objectives=len(directions))
-        _check_space_unchanged(study, space, folder, created)
-        if created and points is not None:
-            for point in points:
-                study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
-        if created:
-            for values, source in warm_points[:n_trials]:
-                study.enqueue_trial(space.to_trial_params(values), user_attrs={records.WARM_START_ATTR: source},
-                                    skip_if_exists=False)
-        worker = worker_identity(cfg) if shared else None
-        grace = float(cfg.tune.heartbeat_grace)
-        requeued = (_requeue_stale(study, space, all_running=not shared, grace=grace, worker=worker)
-                    if (resume or shared) else [])
+    def _requeue_stale_now_and_then(self) -> None:
+        """Workers sharing a study take over trials whose worker stopped beating (a trial goes stale in
+        ``grace``: no need to look often)."""
+        if not self.plan.shared or time.monotonic() - self.last_stale_check < min(HEARTBEAT_EVERY, self.grace / 4):
+            return
+        self.last_stale_check = time.monotonic()
+        mine = {tr.number for tr in self.trials.values()}
+        requeued = _requeue_stale(self.store, all_running=False, grace=self.grace, worker=self.worker, mine=mine)
         if requeued:
-            log.info("re-queued trials left running by a crash: %s", requeued)
+            log.info("re-queued trials whose worker stopped beating: %s", requeued)
 
-        per_session_parallel = strategy == "cv-parallel"
-        tune_parallel = strategy == "tune-parallel"
-        pinned = bool(executor.pinned)
-        reporter = TuneProgress(tune_name, n_trials, enabled=progress, directions=directions,
-                                 best_trial=_best_trial, refresh_every=HEARTBEAT_EVERY)
-        reporter.refresh(study)
-        counts = _Counts(study, shared)
-        best_watch = _BestWatch(directions)
-        table = _TuneTable(folder, study)
-        if resume or shared:
-            table.repair()
-            table.compact()
-        last_stale_check = time.monotonic()
-        in_flight: dict[int, Any] = {}  # cv session id -> optuna trial
-        recorders: dict[int, records.TrialRecorder] = {}  # cv session id -> what it reports to Optuna
-        budget = records.Budget(study, cfg.tune.timeout, cfg.tune.max_runs)
-        lock = threading.Lock()
+    def _may_ask(self) -> bool:
+        """Whether a new trial may start: the study is short of ``n_trials``, the budget holds and the space
+        has points left. Waits while only other workers' trials keep the study from ``n_trials``."""
+        plan, counts = self.plan, self.counts
+        while True:
+            finished = counts.finished()
+            if finished >= plan.n_trials or self.budget.exhausted(tr.session for tr in self.trials.values()):
+                return False
+            live = counts.live()
+            if finished + live >= plan.n_trials or (plan.points is not None and not counts.waiting()):
+                if self.trials or not plan.shared or live == 0:
+                    return False  # our own trials end this tune (or the grid has nothing left)
+                # Trials of other workers are running: wait until they finish, or until one goes stale and
+                # is queued again for us, instead of leaving with the study short.
+                _wait_for_others(self.store, plan.n_trials, self.grace, self.worker)
+                continue
+            exhausted = _space_exhausted(self.study, plan.space, plan.points is not None, self.duplicates_in_a_row)
+            if exhausted:
+                log.warning("%s; the tune stops with %d finished trials", exhausted, finished)
+                return False
+            return True
 
-        failures = {"consecutive": 0, "errors": []}
-        duplicates = {"in_a_row": 0}
+    def _new_trial(self) -> Any:
+        """A trial asked from the study, or ``None`` when it is past ``n_trials`` (a worker sharing the
+        study raced us to the last one; the trial is told FAIL)."""
+        from optuna.trial import TrialState
 
-        def ask() -> Optional[CrossValidation]:
-            with lock:
-                if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
-                    return None
-                nonlocal last_stale_check
-                if shared and time.monotonic() - last_stale_check >= min(HEARTBEAT_EVERY, grace / 4):
-                    last_stale_check = time.monotonic()  # a trial goes stale in `grace`: no need to look often
-                    requeued_now = _requeue_stale(study, space, all_running=False, grace=grace, worker=worker,
-                                                  mine=set(heartbeat.trial_ids))
-                    if requeued_now:
-                        log.info("re-queued trials whose worker stopped beating: %s", requeued_now)
-                while True:
-                    finished = counts.finished()
-                    if finished >= n_trials:
-                        return None
-                    if budget.exhausted(r.session for r in recorders.values()):
-                        return None
-                    live = counts.live()
-                    if finished + live >= n_trials or (points is not None and not counts.waiting()):
-                        if in_flight or not shared or live == 0:
-                            return None  # our own trials end this tune (or the grid has nothing left)
-                        # Trials of other workers are running: wait until they finish, or until one goes
-                        # stale and is queued again for us, instead of leaving with the study short.
-                        _wait_for_others(study, space, n_trials, grace, worker)
-                        continue
-                    exhausted = _space_exhausted(study, space, points is not None, duplicates["in_a_row"])
-                    if exhausted:
-                        log.warning("%s; the tune stops with %d finished trials", exhausted, finished)
-                        return None
-                    trial = study.ask()
-                    counts.asked()
-                    if shared and _overflow(study, trial, n_trials):
-                        trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
-                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                        return None
-                    values = space.suggest(trial)
-                    twin = None if points is not None else _finished_twin(study, trial)
-                    if twin is not None:  # never train a point that was already evaluated
-                        trial.set_user_attr("duplicate_of", twin)
-                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                        counts.told("fail")
-                        duplicates["in_a_row"] += 1
-                        continue
-                    duplicates["in_a_row"] = 0
-                    heartbeat.add(trial._trial_id)
-                    if worker is not None:
-                        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
-                    break
-                trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
-                cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
-                if CV_INDEX_ATTR not in trial.user_attrs:
-                    trial.set_user_attr(CV_INDEX_ATTR, cv_index)
-                cv_name = naming.cv_name(tune_name, cv_index)
-                trial_cfg = apply(cfg, values)
-                extra = {"tune_name": tune_name, "trial": trial.number, "trial_state": "running", **values}
-                session = CrossValidation(trial_cfg, cv_name, folder / cv_name, resume=True,
-                                          tracking={"group": tune_name, "job_type": cv_name,
-                                                    "config": {"trial": trial.number, **values}},
-                                          extra_columns=extra)
-                session.trial = trial  # type: ignore[attr-defined]
-                session.values = values  # type: ignore[attr-defined]
-                in_flight[id(session)] = trial
-                recorder = records.TrialRecorder(trial, session, lambda row, s=session: _run_score(s, row),
-                                                 report=not multi)
-                recorder.adopt()
-                recorders[id(session)] = recorder
-                (folder / cv_name).mkdir(parents=True, exist_ok=True)
-                with contextlib.suppress(OSError):
-                    atomic_write_text(folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
-                reporter.started(cv_name, trial.number)
-                return session
+        trial = self.study.ask()
+        self.counts.asked()
+        if self.plan.shared and _overflow(self.study, trial, self.plan.n_trials):
+            trial.set_user_attr("overflow", True)  # asked past n_trials by a racing worker
+            self.study.tell(trial, state=TrialState.FAIL)
+            return None
+        return trial
 
-        def on_run_end(session: CrossValidation, run: Any, row: dict) -> None:
-            recorders[id(session)].run_ended(run.index, row)
-            budget.save()
-            if multi or cfg.tune.pruner == "none" or row["status"] != "completed":
-                return
-            trial = session.trial  # type: ignore[attr-defined]
-            if session.done:
-                return
-            if trial.should_prune():
-                session.prune()
-                log.info("%s pruned after %d runs", session.name, len(session.rows))
+    def _is_duplicate(self, trial: Any, trial_id: int) -> bool:
+        """Whether the sampler proposed a point already evaluated: never trained twice, the trial is told FAIL."""
+        from optuna.trial import TrialState
 
-        def on_session_end(session: CrossValidation) -> None:
-            trial = in_flight.pop(id(session))
-            state = _tell(study, trial, session, cfg, directions, multi, recorders.pop(id(session)))
-            if best_watch.may_change(state, session):
-                records.record_best(study, _best_trial(study, directions), directions)
-                best_watch.update(study)
-            if state == "fail":
-                failures["consecutive"] += 1
-                failures["errors"].append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
-            else:
-                failures["consecutive"] = 0
-            counts.told(state)
-            heartbeat.remove(trial._trial_id)
-            table.add(session, trial, state)
-            reporter.finished(study, session, trial, state, session.values)  # type: ignore[attr-defined]
+        twin = None if self.plan.points is not None else _finished_twin(self.store, trial, trial_id)
+        if twin is None:
+            self.duplicates_in_a_row = 0
+            return False
+        trial.set_user_attr("duplicate_of", twin)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.counts.told("fail")
+        self.duplicates_in_a_row += 1
+        return True
 
-    except BaseException:
-        if own_executor and executor is not None:
-            executor.shutdown()
-        raise
-    with _Heartbeat(study, every=min(HEARTBEAT_EVERY, grace / 4)) as heartbeat, reporter:
-        try:
-            drive(executor, ask, per_session=executor.n_slots if per_session_parallel else 1,
-                  max_sessions=executor.n_slots if tune_parallel else 1, quiet=True,
-                  pinned=pinned, on_run_end=on_run_end, on_session_end=on_session_end)
-        finally:
-            if own_executor:
-                executor.shutdown()
-            budget.save()
-    table.compact()
-    if budget.reason:
-        log.info("tune %s stopped starting new cvs: %s", tune_name, budget.reason)
-    if failures["consecutive"] >= MAX_CONSECUTIVE_FAILURES:
-        raise RunFailedError(f"tune {tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row failed: "
-                             + " | ".join(failures["errors"][-MAX_CONSECUTIVE_FAILURES:]))
-    result = _result(tune_name, folder, study, space, directions)
-    result.stopped_by = budget.reason
-    if cfg.tune.retrain_and_test and result.best_trial is not None and _claim_retrain(study, folder, shared,
-                                                                                        n_trials):
-        result.retrain = _retrain(cfg, space, result, folder, tune_name)
-    if progress:
-        reporter.summary(result)
-    return result
+    def start_cv(self, trial: Any, trial_id: int, values: dict[str, Any]) -> CrossValidation:
+        """The cv of a new trial: its folder and config written, the runs it kept from disk reported."""
+        from tunecv.search_space import apply
+
+        plan = self.plan
+        self.heartbeat.add(trial_id)
+        if self.worker is not None:
+            self.store.set_system_attr(trial_id, WORKER_ATTR, self.worker)
+        trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
+        cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
+        if CV_INDEX_ATTR not in trial.user_attrs:
+            trial.set_user_attr(CV_INDEX_ATTR, cv_index)
+        cv_name = naming.cv_name(plan.tune_name, cv_index)
+        trial_cfg = apply(self.cfg, values)
+        extra = {"tune_name": plan.tune_name, "trial": trial.number, "trial_state": "running", **values}
+        session = CrossValidation(trial_cfg, cv_name, plan.folder / cv_name, resume=True,
+                                  tracking={"group": plan.tune_name, "job_type": cv_name,
+                                            "config": {"trial": trial.number, **values}},
+                                  extra_columns=extra)
+        recorder = records.TrialRecorder(trial, session, lambda row: _run_score(session, row), report=not plan.multi)
+        self.trials[id(session)] = TrialRun(trial, trial_id, values, session, recorder)
+        recorder.adopt()
+        (plan.folder / cv_name).mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            atomic_write_text(plan.folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
+        self.reporter.started(cv_name, trial.number)
+        return session
+
+    def run_ended(self, session: CrossValidation, run: Any, row: dict) -> None:
+        """Report a finished run to its trial and prune the cv when the pruner says so."""
+        tr = self.trials[id(session)]
+        tr.recorder.run_ended(run.index, row)
+        self.budget.save()
+        if self._should_prune(tr, row):
+            session.prune()
+            log.info("%s pruned after %d runs", session.name, len(session.rows))
+
+    def _should_prune(self, tr: TrialRun, row: Mapping[str, Any]) -> bool:
+        if self.plan.multi or self.cfg.tune.pruner == "none" or row["status"] != "completed":
+            return False
+        return not tr.session.done and tr.trial.should_prune()
+
+    def cv_ended(self, session: CrossValidation) -> None:
+        """Tell the trial of a finished cv, keep the best-trial record and the counts, add the cv to the table."""
+        tr = self.trials.pop(id(session))
+        state = self.tell(tr)
+        if self.best_watch.may_change(state, session):
+            records.record_best(self.study, _best_trial(self.study, self.plan.directions), self.plan.directions)
+            self.best_watch.update(self.study)
+        if state == "fail":
+            self.consecutive_failures += 1
+            self.failures.append(f"{session.name}: {session.failure_summary() or 'no finite score'}")
+        else:
+            self.consecutive_failures = 0
+        self.counts.told(state)
+        self.heartbeat.remove(tr.trial_id)
+        self.table.add(session, tr.trial, state)
+        self.reporter.finished(self.study, session, tr.trial, state, tr.values)
+
+    def tell(self, tr: TrialRun) -> str:
+        """Tell the study how the trial's cv ended; its state (``complete``, ``pruned`` or ``fail``)."""
+        from optuna.trial import TrialState
+
+        session, trial, multi = tr.session, tr.trial, self.plan.multi
+        result = session.result()
+        state: Any
+        if result.n_completed == 0:
+            state, values = TrialState.FAIL, None
+            trial.set_user_attr("error", session.failure_summary()[:1000])
+        elif multi:
+            values = [_objective_value(result.run_infos, m) for m in self.cfg.tune.objectives or []]
+            state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
+        else:
+            values = [result.score]
+            state = TrialState.PRUNED if session.pruned else TrialState.COMPLETE
+            if not math.isfinite(result.score):
+                state = TrialState.FAIL
+        # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
+        # last intermediate value, the cv score so far (see tunecv._trial_records).
+        tr.recorder.before_tell(result.score, result.score_is_unstable)
+        if state in (TrialState.PRUNED, TrialState.FAIL):
+            self.study.tell(trial, state=state)
+        else:
+            self.study.tell(trial, values if multi else values[0])
+        session.extra_columns["trial_state"] = state.name.lower()
+        session.write()
+        return state.name.lower()
+
+    # -- finishing --------------------------------------------------------------------------------------------
+    def finish(self) -> TuneResult:
+        """The tune table compacted, the result (raises when too many trials in a row failed), the retrain."""
+        plan = self.plan
+        self.table.compact()
+        if self.budget.reason:
+            log.info("tune %s stopped starting new cvs: %s", plan.tune_name, self.budget.reason)
+        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            raise RunFailedError(f"tune {plan.tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row "
+                                 f"failed: " + " | ".join(self.failures[-MAX_CONSECUTIVE_FAILURES:]))
+        result = _result(plan.tune_name, plan.folder, self.study, plan.space, plan.directions)
+        result.stopped_by = self.budget.reason
+        if (self.cfg.tune.retrain_and_test and result.best_trial is not None
+                and _claim_retrain(self.study, plan.folder, plan.shared, plan.n_trials)):
+            result.retrain = _retrain(self.cfg, plan.space, result, plan.folder, plan.tune_name)
+        if self.progress:
+            self.reporter.summary(result)
+        return result
 
 
 def _load_tune(folder: Path) -> tuple[Any, Optional[dict]]:
@@ -611,7 +827,7 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
     return True
 
 
-def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker: Optional[str]) -> None:
+def _wait_for_others(store: _StudyStorage, n_trials: int, grace: float, worker: Optional[str]) -> None:
     """Block while other workers run the last trials; return when one finished or one was re-queued.
 
     A worker of a shared study never ends while the study is short of ``n_trials`` and a trial is
@@ -620,6 +836,7 @@ def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker
     """
     from optuna.trial import TrialState
 
+    study = store.study
     poll = max(0.5, min(5.0, grace / 8))
     said = -1e9
     before = (_count_finished(study), _count_live(study))
@@ -631,7 +848,7 @@ def _wait_for_others(study: Any, space: Any, n_trials: int, grace: float, worker
                      "whose worker stops beating for %.0f s (tune.heartbeat_grace) is taken over",
                      len(running), ", ".join(str(t.number) for t in running), before[0], n_trials, grace)
         time.sleep(poll)
-        if _requeue_stale(study, space, all_running=False, grace=grace, worker=worker):
+        if _requeue_stale(store, all_running=False, grace=grace, worker=worker):
             return
         now = (_count_finished(study), _count_live(study))
         if now != before or _n_trials(study, TrialState.WAITING):
@@ -649,16 +866,16 @@ def continued_seed(seed: int, n_trials_so_far: int) -> int:
     return (seed * 1_000_003 + n_trials_so_far * 7_919 + 1) % (2**31 - 1)
 
 
-def _finished_twin(study: Any, trial: Any) -> Optional[int]:
+def _finished_twin(store: _StudyStorage, trial: Any, trial_id: int) -> Optional[int]:
     """The number of a finished trial with exactly ``trial``'s parameters (``None`` if there is none).
 
     A point that was queued on purpose (re-queued after a crash, warm start) is never a twin.
     """
     from optuna.trial import TrialState
 
-    if not trial.params or "fixed_params" in study._storage.get_trial(trial._trial_id).system_attrs:
+    if not trial.params or "fixed_params" in store.system_attrs(trial_id):
         return None
-    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+    for other in store.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         if other.params == trial.params:
             return other.number
     return None
@@ -695,6 +912,7 @@ class _BestWatch:
     """
 
     def __init__(self, directions: list[str]) -> None:
+        self.direction = directions[0]
         self.sign = 1.0 if directions[0] == "maximize" else -1.0
         self.multi = len(directions) > 1
         self.top: Optional[list[float]] = None  # the two best signed stable scores, best first
@@ -714,9 +932,9 @@ class _BestWatch:
 
         if self.multi:
             return
-        values = [self.sign * t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if not t.user_attrs.get(UNSTABLE_ATTR) and t.values and math.isfinite(t.values[0])]
-        self.top = sorted(values, reverse=True)[:2]
+        ranked = records.ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                                       self.direction)
+        self.top = [self.sign * t.values[0] for t in ranked[:2]]
 
 
 def _count_live(study: Any) -> int:
@@ -803,35 +1021,6 @@ def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[flo
     return value if math.isfinite(value) else None
 
 
-def _tell(study: Any, trial: Any, session: CrossValidation, cfg: Config, directions: list[str],
-          multi: bool, recorder: records.TrialRecorder) -> str:
-    from optuna.trial import TrialState
-
-    result = session.result()
-    state: Any
-    if result.n_completed == 0:
-        state, values = TrialState.FAIL, None
-        trial.set_user_attr("error", session.failure_summary()[:1000])
-    elif multi:
-        values = [_objective_value(result.run_infos, m) for m in cfg.tune.objectives or []]
-        state = TrialState.COMPLETE if all(math.isfinite(v) for v in values) else TrialState.FAIL
-    else:
-        values = [result.score]
-        state = TrialState.PRUNED if session.pruned else TrialState.COMPLETE
-        if not math.isfinite(result.score):
-            state = TrialState.FAIL
-    # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
-    # last intermediate value, the cv score so far (see tunecv._trial_records).
-    recorder.before_tell(result.score, result.score_is_unstable)
-    if state in (TrialState.PRUNED, TrialState.FAIL):
-        study.tell(trial, state=state)
-    else:
-        study.tell(trial, values if multi else values[0])
-    session.extra_columns["trial_state"] = state.name.lower()
-    session.write()
-    return state.name.lower()
-
-
 def _objective_value(frame: Any, metric: str) -> float:
     from tunecv.scoring import score_runs
 
@@ -886,13 +1075,16 @@ class _TuneTable:
 
         done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         have = {p.name for p in (self.folder / PARTS_DIR).glob("*.parquet")}
-        for t in self.study.get_trials(deepcopy=False, states=done):
+        trials = self.study.get_trials(deepcopy=False)
+        states = {t.number: t.state.name.lower() for t in trials}
+        for t in trials:
             cv_name = t.user_attrs.get("cv_name")
-            if not cv_name or f"{_part_name(cv_name, t.number)}.parquet" in have:
+            if t.state not in done or not cv_name or f"{_part_name(cv_name, t.number)}.parquet" in have:
                 continue
             df = read_run_infos(self.folder / cv_name / RUN_INFOS)
             if len(df) and "trial" in df.columns and (df["trial"] == t.number).any():
-                write_run_infos_part(self.folder, _part_name(cv_name, t.number), _with_trial_states(df, self.study))
+                write_run_infos_part(self.folder, _part_name(cv_name, t.number),
+                                     _with_trial_states(df, self.study, states))
 
 
 def _part_name(cv_name: str, number: int) -> str:
@@ -906,10 +1098,11 @@ def _with_trial_states(df: Any, study: Any, known: Optional[Mapping[int, str]] =
     if "trial" not in df.columns:
         return df
     states = dict(known or {})
-    for number in {int(t) for t in df["trial"] if pd.notna(t)} - set(states):
+    unknown = {int(t) for t in df["trial"] if pd.notna(t)} - set(states)
+    if unknown:
         with contextlib.suppress(Exception):
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-            states[number] = study._storage.get_trial(trial_id).state.name.lower()
+            states.update({t.number: t.state.name.lower() for t in study.get_trials(deepcopy=False)
+                           if t.number in unknown})
     current = df["trial_state"] if "trial_state" in df.columns else [None] * len(df)
     df["trial_state"] = [states.get(int(t), s) if pd.notna(t) else s for t, s in zip(df["trial"], current,
                                                                                     strict=False)]

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from tunecv.config import PRUNERS, SAMPLERS, load_config
 from tunecv.errors import ConfigError, SearchSpaceError
-from tunecv.search_space import DISTRIBUTIONS, Param, SearchSpace, apply, make_pruner, make_sampler
+from tunecv.search_space import (
+    DISTRIBUTIONS,
+    Param,
+    SearchSpace,
+    apply,
+    make_pruner,
+    make_sampler,
+    wilcoxon_p_threshold,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning",
                                         "ignore::UserWarning")
@@ -454,8 +462,28 @@ def test_make_sampler_and_pruner_know_every_configured_name():
         assert isinstance(make_sampler(name, 0, space), optuna.samplers.BaseSampler)
     for name in PRUNERS:
         assert isinstance(make_pruner(name), optuna.pruners.BasePruner)
-    assert isinstance(make_pruner("wilcoxon").inner, optuna.pruners.WilcoxonPruner)  # on per-run scores
+    assert isinstance(make_pruner("wilcoxon").inner.inner, optuna.pruners.WilcoxonPruner)  # on per-run scores
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
+
+
+@pytest.mark.parametrize(("n_runs", "lost_runs_pruned"), [(3, 2), (4, 2), (5, 3), (6, 3), (7, 4), (15, 4)])
+def test_wilcoxon_prunes_a_trial_that_lost_its_first_half_of_runs(n_runs, lost_runs_pruned):
+    """The threshold is Optuna's 0.1, raised for small cvs to just above 2 ** -ceil(n / 2): a trial that lost
+    every one of its first ceil(n / 2) runs to the best trial (and, for any size, its first 4) is pruned;
+    one run fewer is not."""
+    assert wilcoxon_p_threshold(n_runs) == pytest.approx(max(0.1, 2.0 ** -math.ceil(n_runs / 2)))
+    assert wilcoxon_p_threshold(n_runs) > 2.0 ** -math.ceil(n_runs / 2)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("wilcoxon"))
+    best = {str(i): 0.9 + 0.001 * i for i in range(n_runs)}
+    study.add_trial(optuna.trial.create_trial(value=sum(best.values()) / n_runs, user_attrs={"run_scores": best},
+                                              intermediate_values={i: v for i, v in enumerate(best.values())}))
+    for lost, pruned in ((lost_runs_pruned - 1, False), (lost_runs_pruned, True)):
+        trial = study.ask()
+        trial.set_user_attr("run_scores", {str(i): 0.5 + 0.01 * i for i in range(lost)})
+        for i in range(lost):
+            trial.report(0.5, i)
+        assert trial.should_prune() is pruned, (n_runs, lost)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
 def test_unknown_sampler_and_pruner():
