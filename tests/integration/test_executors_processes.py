@@ -127,7 +127,7 @@ def test_two_slots_run_concurrently_on_devices_from_the_list():
     assert max(o["start"] for o in out) < min(o["end"] for o in out)  # they overlapped
     assert sorted(o["device"] for o in out) == [3, 7]
     assert [job.device for job in jobs] == [o["device"] for o in out]
-    assert len({o["pid"] for o in out} | {os.getpid()}) == 3  # one new process per job
+    assert len({o["pid"] for o in out} | {os.getpid()}) == 3  # one worker process per slot
 
 
 def test_runs_per_device_packs_jobs_on_one_device():
@@ -158,6 +158,36 @@ def test_exception_gives_the_slot_back():
         assert isinstance(ex.submit(T.fail, "x").exception(timeout=60), ValueError)
         assert isinstance(ex.submit(T.return_unpicklable).exception(timeout=60), RemoteError)
         assert ex.submit(T.add, 1, 2).result(timeout=60) == 3
+
+
+def test_a_cpu_slot_reuses_its_worker_with_the_environment_of_each_job(monkeypatch):
+    with _pool([0]) as ex:
+        first = ex.submit(T.where).result(timeout=60)
+        monkeypatch.setenv("TUNECV_TEST_MARKER", "set between two jobs")
+        second = ex.submit(T.where).result(timeout=60)
+        assert ex.submit(T.fail, "x").exception(timeout=60) is not None  # an error does not end the worker
+        third = ex.submit(T.where).result(timeout=60)
+    assert first["pid"] == second["pid"] == third["pid"] != os.getpid()  # no new process per job on CPU
+    assert (first["TUNECV_TEST_MARKER"], second["TUNECV_TEST_MARKER"]) == (None, "set between two jobs")
+    assert second["TUNECV_DEVICE"] == "0" and second["device"] == 0
+    assert _wait_dead([first["pid"]], timeout=5) == []  # it ended with the pool
+
+
+def test_a_gpu_slot_gets_a_new_process_per_job():
+    with _pool([0], accelerator="gpu") as ex:  # the jobs never touch CUDA: only the pinning is set
+        pids = [ex.submit(T.where).result(timeout=60)["pid"] for _ in range(2)]
+    assert pids[0] != pids[1]
+
+
+def test_a_reused_worker_that_dies_fails_only_its_job_and_the_slot_gets_a_new_one():
+    with _pool([0]) as ex:
+        first = ex.submit(T.where).result(timeout=60)["pid"]
+        assert isinstance(ex.submit(T.kill_self, signal.SIGKILL).exception(timeout=60), WorkerDiedError)
+        after_death = ex.submit(T.where).result(timeout=60)["pid"]
+        os.kill(after_death, signal.SIGKILL)  # dies while it waits for a job
+        assert _wait_dead([after_death], timeout=5) == []
+        after_idle_death = ex.submit(T.where).result(timeout=60)["pid"]
+    assert len({first, after_death, after_idle_death}) == 3
 
 
 def test_shutdown_kill_leaves_no_process_behind():

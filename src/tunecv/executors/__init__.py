@@ -5,8 +5,9 @@ A leaf module: it imports neither torch nor lightning (a worker imports torch on
 count, and only when torch is already loaded), and knows nothing about runs, cvs or tunes.
 
 - :class:`SerialExecutor` runs each job in this process when it is submitted (``executor: local``).
-- :class:`DevicePoolExecutor` runs each job in a new worker process pinned to a free device slot
-  (``executor: local`` with cv-parallel / tune-parallel).
+- :class:`DevicePoolExecutor` runs each job in a worker process pinned to a free device slot
+  (``executor: local`` with cv-parallel / tune-parallel): a new one per job on GPUs; on CPU a slot's
+  worker runs the slot's next job too.
 - :func:`prestart_forkserver` starts a pool's fork server early, as a fork of this process where
   :func:`can_fork_server_here`.
 - :func:`make_executor` picks one of those two from the ``devices`` / ``accelerator`` settings.

@@ -1,9 +1,10 @@
-"""The device-pool executor: one new worker process per job, each pinned to a free device slot.
+"""The device-pool executor: worker processes, each pinned to a free device slot.
 
 Why not :class:`concurrent.futures.ProcessPoolExecutor`: one killed worker breaks that whole pool
 (every pending future fails with ``BrokenProcessPool``), and a reused worker keeps its GPU memory. Here
-each job gets a fresh process, started from a fork server that has already imported torch and
-lightning, and a dead worker only fails its own job.
+each GPU job gets a fresh process, started from a fork server that has already imported torch and
+lightning; on CPU a slot's worker runs the slot's jobs one after another (a fork per job costs about as
+much as a short run). A dead worker only fails its own job, and its slot's next job gets a new one.
 
 A scheduler thread in the driver launches queued jobs when slots free up and watches every worker's
 pipe and ``sentinel`` with :func:`multiprocessing.connection.wait`. It runs only while there is work.
@@ -102,10 +103,11 @@ def _check_device(device: Any) -> Device:
 class _Running:
     """A job whose worker process is alive (or not yet reaped)."""
 
-    job: Job
+    job: Optional[Job]  # None while the worker waits for its next job (an idle, reusable worker)
     slot: Device
     process: Any  # multiprocessing.process.BaseProcess
-    conn: Any  # the read end of the job's pipe, None once read
+    conn: Any  # the driver's end of the worker's pipe, None once closed
+    reuse: bool = False  # the worker takes the next job of its slot instead of exiting
     reply: Optional[tuple[bool, Any]] = None
     deadline: Optional[float] = None  # when to escalate (terminate, then kill)
     terminated: bool = False
@@ -116,17 +118,23 @@ class _Running:
 class DevicePoolExecutor(Executor):
     """Runs each job in a new worker process pinned to a free device slot.
 
-    Each entry of ``devices`` is a slot ``runs_per_device`` times. A job waits until a slot is free;
-    then one new worker process runs exactly that job and exits, so a GPU's memory is released between
-    runs. The slot goes back to the pool when the job ends: with a value, an exception, or the worker
-    dying (then ``result()`` raises :class:`WorkerDiedError`).
+    Each entry of ``devices`` is a slot ``runs_per_device`` times. A job waits until a slot is free.
+    On GPUs (any accelerator but ``cpu``), one new worker process runs exactly that job and exits, so
+    the GPU's memory is released between runs. On CPU slots, a worker that has sent its result waits
+    for the next job of its slot and runs it in the same process, as the serial path runs every run in
+    one process: a new process per run costs about a tenth of a second (the fork, the copy-on-write
+    faults of a cold process, its exit), as much as a short run itself. The slot goes back to the pool
+    when the job ends: with a value, an exception, or the worker dying (then ``result()`` raises
+    :class:`WorkerDiedError`, and the slot's next job gets a new process). A dead worker only fails the
+    job it was running.
 
     Before the job's function runs, the worker:
 
     - ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the driver decides),
       and on Linux asks the kernel to SIGKILL it if its parent ends;
     - takes the driver's current ``os.environ`` (under forkserver it would otherwise have the
-      environment of when the fork server started), plus ``TUNECV_DEVICE=<device>``;
+      environment of when the fork server started), plus ``TUNECV_DEVICE=<device>`` (again for each
+      job of a reused worker);
     - for ``accelerator`` gpu/cuda, or auto with an integer device, sets ``CUDA_VISIBLE_DEVICES`` to
       that one GPU, so the run sees it as device 0;
     - limits CPU threads to ``threads_per_worker``: ``torch.set_num_threads`` when torch is already
@@ -156,6 +164,8 @@ class DevicePoolExecutor(Executor):
             driver has threads or has touched CUDA).
         preload: modules the fork server imports once, before it forks workers.
         threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
+        reuse_workers: whether a worker runs the next job of its slot; default: on CPU
+            (``accelerator="cpu"``) only.
     """
 
     name = "local"
@@ -169,6 +179,7 @@ class DevicePoolExecutor(Executor):
         start_method: str = "forkserver",
         preload: Sequence[str] = ("torch", "lightning"),
         threads_per_worker: Optional[int] = None,
+        reuse_workers: Optional[bool] = None,
     ) -> None:
         if isinstance(devices, (str, int)) or not devices:
             raise ConfigError(f"`devices` must be a non-empty list such as [0] or [0, 1]; got {devices!r}")
@@ -187,6 +198,7 @@ class DevicePoolExecutor(Executor):
             raise one_of("start_method", start_method, methods)
 
         self.accelerator = str(accelerator).lower()
+        self.reuse_workers = self.accelerator == "cpu" if reuse_workers is None else bool(reuse_workers)
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
@@ -210,6 +222,7 @@ class DevicePoolExecutor(Executor):
             d for _ in range(runs_per_device) for d in self.devices
         )
         self._running: dict[Job, _Running] = {}
+        self._idle: list[_Running] = []  # reusable workers waiting for their slot's next job
         self._thread: Optional[threading.Thread] = None
         self._shut_down = False
         self._kill = False
@@ -260,6 +273,7 @@ class DevicePoolExecutor(Executor):
             return
         if thread is not None:
             thread.join()
+        self._retire_idle(kill=kill)
         _unregister(self)
         self._close_wake()
 
@@ -301,7 +315,14 @@ class DevicePoolExecutor(Executor):
         with self._lock:
             if not self._running and not self._pending:
                 self._thread = None
-                return False
+                retire = self._shut_down
+            else:
+                retire = None
+        if retire is not None:
+            if retire:  # shut down from a done callback: nobody else retires the idle workers
+                self._retire_idle(kill=self._kill)
+            return False
+        with self._lock:
             if self._kill:
                 for rec in self._running.values():
                     self._terminate(rec, "terminated by shutdown(kill=True)")
@@ -315,29 +336,35 @@ class DevicePoolExecutor(Executor):
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = set(multiprocessing.connection.wait(waitables, timeout=timeout))
         self._drain_wake()
-        finished = []
+        finished, released = [], []
         for rec in records:
             if rec.conn is not None and rec.conn in ready:
                 self._read(rec)
             if rec.process.sentinel in ready:
-                if rec.conn is not None:
+                if rec.conn is not None and rec.reply is None:
                     self._read(rec)
                 finished.append(rec)
+            elif rec.reuse and rec.reply is not None and not rec.terminated:
+                released.append(rec)
             elif rec.deadline is not None and time.monotonic() >= rec.deadline:
                 self._escalate(rec)
         for rec in finished:
             self._finish(rec)
+        for rec in released:
+            self._release(rec)
         return True
 
     def _launch(self, job: Job, payload: bytes, slot: Device) -> None:
         job.device = slot
+        if self.reuse_workers and self._send_to_idle(job, payload, slot):
+            return
         reader = writer = None
         try:
-            reader, writer = self._ctx.Pipe(duplex=False)
+            reader, writer = self._ctx.Pipe(duplex=self.reuse_workers)
             environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
             process = self._ctx.Process(
                 target=worker_main,
-                args=(writer, payload, slot, environ, self.threads_per_worker, job.name),
+                args=(writer, payload, slot, environ, self.threads_per_worker, job.name, self.reuse_workers),
                 name=f"tunecv-worker-{slot}",
                 daemon=False,
             )
@@ -354,22 +381,65 @@ class DevicePoolExecutor(Executor):
                 writer.close()  # only the worker holds the write end, so its death reads as EOF
         job.pid = process.pid
         with self._lock:
-            self._running[job] = _Running(job, slot, process, reader)
+            self._running[job] = _Running(job, slot, process, reader, reuse=self.reuse_workers)
+
+    def _send_to_idle(self, job: Job, payload: bytes, slot: Device) -> bool:
+        """Give ``job`` to an idle worker of ``slot``; False when there is none alive to take it."""
+        while True:
+            with self._lock:
+                rec = next((r for r in self._idle if r.slot == slot), None)
+                if rec is None:
+                    return False
+                self._idle.remove(rec)
+            try:
+                if rec.process.exitcode is not None:  # died while it waited
+                    raise OSError("idle worker is gone")
+                environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
+                rec.conn.send_bytes(pickle.dumps((payload, environ, job.name), protocol=pickle.HIGHEST_PROTOCOL))
+            except (OSError, ValueError):
+                _retire([rec], kill=True)
+                continue
+            job.pid = rec.process.pid
+            rec.job = job
+            with self._lock:
+                self._running[job] = rec
+            return True
 
     def _read(self, rec: _Running) -> None:
         try:
             message: Optional[bytes] = rec.conn.recv_bytes()
         except (EOFError, OSError):  # died before or while sending
             message = None
-        rec.conn.close()
-        rec.conn = None
+        if message is None or not rec.reuse:
+            rec.conn.close()
+            rec.conn = None
         if message is not None and not rec.terminated:
             try:
                 rec.reply = unpack_reply(message)
             except Exception as exc:  # pragma: no cover - the outer message holds only builtins
                 rec.reply = (False, RemoteError(type(exc).__qualname__, f"unreadable reply from the worker: {exc}"))
-            if rec.process.exitcode is None:  # it should exit now; do not let it hold the slot forever
+            if not rec.reuse and rec.process.exitcode is None:
+                # it should exit now; do not let it hold the slot forever
                 rec.deadline = time.monotonic() + EXIT_GRACE
+
+    def _release(self, rec: _Running) -> None:
+        """A reusable worker sent its job's result and lives on: it waits, idle, for its slot's next job."""
+        job, (ok, outcome) = rec.job, rec.reply
+        with self._lock:
+            del self._running[job]
+            rec.job, rec.reply = None, None
+            self._idle.append(rec)
+            self._free.append(rec.slot)
+        if ok:  # after the slot is free: a done callback may submit the next job at once
+            job._future.set_result(outcome)
+        else:
+            job._future.set_exception(outcome)
+
+    def _retire_idle(self, kill: bool = False) -> None:
+        """End the idle workers: their pipe closes, they exit (``kill``: SIGKILL at once)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        _retire(idle, kill)
 
     def _terminate(self, rec: _Running, reason: Optional[str]) -> None:  # holds self._lock
         if rec.terminated:
@@ -391,6 +461,9 @@ class DevicePoolExecutor(Executor):
                 rec.process.kill()
 
     def _finish(self, rec: _Running) -> None:
+        if rec.conn is not None:
+            rec.conn.close()
+            rec.conn = None
         rec.process.join()
         exitcode = rec.process.exitcode
         rec.process.close()
@@ -436,6 +509,30 @@ class DevicePoolExecutor(Executor):
                 ))
         for job, _ in pending:
             job.cancel()
+        self._retire_idle(kill=True)
+
+
+def _retire(workers: Sequence[_Running], kill: bool) -> None:
+    """End idle workers: close their pipe (a worker waiting for a job then exits), reap them.
+
+    One still alive after ``TERMINATE_GRACE`` (or at once with ``kill``) gets SIGKILL.
+    """
+    for rec in workers:
+        if rec.conn is not None:
+            with contextlib.suppress(OSError):
+                rec.conn.close()
+            rec.conn = None
+        if kill:
+            with contextlib.suppress(OSError, ValueError):
+                rec.process.kill()
+    deadline = time.monotonic() + TERMINATE_GRACE
+    for rec in workers:
+        with contextlib.suppress(ValueError):  # already closed
+            rec.process.join(max(0.0, deadline - time.monotonic()))
+            if rec.process.exitcode is None:
+                rec.process.kill()
+                rec.process.join()
+            rec.process.close()
 
 
 def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
