@@ -217,7 +217,7 @@ class CrossValidation:
         """The result ``run``'s folder holds when the run completed there (a job running several runs is
         still busy with the others), else ``None``. Only completed runs: a ``failed`` record may be an
         attempt that a requeued job goes on with."""
-        from tunecv.train import read_result
+        from .train import read_result
 
         result = read_result(run.run_dir)
         return result if result is not None and result.status == "completed" else None

@@ -49,7 +49,7 @@ class Session(Protocol):
     def record(self, run: Any, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
         """Record a finished run (what its job returned, or the error it raised); return its row."""
 
-    # For an executor with ``cv_per_job`` (one job for all the runs a session has left) a session also has:
+    # For an executor with ``session_per_job`` (one job for all the runs a session has left) a session also has:
     # ``stopped`` (not ``None`` once it stops launching runs), ``completed_result(run)`` (the result a run
     # left when it completed inside a job still running) and ``unlaunch(run)`` (take back a launched run
     # that its job will not finish).
@@ -86,7 +86,7 @@ def drive(
         on_job_states: called about once a second with how many jobs in flight are ``queued`` and
             ``running`` (from :attr:`Job.state`: for a cluster executor, the cluster's view).
 
-    An executor with ``cv_per_job`` (``slurm`` under tune-parallel) gets all the runs a session has left as
+    An executor with ``session_per_job`` (SLURM's, for one) gets all the runs a session has left as
     one job (:func:`run_in_series`, through ``executor.submit_runs``): see :class:`_Group`.
     """
     loop = _Loop(executor, sessions if callable(sessions) else _iter_source(sessions), per_session=per_session,
@@ -118,7 +118,7 @@ class _Loop:
         self.overrides = executor.run_overrides() if pinned else {}
         self.open: list[Session] = []
         self.jobs: dict[Any, tuple[Session, Any]] = {}
-        self.grouped = bool(getattr(executor, "cv_per_job", False))
+        self.grouped = bool(getattr(executor, "session_per_job", False))
 
     def run(self) -> None:
         while True:
@@ -239,14 +239,14 @@ def _picklable(exc: BaseException) -> BaseException:
 
 
 class _Group:
-    """All the runs a session had left, given to one job (an executor with ``cv_per_job``: ``slurm`` under
-    tune-parallel, where each trial's cv is one SLURM job).
+    """All the runs a session had left, given to one job (an executor with ``session_per_job``: SLURM's,
+    where each session is then one SLURM job).
 
     The job (:func:`run_in_series`) runs them one after the other in one process, so it pays its Python
     start and its imports once. The executor records it in each run's folder (``submit_runs``), so a
     driver started again re-attaches to it instead of submitting the runs again; requeued, the job starts
     from the top (a completed run returns at once from its folder, the one in progress continues from its
-    checkpoint). Runs are recorded as their folders say they completed, so a caller's pruner sees each one;
+    checkpoint). Runs are recorded as their folders say they completed, so a caller deciding to stop a session sees each one;
     a session that stops has its job cancelled, and the runs the job had not finished are taken back
     (``unlaunch``): recorded with the stop's status, like runs never launched.
     """

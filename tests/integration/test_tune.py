@@ -203,7 +203,7 @@ def test_parallel_strategies_on_two_cpu_workers(tmp_path, external_pkg, strategy
     assert len(df) == 8 and df["run_name"].is_unique
 
 
-def test_an_executor_with_cv_per_job_gets_each_cv_of_a_tune_as_one_job(tmp_path, external_pkg):
+def test_an_executor_with_session_per_job_gets_each_cv_of_a_tune_as_one_job(tmp_path, external_pkg):
     """What ``executor: slurm`` does under tune-parallel (one SLURM job per trial's cv), on the local pool:
     drive() hands each cv's runs to one job, which runs them in series, and records every run."""
     from tunecv.config import load_config
@@ -213,7 +213,7 @@ def test_an_executor_with_cv_per_job_gets_each_cv_of_a_tune_as_one_job(tmp_path,
     cfg.update(strategy="tune-parallel", devices=[0, 1])
     jobs: list[list[Path]] = []
     with make_executor_from_config(load_config(cfg), parallel=True, accelerator="cpu") as ex:
-        ex.cv_per_job = True
+        ex.session_per_job = True
         submit_runs = ex.submit_runs
 
         def record(folders, fn, *args):

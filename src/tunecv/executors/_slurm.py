@@ -557,5 +557,5 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
                              poll_interval=float(opts.poll_interval))
     # tune-parallel: each trial's cv is one job (its runs one after the other: one Python start, one
     # `import torch, lightning` per cv); cv-parallel: each run is one job
-    executor.cv_per_job = str(cfg.device_setting("strategy")) == "tune-parallel"
+    executor.session_per_job = str(cfg.device_setting("strategy")) == "tune-parallel"
     return executor
