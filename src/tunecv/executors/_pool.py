@@ -617,8 +617,7 @@ def can_fork_server_here() -> bool:
     return parameters == _SERVER_MAIN_PARAMETERS
 
 
-# long: one fork under the server's lock; its two halves (this process, the server copy) share the sockets
-# and pipes set up before it, which read best in one place
+# long: one fork under the server's lock, whose two halves share the socket and pipes made just before it
 def _fork_server_here(preload: Sequence[str]) -> bool:
     """Fork this process into the fork server of :mod:`multiprocessing` (what ``ensure_running`` spawns).
 
