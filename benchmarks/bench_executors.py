@@ -72,6 +72,53 @@ def import_time() -> float:
     return time.perf_counter() - t0
 
 
+SEGMENTS = (  # (label, from, to) over the stamps of one SLURM job (driver and job clocks: one machine here)
+    ("sbatch", "submit", "sbatch_done"),
+    ("queue + job start", "sbatch_done", "batch_start"),
+    ("srun step start", "batch_start", "python_start"),
+    ("python + submitit + unpickle", "python_start", "call_start"),
+    ("imports + build model/data", "call_start", "run_start"),
+    ("run (train)", "run_start", "run_end"),
+    ("after the run", "run_end", "call_end"),
+    ("result pickled", "call_end", "result"),
+    ("driver notices", "result", "noticed"),
+)
+
+
+def slurm_timeline(jobs: list) -> dict[str, dict[str, float]]:
+    """Per job: unix times of each step from submission to the driver noticing the result."""
+    import json
+    from datetime import datetime
+
+    from tunecv.executors._slurm import read_timeline
+
+    out = {}
+    for job in jobs:
+        stamps = dict(job.times)
+        stamps.update(read_timeline(job.submitit_job.paths.stderr))
+        info = json.loads((job.folder / "run_info.json").read_text())
+        for key, field in (("run_start", "started_at"), ("run_end", "finished_at")):
+            if info.get(field):
+                stamps[key] = datetime.fromisoformat(str(info[field])).timestamp()
+        result = job.submitit_job.paths.result_pickle
+        if result.exists():
+            stamps["result"] = result.stat().st_mtime
+        out[job.job_id] = stamps
+    return out
+
+
+def print_timeline(timeline: dict[str, dict[str, float]]) -> None:
+    print(f"slurm: where the time of each job goes (mean over {len(timeline)} jobs, seconds)")
+    for label, a, b in SEGMENTS:
+        values = [t[b] - t[a] for t in timeline.values() if a in t and b in t]
+        if values:
+            print(f"  {label:<32} {sum(values) / len(values):>6.2f}  (min {min(values):.2f}, max {max(values):.2f})")
+    outside = [t["noticed"] - t["submit"] - (t["run_end"] - t["run_start"]) for t in timeline.values()
+               if {"noticed", "submit", "run_end", "run_start"} <= set(t)]
+    if outside:
+        print(f"  {'submit -> noticed, less the run':<32} {sum(outside) / len(outside):>6.2f}")
+
+
 SETUPS = {"local": local_setup, "ray": ray_setup, "slurm": slurm_setup}
 
 
@@ -82,43 +129,80 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--level", choices=("cv", "tune"), default="cv",
+                        help="cv: one cv-parallel cv of --folds runs; tune: a tune-parallel grid tune of --trials "
+                             "cvs of --folds runs each (slurm: one job per cv)")
+    parser.add_argument("--trials", type=int, default=4)
     args = parser.parse_args()
     if "local" not in args.executors:
         args.executors.insert(0, "local")
     from tunecv.config import load_config
     from tunecv.cv import cross_validate
     from tunecv.executors import make_executor_from_config
+    from tunecv.tune import tune
+
+    n_runs = args.folds * (args.trials if args.level == "tune" else 1)
+
+    def run_level(cfg: dict, name: str, executor) -> object:
+        if args.level == "cv":
+            return cross_validate(cfg, name=name, progress=False, executor=executor)
+        return tune(cfg, name=name, progress=False, executor=executor)
 
     walls: dict[str, list[float]] = {name: [] for name in args.executors}
     timings: dict[str, float] = {}
     durations: dict[str, list[float]] = {}
+    slurm_jobs: list = []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         base = {**digits_config(Path(tmp), args.epochs, n_folds=args.folds, hidden=64),
                 "strategy": "cv-parallel", "devices": list(range(args.slots))}
+        if args.level == "tune":
+            import yaml
+
+            space = Path(tmp) / "space.yaml"
+            lrs = [round(0.001 * (i + 1), 4) for i in range(args.trials)]
+            space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": lrs}}))
+            base.update(strategy="tune-parallel", tune={"search_space": str(space), "n_trials": "grid",
+                                                        "sampler": "grid", "pruner": "none",
+                                                        "retrain_and_test": False})
         executors = {}
         for name in args.executors:
             cfg = {**base, **stack.enter_context(SETUPS[name](args, timings))}
             t0 = time.perf_counter()
             executor = stack.enter_context(make_executor_from_config(load_config(cfg), parallel=True,
                                                                      accelerator="cpu"))
+            if name == "slurm":  # keep the jobs, for their timeline
+                submit_runs = executor.submit_runs  # submit_run goes through it too
+
+                def keep(*a, _submit=submit_runs, **kw):
+                    job = _submit(*a, **kw)
+                    slurm_jobs.append(job)
+                    return job
+
+                executor.submit_runs = keep
             assert executor.n_slots == args.slots, (name, executor.n_slots)
-            cross_validate(cfg, name=f"{name}-warmup", progress=False, executor=executor)
+            run_level(cfg, f"{name}-warmup", executor)
             timings[f"{name} start + warm-up cv"] = time.perf_counter() - t0
             executors[name] = (cfg, executor)
         for r in range(args.repeats):
             for name, (cfg, executor) in executors.items():
                 t0 = time.perf_counter()
-                res = cross_validate(cfg, name=f"{name}-{r}", progress=False, executor=executor)
+                res = run_level(cfg, f"{name}-{r}", executor)
                 walls[name].append(time.perf_counter() - t0)
-                assert res.n_completed == args.folds, (name, res.run_infos)
+                assert (res.run_infos["status"] == "completed").sum() == n_runs, (name, res.run_infos)
                 durations.setdefault(name, []).append(float(res.run_infos["duration"].mean()))
+        # without the warm-up cv (the timeline is per run: one job per run, the cv level)
+        timeline = slurm_timeline(slurm_jobs[args.folds:]) if slurm_jobs and args.level == "cv" else {}
+        n_jobs = len(slurm_jobs) // (args.repeats + 1) if slurm_jobs else 0
 
-    runs_per_slot = args.folds / args.slots
+    runs_per_slot = n_runs / args.slots
     # the duration of the runs of the fastest cv, to go with its wall time
     durations = {name: durations[name][walls[name].index(min(walls[name]))] for name in args.executors}
     local = min(walls["local"])
     print(f"machine: {machine()}")
-    print(f"cv of {args.folds} runs x {args.epochs} epochs on {args.slots} slots; best of {args.repeats} warm cvs")
+    what = (f"cv of {args.folds} runs" if args.level == "cv"
+            else f"tune of {args.trials} cvs x {args.folds} runs (tune-parallel)")
+    print(f"{what} x {args.epochs} epochs on {args.slots} slots; best of {args.repeats} warm repeats; "
+          f"slurm jobs per repeat: {n_jobs}")
     for label, seconds in timings.items():
         print(f"  {label}: {seconds:.2f} s")
     print(f"{'executor':<10} {'wall':>8} {'ratio':>7} {'vs local/run':>13} {'run duration':>13} {'dispatch/run':>13}")
@@ -126,6 +210,8 @@ def main() -> None:
         wall = min(walls[name])
         print(f"{name:<10} {wall:>7.2f}s {wall / local:>7.3f} {(wall - local) / runs_per_slot:>+12.2f}s "
               f"{durations[name]:>12.2f}s {wall / runs_per_slot - durations[name]:>12.2f}s")
+    if timeline:
+        print_timeline(timeline)
     if "slurm" in walls:
         dispatch = min(walls["slurm"]) / runs_per_slot - durations["slurm"]
         imports = min(import_time() for _ in range(2))

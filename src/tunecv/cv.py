@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import pickle
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv.config import PARALLEL_STRATEGIES, Config
+from tunecv.cv_jobs import CVJob
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
 from tunecv.progress import CVProgress
 
@@ -107,6 +109,34 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
         cfg = cfg.replace(**overrides)
     with _thread_policy(cfg):
         return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+
+
+def run_cv_job(runs: Sequence[tuple]) -> list[tuple[str, Any, Optional[BaseException]]]:
+    """Job body: the runs of one cv (each the arguments of ``_run_one``), in series, in this process.
+
+    Returns ``(run folder, result, error)`` for each run; a failed run does not stop the others.
+    """
+    out: list[tuple[str, Any, Optional[BaseException]]] = []
+    for args in runs:
+        try:
+            out.append((str(args[2]), _run_one(*args), None))
+        except Exception as exc:
+            out.append((str(args[2]), None, _picklable(exc)))
+    return out
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (the job's result is pickled), else a :class:`RemoteError` with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        import traceback
+
+        from tunecv.executors._base import RemoteError
+
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return RemoteError(name, str(exc), "".join(traceback.format_exception(exc)))
 
 
 @contextlib.contextmanager
@@ -206,6 +236,11 @@ class CrossValidation:
                 self._launched.add(run.index)
                 return run
         return None
+
+    def unlaunch(self, run: CVRun) -> None:
+        """Take back a launched run that will not finish (its job was cancelled by the pruner, or it belongs
+        to another job): it is launched again later, or recorded as ``pruned`` when the cv is."""
+        self._launched.discard(run.index)
 
     def job_args(self, run: CVRun, *, quiet: bool, overrides: Optional[Mapping[str, Any]] = None) -> tuple:
         """Arguments of :func:`_run_one` for ``run`` (picklable)."""
@@ -346,6 +381,7 @@ def drive(
     """
     source = sessions if callable(sessions) else _iter_source(sessions)
     overrides = executor.run_overrides() if (executor.pinned if pinned is None else pinned) else {}
+    grouped = bool(getattr(executor, "cv_per_job", False))  # each session one job (see tunecv.cv_jobs)
     open_sessions: list[CrossValidation] = []
     jobs: dict[Any, tuple[CrossValidation, CVRun]] = {}
 
@@ -371,6 +407,10 @@ def drive(
                     open_sessions.append(new)
                     close_finished()  # a resumed session may have nothing left to run
                     continue
+                if grouped:  # one job for all the runs the session has left
+                    cv_job = CVJob.start(executor, session, run_cv_job, quiet=quiet, overrides=overrides)
+                    jobs[cv_job.job] = (session, cv_job)
+                    continue
                 run = session.next_run()
                 if run is None:  # pragma: no cover - guarded by next_run_peek
                     continue
@@ -385,8 +425,21 @@ def drive(
                 return
             if on_job_states is not None:
                 on_job_states(collections.Counter(job.state for job in jobs))
-            done, _ = executor.wait(list(jobs), timeout=None if on_job_states is None else 1.0,
+            done, _ = executor.wait(list(jobs), timeout=None if on_job_states is None and not grouped else 1.0,
                                     return_when="FIRST_COMPLETED")
+            if grouped:
+                for job in list(jobs):
+                    session, cv_job = jobs[job]
+                    finished = cv_job.outcomes() if job in done else cv_job.completed_so_far()
+                    for run, result, *error in finished:
+                        row = session.record(run, result, error[0] if error else None)
+                        if on_run_end is not None:
+                            on_run_end(session, run, row)
+                    if job in done:
+                        del jobs[job]
+                    else:
+                        cv_job.cancel_if_pruned()
+                continue
             for job in done:
                 session, run = jobs.pop(job)
                 try:

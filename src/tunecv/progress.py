@@ -146,6 +146,7 @@ class TuneProgress(LiveBar):
         self.refresh_every = refresh_every
         self.counts = {"complete": 0, "pruned": 0, "fail": 0}
         self.best: Optional[float] = None
+        self.jobs = ""  # the jobs in flight: "2 running, 1 queued"
         self._refreshed = 0.0
 
     def __enter__(self) -> TuneProgress:
@@ -158,7 +159,16 @@ class TuneProgress(LiveBar):
 
     def _info(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4g}"
-        return f"pruned {self.counts['pruned']} failed {self.counts['fail']} best {best}"
+        jobs = f" | jobs: {self.jobs}" if self.jobs else ""
+        return f"pruned {self.counts['pruned']} failed {self.counts['fail']} best {best}{jobs}"
+
+    def job_states(self, counts: Mapping[str, int]) -> None:
+        """Show how many jobs in flight are running and queued (a cluster's jobs wait in its queue; with
+        ``executor: slurm`` under ``tune-parallel`` each job is one trial's cv)."""
+        jobs = ", ".join(f"{counts[s]} {s}" for s in ("running", "queued") if counts.get(s))
+        if jobs != self.jobs:
+            self.jobs = jobs
+            self.update(info=self._info())
 
     def refresh(self, study: Any) -> None:
         """Counts and best value from the whole study (a scan of every trial: at start, then rarely)."""

@@ -606,7 +606,8 @@ class TuneDriver:
         with self.heartbeat, self.reporter:
             try:
                 drive(self.executor, self.ask, per_session=per_session, max_sessions=max_sessions, quiet=True,
-                      pinned=pinned, on_run_end=self.run_ended, on_session_end=self.cv_ended)
+                      pinned=pinned, on_run_end=self.run_ended, on_session_end=self.cv_ended,
+                      on_job_states=self.reporter.job_states if self.progress else None)
             finally:
                 if self.own_executor:
                     self.executor.shutdown()

@@ -50,7 +50,7 @@ def slurm_cfg(tmp_path: Path, *, slow: bool = False, epochs: int = 1, n_folds: i
 
 
 def run_dirs(cv_dir: Path) -> list[Path]:
-    return sorted(p for p in cv_dir.iterdir() if p.is_dir())
+    return sorted(p for p in cv_dir.iterdir() if p.is_dir() and p.name != "slurm")
 
 
 def job_ids(run_dir: Path) -> list[str]:
@@ -115,20 +115,40 @@ def test_cv_on_slurm_runs_each_run_as_a_job_with_the_local_results(tmp_path, clu
     assert res.score == pytest.approx(local.score, abs=1e-6)
 
 
-def test_tune_parallel_tune_on_slurm(tmp_path, cluster):
+def test_tune_parallel_tune_on_slurm_runs_each_cv_as_one_job(tmp_path, cluster, monkeypatch):
+    from tunecv.progress import TuneProgress
     from tunecv.tune import tune
+
+    shown: list[str] = []  # what the tune's bar showed of the jobs (the real bar, its text recorded)
+    job_states = TuneProgress.job_states
+
+    def record(self, counts):
+        job_states(self, counts)
+        shown.append(self.jobs)
+
+    monkeypatch.setattr(TuneProgress, "job_states", record)
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": [0.01, 0.05]}}))
-    cfg = slurm_cfg(tmp_path, n_folds=1, strategy="tune-parallel",
-                    tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid"})
-    result = tune(cfg, name="slurmtune", progress=False)
+    cfg = slurm_cfg(tmp_path, n_folds=2, strategy="tune-parallel",
+                    tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid", "pruner": "none"})
+    result = tune(cfg, name="slurmtune", progress=True)
+    assert "2 running" in shown, shown  # both trials' jobs ran at once, from squeue's view
     df = result.run_infos
-    assert len(df) == 2 and set(df["status"]) == {"completed"}
-    assert sorted(df["model.init_args.lr"]) == [0.01, 0.05]
+    assert len(df) == 4 and set(df["status"]) == {"completed"}
+    assert sorted(df["model.init_args.lr"]) == [0.01, 0.01, 0.05, 0.05]
     tune_dir = tmp_path / "artifacts" / "slurmtune"
-    ids = [i for cv_dir in sorted(tune_dir.glob("slurmtune-cv*")) for r in run_dirs(cv_dir) for i in job_ids(r)]
-    assert len(ids) == 2 and len(set(ids)) == 2
+    cv_dirs = sorted(tune_dir.glob("slurmtune-cv*"))
+    assert len(cv_dirs) == 2
+    per_cv = []
+    for cv_dir in cv_dirs:
+        ids = {tuple(job_ids(r)) for r in run_dirs(cv_dir)}
+        assert len(ids) == 1 and len(next(iter(ids))) == 1, ids  # both runs of the cv: one job
+        (job_id,) = next(iter(ids))
+        per_cv.append(job_id)
+        assert (cv_dir / "slurm" / f"{job_id}_0_log.out").is_file()  # the cv's job keeps its files there
+        assert job_state(cluster, job_id) == "COMPLETED"
+    assert len(set(per_cv)) == 2  # one job per cv
 
 
 # -- requeue, cancel, a killed driver ------------------------------------------------------------------------
@@ -161,6 +181,44 @@ def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, clu
     assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) >= 3
     log = (run_dir / "slurm" / f"{job_id}_0_log.err").read_text()
     assert "DUE TO JOB REQUEUE" in log
+
+
+def test_the_time_limit_signal_checkpoints_requeues_and_the_run_continues_from_last_ckpt(tmp_path, cluster):
+    """submitit's time-limit path, with real signals: SIGUSR2 to the job's steps (what SLURM sends
+    ``signal_delay_s`` before the limit: ``#SBATCH --signal=USR2@N``) -> submitit's handler finds the job
+    timed out (a 2-minute limit), requeues it with ``scontrol requeue`` and exits; the job starts again and the
+    run goes on from its ``last.ckpt``.
+
+    The test sends the signal itself (``scancel --signal=USR2``, the same delivery to the job's steps) once the
+    first checkpoint exists: SLURM checks time limits every 30 s, too coarse to hit a chosen epoch.
+    """
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=2, n_folds=1)
+    cfg["slurm"].update(time=2, signal_delay_s=1, max_num_timeout=2)  # SLURM's own warning: after the test
+    thread, out = in_thread(cross_validate, cfg, name="usr2", progress=False)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "usr2"
+    last = wait_for(lambda: next(iter(cv_dir.glob("*/checkpoints/last.ckpt")), None), 120,
+                    "the first epoch's last.ckpt")
+    run_dir = last.parents[1]
+    (job_id,) = job_ids(run_dir)
+    assert job_state(cluster, job_id) == "RUNNING"
+    cluster.run("scancel", "--signal=USR2", job_id)
+    # submitit requeued it; SLURM holds a requeued job back for a while (BeginTime): release it
+    wait_for(lambda: "BeginTime" in cluster.run("squeue", "-h", "-j", job_id, "-o", "%r", check=False), 60,
+             "the job to be requeued by submitit")
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    thread.join(120)
+    assert not thread.is_alive() and "error" not in out, out.get("error")
+    assert out["value"].run_infos["status"].tolist() == ["completed"]
+    assert job_ids(run_dir) == [job_id]  # the same job, started again: nothing submitted twice
+    assert "Restarts=1" in cluster.run("scontrol", "show", "job", job_id)
+    log = "".join((run_dir / "slurm" / f"{job_id}_0_log.{ext}").read_text() for ext in ("out", "err"))
+    assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log, log[-3000:]
+    assert f"Requeued job {job_id} (1 remaining timeouts)" in log, log[-3000:]  # max_num_timeout 2, one used
+    first = (run_dir / "csv" / "metrics.1.csv").read_text().splitlines()
+    second = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    first_epochs = {int(line.split(",")[0]) for line in first[1:]}
+    second_epochs = {int(line.split(",")[0]) for line in second[1:]}
+    assert 0 in first_epochs and 0 not in second_epochs and max(second_epochs) >= 1  # went on from last.ckpt
 
 
 def test_a_cancelled_job_is_a_failed_run_and_the_cv_goes_on(tmp_path, cluster):
@@ -214,6 +272,38 @@ def test_a_killed_driver_resumes_without_submitting_a_job_twice(tmp_path, cluste
     for name, ids in submitted.items():
         assert job_ids(cv_dir / name) == ids  # re-attached, not submitted again
         assert jobs_named(cluster, f"tunecv-{name}") == ids
+
+
+def test_jobs_that_squeue_has_forgotten_come_from_sacct(tmp_path, cluster):
+    """The sacct fallback, on the cluster's real accounting (slurmdbd on MariaDB): once ``squeue`` has
+    purged a finished job (``MinJobAge``, lowered to 2 s for this test), its state comes from ``sacct`` for
+    the executor, ``tunecv report`` and ``--resume`` (an ended job is not re-attached)."""
+    if not cluster.accounting:
+        pytest.skip("the test cluster runs without accounting: apt-get install -y slurmdbd mariadb-server")
+    from tests.slurm.jobs import where
+    from tunecv.executors._slurm import SlurmExecutor, SlurmJobError, job_states, query_states
+
+    text = cluster.conf.read_text()
+    cluster.conf.write_text(text.replace("MinJobAge=900", "MinJobAge=2"))
+    cluster.run("scontrol", "reconfigure")
+    try:
+        done_dir, gone_dir = tmp_path / "runs" / "done-aaaaaaaa", tmp_path / "runs" / "gone-bbbbbbbb"
+        with SlurmExecutor(tmp_path / "logs", {"time": 5, "cpus_per_task": 1}, poll_interval=0.3) as ex:
+            done = ex.submit_run(done_dir, where)
+            gone = ex.submit_run(gone_dir, where, 60.0)
+            assert done.result(timeout=60)["SLURM_JOB_ID"] == done.job_id
+            wait_for(lambda: gone.state == "running", 60, "the second job to run")
+            gone.cancel()
+            with pytest.raises(SlurmJobError, match="CANCELLED"):
+                gone.result(timeout=60)
+            ids = [done.job_id, gone.job_id]
+            wait_for(lambda: not any(job_state(cluster, i) for i in ids), 40, "squeue to forget both jobs")
+            assert query_states(ids) == {done.job_id: ("COMPLETED", ""), gone.job_id: ("CANCELLED", "")}
+            assert job_states([done_dir, gone_dir]) == {done_dir: "finished", gone_dir: "cancelled"}
+            assert ex.reattach(gone_dir) is None  # ended: a resumed driver submits that run again
+    finally:
+        cluster.conf.write_text(text)
+        cluster.run("scontrol", "reconfigure")
 
 
 # -- GPU assignment on placeholder GPUs (GRES) ----------------------------------------------------------------

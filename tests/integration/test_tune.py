@@ -203,6 +203,33 @@ def test_parallel_strategies_on_two_cpu_workers(tmp_path, external_pkg, strategy
     assert len(df) == 8 and df["run_name"].is_unique
 
 
+def test_an_executor_with_cv_per_job_gets_each_cv_of_a_tune_as_one_job(tmp_path, external_pkg):
+    """What ``executor: slurm`` does under tune-parallel (one SLURM job per trial's cv), on the local pool:
+    drive() hands each cv's runs to one job, which runs them in series, and records every run."""
+    from tunecv.config import load_config
+    from tunecv.executors import make_executor_from_config
+
+    cfg = tune_cfg(tmp_path, n_trials=3)
+    cfg.update(strategy="tune-parallel", devices=[0, 1])
+    jobs: list[list[Path]] = []
+    with make_executor_from_config(load_config(cfg), parallel=True, accelerator="cpu") as ex:
+        ex.cv_per_job = True
+        submit_runs = ex.submit_runs
+
+        def record(folders, fn, *args):
+            jobs.append([Path(f) for f in folders])
+            return submit_runs(folders, fn, *args)
+
+        ex.submit_runs = record
+        res = tune(cfg, name="grouped", progress=False, executor=ex)
+    assert res.n_finished == 3
+    df = read_run_infos(tmp_path / "artifacts" / "grouped" / "run_infos.parquet")
+    assert len(df) == 6 and set(df["status"]) == {"completed"} and df["run_name"].is_unique
+    assert len(jobs) == 3 and all(len(folders) == 2 for folders in jobs)  # one job per cv, both its runs
+    assert all(len({f.parent for f in folders}) == 1 for folders in jobs)
+    assert sorted(f.name.rsplit("-", 1)[0] for folders in jobs for f in folders) == sorted(df["run_name"])
+
+
 BAD_SPACES = [
     ({"hyperparameters": {"model.init_args.nope": [1, 2]}}, "model.init_args.nope"),
     ({"hyperparameters": {"model.init_args.lr": {"distribution": "logunifrom", "low": 1, "high": 2}}},

@@ -8,8 +8,13 @@ hands out GPU ids and sets ``CUDA_VISIBLE_DEVICES`` per job without a GPU. The n
 (``tunecv-placeholder-gpu0`` ...) are ones that no GPU library looks for; they go away with the folder.
 
 No cgroup plugins: ``ProctrackType=proctrack/linuxproc``, ``TaskPlugin=task/none``,
-``SelectType=select/cons_tres``. No accounting daemon either, so ``sacct`` has nothing to say: job
-states come from ``squeue``, which keeps finished jobs for ``MinJobAge`` seconds.
+``SelectType=select/cons_tres``.
+
+Accounting, so that ``sacct`` answers for the jobs ``squeue`` has forgotten (after ``MinJobAge``): a
+MariaDB server of its own (``mariadb-install-db`` + ``mariadbd`` on a free port of 127.0.0.1, its data in
+the folder) and ``slurmdbd`` on it (``apt-get install -y slurmdbd mariadb-server``; the packages' own
+services are not used). Where they are not installed the cluster runs without accounting
+(``accounting=False``) and ``sacct`` has nothing to say.
 
 Use::
 
@@ -35,7 +40,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-DAEMONS = ("munged", "slurmctld", "slurmd")
+DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
+ACCOUNTING = ("mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "sacct", "sacctmgr")
 N_GPUS = 4
 CPUS = 2
 
@@ -48,11 +54,16 @@ def why_unavailable() -> Optional[str]:
     """Why a cluster cannot start on this machine, or ``None`` when it can."""
     if os.geteuid() != 0:
         return "the test SLURM cluster runs its daemons as root"
-    missing = [d for d in (*DAEMONS, "sbatch", "squeue", "sinfo", "scontrol", "srun")
+    missing = [d for d in ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
                if shutil.which(d) is None and not Path("/usr/sbin", d).exists()]
     if missing:
         return f"SLURM / munge not installed (missing {', '.join(missing)}): apt-get install -y slurm-wlm munge"
     return None
+
+
+def accounting_available() -> bool:
+    """Whether MariaDB and slurmdbd are installed (the cluster then keeps accounting)."""
+    return all(shutil.which(d) is not None or Path("/usr/sbin", d).exists() for d in ACCOUNTING)
 
 
 def _binary(name: str) -> str:
@@ -83,9 +94,11 @@ class SlurmCluster:
         root: the folder (default: a new temporary one, removed by :meth:`stop`).
         cpus: CPUs of the node.
         kill_wait: seconds between SIGTERM and SIGKILL when SLURM ends a job (cancel, requeue, timeout).
+        accounting: run MariaDB and slurmdbd too (default: where they are installed).
     """
 
-    def __init__(self, root: Optional[Path] = None, cpus: int = CPUS, kill_wait: int = 5) -> None:
+    def __init__(self, root: Optional[Path] = None, cpus: int = CPUS, kill_wait: int = 5,
+                 accounting: Optional[bool] = None) -> None:
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="tunecv-slurm-"))
         self.own_root = root is None
         self.cpus = cpus
@@ -95,6 +108,7 @@ class SlurmCluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.gpu_files = [self.root / "dev" / f"tunecv-placeholder-gpu{i}" for i in range(N_GPUS)]
         self._old_conf = os.environ.get("SLURM_CONF")
+        self.accounting = accounting_available() if accounting is None else accounting
 
     # -- files ----------------------------------------------------------------------------------------
     def _write_files(self) -> None:
@@ -108,6 +122,31 @@ class SlurmCluster:
             if not f.exists():
                 os.mknod(f, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
         ctl_port, d_port = _free_port(), _free_port()
+        self.db_port, self.dbd_port = _free_port(), _free_port()
+        if self.accounting:
+            (r / "slurmdbd.conf").write_text(f"""\
+AuthType=auth/munge
+AuthInfo=socket={r / "munge" / "munge.socket"}
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={self.dbd_port}
+SlurmUser=root
+PidFile={r / "slurmdbd.pid"}
+LogFile={r / "log" / "slurmdbd.log"}
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={self.db_port}
+StorageUser=slurm
+StoragePass=slurm
+StorageLoc=slurm_acct_db
+""")
+            (r / "slurmdbd.conf").chmod(0o600)  # slurmdbd refuses a config others can read
+        # AccountingStoragePass: the munge socket the SLURM commands use towards slurmdbd (not the default one)
+        accounting = (f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=127.0.0.1\n"
+                      f"AccountingStoragePort={self.dbd_port}\n"
+                      f"AccountingStoragePass={r / 'munge' / 'munge.socket'}\n" if self.accounting
+                      else "AccountingStorageType=accounting_storage/none\n")
         self.conf.write_text(f"""\
 ClusterName=tunecv
 SlurmctldHost={self.host}(127.0.0.1)
@@ -134,7 +173,7 @@ SchedulerType=sched/builtin
 GresTypes=gpu
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+{accounting.rstrip()}
 JobCompType=jobcomp/none
 ReturnToService=2
 MinJobAge=900
@@ -165,6 +204,8 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
                                    f"--log-file={r / 'log' / 'munged.log'}", f"--seed-file={r / 'munge' / 'seed'}"],
                         env)
             self._wait(lambda: (r / "munge" / "munge.socket").exists(), 20, "munged did not create its socket")
+            if self.accounting:
+                self._start_accounting(env, timeout)
             self._spawn("slurmctld", [_binary("slurmctld"), "-D", "-c", "-f", str(self.conf)], env)
             self._wait(lambda: self._ok(["scontrol", "ping"], "UP"), timeout, "slurmctld did not answer")
             self._spawn("slurmd", [_binary("slurmd"), "-D", "-f", str(self.conf)], env)
@@ -175,11 +216,48 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             raise
         return self
 
+    def _start_accounting(self, env: dict, timeout: float) -> None:
+        """MariaDB in the folder (a user ``slurm`` for slurmdbd), then slurmdbd, then this cluster in it."""
+        r = self.root
+        out = subprocess.run([_binary("mariadb-install-db"), "--no-defaults", "--user=root", f"--datadir={r / 'db'}",
+                              "--auth-root-authentication-method=socket", "--skip-test-db"],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise ClusterUnavailable(f"mariadb-install-db failed: {out.stdout[-1000:]}{out.stderr[-1000:]}")
+        sock = r / "mysql.sock"
+        self._spawn("mariadbd", [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={r / 'db'}",
+                                 f"--socket={sock}", f"--port={self.db_port}", "--bind-address=127.0.0.1",
+                                 f"--pid-file={r / 'mariadbd.pid'}", "--skip-name-resolve",
+                                 "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M"], env)
+        self._wait(sock.exists, timeout, "mariadbd did not create its socket")
+        sql = "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; GRANT ALL ON *.* TO 'slurm'@'127.0.0.1';"
+        self._wait(lambda: subprocess.run([_binary("mariadb"), "--no-defaults", "-S", str(sock), "-u", "root",
+                                           "-e", sql], capture_output=True, timeout=30).returncode == 0,
+                   timeout, "could not create the slurm user in MariaDB")
+        self._spawn("slurmdbd", [_binary("slurmdbd"), "-D"], {**env, "SLURM_CONF": str(self.conf)},
+                    extra_env={"SLURMDBD_CONF": str(r / "slurmdbd.conf")})
+        last: dict = {}
+
+        def dbd_answers() -> bool:
+            out = subprocess.run(["sacctmgr", "-n", "-P", "list", "cluster", "format=cluster"], capture_output=True,
+                                 text=True, timeout=30, env={**os.environ, "SLURM_CONF": str(self.conf)})
+            last["out"] = out.stdout + out.stderr
+            return out.returncode == 0
+
+        try:
+            self._wait(dbd_answers, timeout, "slurmdbd did not answer")
+        except ClusterUnavailable as exc:
+            raise ClusterUnavailable(f"{exc}\nsacctmgr: {last.get('out', '')}") from None
+        add = subprocess.run(["sacctmgr", "-i", "add", "cluster", "tunecv"], capture_output=True, text=True,
+                             timeout=60, env={**env, "SLURM_CONF": str(self.conf)})
+        if add.returncode != 0 and "already exists" not in add.stdout + add.stderr:
+            raise ClusterUnavailable(f"sacctmgr add cluster failed: {add.stdout}{add.stderr}")
+
     detach = False  # `python -m tests.slurm.cluster start`: the daemons outlive the command
 
-    def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
+    def _spawn(self, name: str, cmd: list[str], env: dict, extra_env: Optional[dict] = None) -> None:
         log = open(self.root / "log" / f"{name}.stdout", "wb")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **(extra_env or {})},
                                             start_new_session=True,
                                             preexec_fn=None if self.detach else _die_with_parent)
         log.close()
@@ -287,7 +365,8 @@ def main(argv: list[str]) -> int:
         root = Path(argv[1])
         env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
         subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, env=env)
-        for pid_file in (root / "slurmd.pid", root / "slurmctld.pid", root / "munge" / "munged.pid"):
+        for pid_file in (root / "slurmd.pid", root / "slurmctld.pid", root / "slurmdbd.pid", root / "mariadbd.pid",
+                         root / "munge" / "munged.pid"):
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
         time.sleep(2)

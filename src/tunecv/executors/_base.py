@@ -182,6 +182,8 @@ class Executor(ABC):
 
     - ``name``: its name in the registry (:mod:`tunecv.executors._registry`), the ``executor:`` key.
     - ``n_slots``: how many jobs it runs at once.
+    - ``cv_per_job``: a cv's runs are given to one job together, which runs them one after the other
+      (``executor: slurm`` under ``tune-parallel``: one SLURM job per trial).
     - ``pinned``: each job runs on devices of its own that the executor chose (a pool worker's one
       device, a SLURM job's allocation); the job then uses :meth:`run_overrides` instead of the
       config's own device settings, and runs quietly (no per-run progress bars).
@@ -193,6 +195,7 @@ class Executor(ABC):
     name: str = ""
     n_slots: int
     pinned: bool = False
+    cv_per_job: bool = False  # drive() gives each cv one job for all its runs (see tunecv.cv_jobs)
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -222,6 +225,12 @@ class Executor(ABC):
         ``folder`` (the artifact folder is the state of every executor), so that :meth:`reattach`
         finds it after a crash and the same run is never submitted twice.
         """
+        return self.submit(fn, *args)
+
+    def submit_runs(self, folders: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
+        """Submit ``fn(*args)``, one call that executes the runs whose folders are ``folders`` (a cv's
+        runs, for an executor with ``cv_per_job``). The default is :meth:`submit`; an executor whose jobs
+        outlive the driver records the job in each of the folders, as :meth:`submit_run` does."""
         return self.submit(fn, *args)
 
     def reattach(self, folder: Any) -> Optional[Job]:

@@ -56,6 +56,9 @@ LIVE_STATES = frozenset({
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"})
 # A job that left no result file although SLURM says it ended: wait this long for a slow shared disk.
 RESULT_GRACE_S = 5.0
+# Between two looks at the queue, how often the result files of running jobs are looked for (one stat
+# per running job): the driver learns a job's result within this, not within poll_interval.
+RESULT_POLL_S = 0.1
 
 
 class SlurmJobError(TunecvError):
@@ -75,6 +78,15 @@ class SlurmJobError(TunecvError):
         return str(self.args[0])
 
 
+class _SubmititExecutor(submitit.SlurmExecutor):
+    """submitit's SLURM executor, whose jobs run :mod:`tunecv.executors._slurm_job` (submitit's runner, then
+    an exit that skips the interpreter's teardown once the result is written)."""
+
+    @property
+    def _submitit_command_str(self) -> str:
+        return " ".join([self.python, "-u -m tunecv.executors._slurm_job", shlex.quote(str(self.folder))])
+
+
 class SlurmCall(submitit.helpers.Checkpointable):
     """What a SLURM job runs: ``fn(*args, **kwargs)``; requeued as it is on preemption or time limit.
 
@@ -85,11 +97,55 @@ class SlurmCall(submitit.helpers.Checkpointable):
     def __call__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         # Use the CPUs the job was given, not every core of the node (torch's default where SLURM does not
         # confine the job with cgroups), unless the submitting environment chose a thread count.
+        call_start = time.time()
         cpus = os.environ.get("SLURM_CPUS_PER_TASK")
         if cpus and cpus.isdigit():
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(name, cpus)
-        return fn(*args, **kwargs)
+        # one line in the job's log: when its Python started and when the call began (after submitit's own
+        # imports and unpickling the call), so that a slow job start can be told from a slow run
+        _timeline(python_start=_process_start_time(), call_start=call_start)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _timeline(call_end=time.time())
+
+
+TIMELINE_PREFIX = "tunecv-timeline"
+
+
+def _timeline(**stamps: Optional[float]) -> None:
+    """Write ``tunecv-timeline key=unix time ...`` to the job's log (stderr)."""
+    items = " ".join(f"{k}={v:.3f}" for k, v in stamps.items() if v is not None)
+    sys.stderr.write(f"{TIMELINE_PREFIX} {items}\n")
+    sys.stderr.flush()
+
+
+def _process_start_time() -> Optional[float]:
+    """When this process started (unix time, 10 ms resolution), from ``/proc``; ``None`` elsewhere.
+
+    Its age (uptime less its start in clock ticks since boot) subtracted from now: the boot time in
+    ``/proc/stat`` is whole seconds and drifts from the wall clock on a VM.
+    """
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_timeline(log: Any) -> dict[str, float]:
+    """The ``tunecv-timeline`` stamps a job wrote to its log (the last attempt's, for a requeued job)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(log).read_text(errors="replace").splitlines():
+            if line.startswith(TIMELINE_PREFIX + " "):
+                for item in line.split()[1:]:
+                    key, _, value = item.partition("=")
+                    with contextlib.suppress(ValueError):
+                        out[key] = float(value)
+    return out
 
 
 class _SlurmJob(Job):
@@ -104,6 +160,8 @@ class _SlurmJob(Job):
         self.reason = ""
         self._executor = executor
         self._ended_at: Optional[float] = None
+        # unix times seen by the driver: before sbatch, after it, when the driver saw the result
+        self.times: dict[str, float] = {}
 
     @property
     def state(self) -> str:
@@ -177,13 +235,23 @@ class SlurmExecutor(Executor):
         return dict(self._overrides)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
-        return self._submit(self.log_folder, f"tunecv-{function_name(fn).rsplit('.', 1)[-1]}", None,
+        return self._submit(self.log_folder, f"tunecv-{function_name(fn).rsplit('.', 1)[-1]}", [],
                             fn, args, kwargs)
 
     def submit_run(self, folder: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        return self._submit(folder / LOG_DIR, job_name(folder), folder, fn, args, {})
+        return self.submit_runs([folder], fn, *args)
+
+    def submit_runs(self, folders: Sequence[Any], fn: Callable[..., Any], /, *args: Any) -> Job:
+        """One job for the runs in ``folders`` (``fn`` runs them all): recorded in each run's folder.
+
+        A single run keeps its submitit files in ``{run folder}/slurm/``; a job of several runs (the cv of a
+        tune-parallel trial) in ``{cv folder}/slurm/``. The job is named after the first run's folder.
+        """
+        folders = [Path(f) for f in folders]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        log_folder = folders[0] / LOG_DIR if len(folders) == 1 else folders[0].parent / LOG_DIR
+        return self._submit(log_folder, job_name(folders[0]), folders, fn, args, {})
 
     def reattach(self, folder: Any) -> Optional[Job]:
         folder = Path(folder)
@@ -191,17 +259,20 @@ class SlurmExecutor(Executor):
             return None
         record = read_json(folder / RUN_INFO_FILE) or {}
         entry = record.get(EXECUTOR_KEY) or {}
-        ids = [str(i) for i in entry.get("job_ids", [])] if entry.get("name") == self.name else []
-        live = self._live_ids_by_name(job_name(folder))
+        mine = entry.get("name") == self.name
+        ids = [str(i) for i in entry.get("job_ids", [])] if mine else []
+        name = str(entry.get("job_name") or job_name(folder)) if mine else job_name(folder)
+        log_folder = Path(entry["folder"]) if mine and entry.get("folder") else folder / LOG_DIR
+        live = self._live_ids_by_name(name)
         candidates = [i for i in ids[-1:] if i] + [i for i in live if i not in ids[-1:]]
         for job_id in candidates:
             state, _ = self.query([job_id]).get(job_id, ("", ""))
             if state in LIVE_STATES:
-                sjob = self._submitit_job(folder / LOG_DIR, job_id)
-                job = _SlurmJob(f"{job_name(folder)} (job {job_id})", self, sjob, folder)
+                sjob = self._submitit_job(log_folder, job_id)
+                job = _SlurmJob(f"{name} (job {job_id})", self, sjob, folder)
                 job.slurm_state = state
                 if job_id not in ids:
-                    _record_job(folder, self.name, job_id, job.log)
+                    _record_job(folder, self.name, job_id, job.log, name, log_folder)
                 self._track(job)
                 return job
         return None
@@ -220,29 +291,32 @@ class SlurmExecutor(Executor):
 
     # -- submitting -----------------------------------------------------------------------------------
     def _submitit_executor(self, folder: Path, name: str) -> Any:
-        ex = self._submitit.SlurmExecutor(folder=str(folder), max_num_timeout=self.max_num_timeout,
-                                          python=self.python)
-        ex.update_parameters(**{**self.parameters, "job_name": name})
+        ex = _SubmititExecutor(folder=str(folder), max_num_timeout=self.max_num_timeout, python=self.python)
+        # the first line of the job script stamps when SLURM started it (see read_timeline)
+        setup = [f'echo "{TIMELINE_PREFIX} batch_start=$(date +%s.%N)" >&2', *self.parameters.get("setup", [])]
+        ex.update_parameters(**{**self.parameters, "setup": setup, "job_name": name})
         return ex
 
     def _submitit_job(self, folder: Path, job_id: str) -> Any:
         return self._submitit.SlurmJob(folder=str(folder), job_id=job_id, tasks=tuple(range(self.n_tasks)))
 
-    def _submit(self, log_folder: Path, name: str, folder: Optional[Path], fn: Callable[..., Any],
+    def _submit(self, log_folder: Path, name: str, folders: Sequence[Path], fn: Callable[..., Any],
                 args: tuple, kwargs: dict) -> Job:
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot submit a job to an executor that was shut down")
         ex = self._submitit_executor(log_folder, name)
         call = SlurmCall()
+        submitted = time.time()
         try:
             sjob = ex.submit(call, fn, tuple(args), dict(kwargs))
         except Exception as exc:
             raise SlurmJobError(f"sbatch refused the job {name}: {exc}".strip()) from exc
-        job = _SlurmJob(name, self, sjob, folder)
+        job = _SlurmJob(name, self, sjob, folders[0] if folders else None)
+        job.times.update(submit=submitted, sbatch_done=time.time())
         self.submitted.append(job.job_id)
-        if folder is not None:
-            _record_job(folder, self.name, job.job_id, job.log)
+        for folder in folders:
+            _record_job(folder, self.name, job.job_id, job.log, name, log_folder)
         self._track(job)
         return job
 
@@ -256,6 +330,7 @@ class SlurmExecutor(Executor):
 
     # -- watching -------------------------------------------------------------------------------------
     def _watch(self) -> None:
+        next_query = 0.0
         while not self._stop.is_set():
             with self._lock:
                 jobs = list(self._jobs.values())
@@ -265,11 +340,22 @@ class SlurmExecutor(Executor):
                         self._thread = None
                         return
                 continue
+            now = time.monotonic()
             try:
-                self._refresh(jobs)
+                if now >= next_query:  # the queue, every poll_interval
+                    next_query = now + self.poll_interval
+                    self._refresh(jobs)
+                else:  # in between, only the result files of the running jobs (one stat each)
+                    for job in jobs:
+                        if job.slurm_state in RUNNING_STATES and self._result_file(job).exists():
+                            self._finish(job)
             except Exception as exc:  # pragma: no cover - a scheduler hiccup: try again at the next poll
                 sys.stderr.write(f"tunecv: could not read the SLURM queue: {exc}\n")
-            self._stop.wait(self.poll_interval)
+            self._stop.wait(min(self.poll_interval, RESULT_POLL_S))
+
+    def _result_file(self, job: _SlurmJob) -> Path:
+        return job.submitit_job.task(0).paths.result_pickle if self.n_tasks > 1 else \
+            job.submitit_job.paths.result_pickle
 
     def _refresh(self, jobs: Sequence[_SlurmJob]) -> None:
         states = self.query([j.job_id for j in jobs])
@@ -280,9 +366,7 @@ class SlurmExecutor(Executor):
                 job.slurm_state, job.reason = state, reason
             if not job._future.running() and state in RUNNING_STATES:
                 job._future.set_running_or_notify_cancel()
-            result_file = job.submitit_job.task(0).paths.result_pickle if self.n_tasks > 1 else \
-                job.submitit_job.paths.result_pickle
-            if result_file.exists():  # written once, when the call returned or raised
+            if self._result_file(job).exists():  # written once, when the call returned or raised
                 self._finish(job)
                 continue
             if state in LIVE_STATES:
@@ -306,6 +390,7 @@ class SlurmExecutor(Executor):
             self._fail(job, SlurmJobError(f"SLURM job {job.job_id} ({job.name}) left an unreadable result: "
                                           f"{exc}; its log: {job.log}", job.job_id, "COMPLETED", job.log))
             return
+        job.times["noticed"] = time.time()
         if outcome == "success":
             self._settle(job, lambda: job._future.set_result(value))
         else:
@@ -392,8 +477,9 @@ def job_name(folder: Path) -> str:
     return f"tunecv-{Path(folder).name}"
 
 
-def _record_job(folder: Path, executor: str, job_id: str, log: str) -> None:
-    """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry)."""
+def _record_job(folder: Path, executor: str, job_id: str, log: str, name: str, log_folder: Path) -> None:
+    """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry):
+    its id, its log, its name and the folder of its submitit files (what ``reattach`` needs)."""
     path = folder / RUN_INFO_FILE
     data = read_json(path) or {}
     entry = dict(data.get(EXECUTOR_KEY) or {})
@@ -401,7 +487,7 @@ def _record_job(folder: Path, executor: str, job_id: str, log: str) -> None:
         entry = {"name": executor, "job_ids": []}
     if job_id not in entry["job_ids"]:
         entry["job_ids"] = [*entry["job_ids"], job_id]
-    entry["log"] = log
+    entry.update(log=log, job_name=name, folder=str(log_folder))
     data[EXECUTOR_KEY] = entry
     with contextlib.suppress(OSError):
         atomic_write_json(path, data)
@@ -456,7 +542,11 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
         parameters["setup"] = list(opts.setup)
     if opts.extra:
         parameters["additional_parameters"] = {str(k).replace("_", "-"): v for k, v in opts.extra.items()}
-    return SlurmExecutor(Path(cfg.artifact_dir) / "_slurm", parameters,
-                         n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
-                         max_num_timeout=int(opts.max_num_timeout), python=opts.python,
-                         poll_interval=float(opts.poll_interval))
+    executor = SlurmExecutor(Path(cfg.artifact_dir) / "_slurm", parameters,
+                             n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
+                             max_num_timeout=int(opts.max_num_timeout), python=opts.python,
+                             poll_interval=float(opts.poll_interval))
+    # tune-parallel: each trial's cv is one job (its runs one after the other: one Python start, one
+    # `import torch, lightning` per cv); cv-parallel: each run is one job
+    executor.cv_per_job = str(cfg.device_setting("strategy")) == "tune-parallel"
+    return executor
