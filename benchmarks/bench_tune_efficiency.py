@@ -166,7 +166,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
-    parser.add_argument("--trials", type=int, default=10, help="random search's trials (TPE gets twice as many)")
+    parser.add_argument("--trials", type=int, default=8, help="random search's trials (TPE gets twice as many)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)

@@ -842,6 +842,8 @@ def _wait_for_others(store: _StudyStorage, n_trials: int, grace: float, worker: 
     before = (_count_finished(study), _count_live(study))
     while True:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return  # they finished between the caller's count and this look: the caller counts again
         if time.monotonic() - said >= 60:
             said = time.monotonic()
             log.info("waiting for %d trial(s) that other workers run (%s): the study has %d of %d trials; a trial "

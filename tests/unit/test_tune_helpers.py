@@ -146,3 +146,25 @@ def test_the_tune_bar_shows_the_jobs_in_flight():
     assert bar.jobs == "2 running, 1 queued" and bar._info().endswith("| jobs: 2 running, 1 queued")
     bar.job_states({})
     assert "jobs" not in bar._info()
+
+
+def test_waiting_for_other_workers_returns_when_their_trials_finished_before_the_wait():
+    """A worker saw another worker's trial RUNNING, and that trial finished before the wait began.
+
+    Found by bench_tune_workers (32 workers on PostgreSQL): the wait compared the counts with its own first
+    look, which already held the finished trial, so nothing ever changed and the worker slept forever
+    with the study complete. The wait must hand back to the caller, which counts again.
+    """
+    import threading
+
+    from tunecv.tune import _StudyStorage, _wait_for_others
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    study.tell(trial, 1.0)  # the last trial: another worker told it just now
+    store = _StudyStorage(study, storage)
+    waiter = threading.Thread(target=_wait_for_others, args=(store, 1, 4.0, None), daemon=True)
+    waiter.start()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive(), "the worker kept waiting for trials that had already finished"
