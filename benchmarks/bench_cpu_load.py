@@ -8,11 +8,18 @@ the first import of torch:
 
 - ``auto``: tunecv's policy;
 - ``all cores``: ``--local.threads_per_worker N`` with N the number of cores (torch's own default, the old behaviour);
-- ``all cores, passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP threads sleep instead of spin).
+- ``all cores, passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (an OpenMP thread that waits at a
+  barrier sleeps at once);
+- ``all cores, active``: the same with ``OMP_WAIT_POLICY=ACTIVE`` (it spins, holding its core).
 
-Prints each case's wall time and the ratio loaded/idle (goal <= 2.5 for ``auto``).
+Without the variable, GNU OpenMP (torch's wheels) spins for a while, then sleeps. With one thread per run
+(what ``auto`` gives on a busy machine) there is no barrier, so the policy only matters with several.
+
+Prints each case's wall time and the ratio loaded/idle (goal <= 2.5 for ``auto``), and each case's
+ratio to ``auto`` on the same machine state.
 
     python benchmarks/bench_cpu_load.py --epochs 10 --folds 2
+    python benchmarks/bench_cpu_load.py --epochs 2 --folds 2 --cases all,passive,active
 """
 
 from __future__ import annotations
@@ -49,13 +56,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--folds", type=int, default=2)
-    parser.add_argument("--cases", default="auto,all,passive", help="which cases: auto, all, passive")
+    parser.add_argument("--cases", default="auto,all,passive,active",
+                        help="which cases: auto, all, passive, active")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     base_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                                  "OMP_WAIT_POLICY")}
-    cases = {"auto": ("auto", {}), "all": (str(cores), {}), "passive": (str(cores), {"OMP_WAIT_POLICY": "PASSIVE"})}
+    cases = {"auto": ("auto", {}), "all": (str(cores), {}), "passive": (str(cores), {"OMP_WAIT_POLICY": "PASSIVE"}),
+             "active": (str(cores), {"OMP_WAIT_POLICY": "ACTIVE"})}
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in cases]
+    if unknown:
+        raise SystemExit(f"--cases: unknown case(s) {unknown}; cases are {', '.join(cases)}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -77,13 +89,19 @@ def main() -> None:
                 for h in hogs:
                     h.join()
             rows.append((case, threads, idle, loaded))
-    print(f"machine: {machine()}; load before: {os.getloadavg()[0]:.1f}")
+    print(f"machine: {machine()}; load average now: {os.getloadavg()[0]:.1f}")
     print(f"serial cv of {args.folds} runs x {args.epochs} epochs; loaded = {cores} busy processes (one per core)")
     print(f"| {'case':<22} | threads     | {'idle s':>7} | {'loaded s':>8} | loaded/idle")
     print(f"|{'-' * 24}|-------------|{'-' * 9}|{'-' * 10}|------------")
-    labels = {"auto": "auto (tunecv)", "all": "all cores", "passive": "all cores, passive"}
+    labels = {"auto": "auto (tunecv)", "all": "all cores", "passive": "all cores, passive",
+              "active": "all cores, active"}
     for case, threads, idle, loaded in rows:
         print(f"| {labels[case]:<22} | {threads:>11} | {idle:7.1f} | {loaded:8.1f} | {loaded / idle:.2f}")
+    if len(rows) > 1:
+        first_case, _, first_idle, first_loaded = rows[0]
+        print(f"relative to {labels[first_case]} (idle / loaded): " + "; ".join(
+            f"{labels[case]} {idle / first_idle:.2f} / {loaded / first_loaded:.2f}"
+            for case, _, idle, loaded in rows[1:]))
     print("goal: loaded/idle <= 2.5 with tunecv's policy (auto)")
 
 

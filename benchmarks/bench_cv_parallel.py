@@ -94,6 +94,9 @@ def main() -> None:
             f"long: {args.folds} runs x {args.epochs} epochs (digits)"
         print(f"| {what} | {statistics.median(r['serial']):.2f} | {statistics.median(r['parallel']):.2f} | "
               f"**{statistics.median(r['ratios']):.2f}** | {min(r['ratios']):.2f}-{max(r['ratios']):.2f} |")
+    for r in results:
+        print(f"{r['case']} pairs (serial s, parallel s, ratio): " + "; ".join(
+            f"{s:.2f}, {p:.2f}, {p / s:.3f}" for s, p in zip(r["serial"], r["parallel"], strict=True)))
     print("goal: parallel/serial <= 1.0 for both cases")
 
 

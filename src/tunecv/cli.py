@@ -213,10 +213,10 @@ def _run(command: str, rest: list[str]) -> int:
     from tunecv.config import dump_yaml, parse_command
     from tunecv.errors import ConfigError
 
-    if command in ("cv", "tune"):
-        _prestart_pool(rest)
     parsed = parse_command(rest, prog=f"tunecv {command}")
     flags = {f"--{flag}" for flag in parsed.flags}
+    if command in ("cv", "tune"):
+        _prestart_pool(parsed.config, flags)
     if "--dry_run" in flags and command == "train":
         raise ConfigError("`--dry_run` applies to cv and tune; for train use --print_config")
     cfg = parsed.config
@@ -244,58 +244,27 @@ def _run(command: str, rest: list[str]) -> int:
     return 0 if tune_res is None or tune_res.n_finished > 0 else 1
 
 
-def _prestart_pool(rest: list[str]) -> None:
-    """Start a local pool's fork server before parsing when the command will use one.
+def _prestart_pool(cfg: Any, flags: set[str]) -> bool:
+    """Start a local pool's fork server now, as a fork of this process, when the command will use one.
 
-    Parsing a config imports torch and lightning (the model is checked as a LightningModule); the pool's
-    fork server imports them too. Started first, the server imports on another core while the driver
-    parses, so a short cv-parallel cv is not slower than the same cv in series. This only reads the
-    ``--config`` files and overrides as plain YAML: whatever it cannot read is left to the parser, and a
-    wrong guess costs one idle server that ends with the command.
+    Called right after parsing, which imported torch and lightning: the server, forked from this
+    process, starts with them (and imports only the rest of what a run needs), so a cv-parallel command
+    pays the interpreter start and the imports once, as a serial one does (see
+    :func:`tunecv.executors._pool.prestart_forkserver`).
+
+    Returns:
+        Whether a server was started.
     """
-    if any(flag in rest for flag in ("--dry_run", "--print_config")):
-        return
-    try:
-        import yaml
-
-        settings: dict = {}
-        for i, word in enumerate(rest):
-            path = word.split("=", 1)[1] if word.startswith("--config=") else (
-                rest[i + 1] if word == "--config" and i + 1 < len(rest) else None)
-            if path is not None:
-                with open(path, encoding="utf-8") as fh:
-                    loaded = yaml.safe_load(fh)
-                if isinstance(loaded, dict):
-                    settings.update(loaded)
-        for key in ("strategy", "executor"):
-            for i, word in enumerate(rest):
-                if word == f"--{key}" and i + 1 < len(rest):
-                    settings[key] = rest[i + 1]
-                elif word.startswith(f"--{key}="):
-                    settings[key] = word.split("=", 1)[1]
-        local = settings.get("local") if isinstance(settings.get("local"), dict) else {}
-        if (settings.get("strategy") not in ("cv-parallel", "tune-parallel")
-                or settings.get("executor", "local") not in (None, "local")
-                or local.get("start_method", "forkserver") != "forkserver"
-                or any(w.startswith("--local.start_method") for w in rest)):
-            return
-        modules = [*_run_modules()]
-        for section in ("model", "data"):
-            spec = settings.get(section)
-            path = spec.get("class_path") if isinstance(spec, dict) else None
-            if isinstance(path, str) and "." in path:
-                modules.append(path.rpartition(".")[0])
-    except Exception:  # a guess only: the parser reports what is wrong with the config
-        return
+    if flags & {"--dry_run", "--print_config"}:
+        return False
+    local = getattr(cfg, "local", None)
+    if (cfg.device_setting("strategy") not in ("cv-parallel", "tune-parallel") or cfg.executor != "local"
+            or getattr(local, "start_method", "forkserver") != "forkserver"):
+        return False
+    from tunecv.executors._local import run_modules
     from tunecv.executors._pool import prestart_forkserver
 
-    prestart_forkserver(modules)
-
-
-def _run_modules() -> tuple[str, ...]:
-    from tunecv.executors._local import RUN_MODULES
-
-    return RUN_MODULES
+    return prestart_forkserver(run_modules(cfg), from_this_process=True)
 
 
 def _report(rest: list[str]) -> int:

@@ -7,6 +7,7 @@ fork-server start); the fork server is shared by the whole test session.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -126,7 +127,7 @@ def test_two_slots_run_concurrently_on_devices_from_the_list():
     assert max(o["start"] for o in out) < min(o["end"] for o in out)  # they overlapped
     assert sorted(o["device"] for o in out) == [3, 7]
     assert [job.device for job in jobs] == [o["device"] for o in out]
-    assert len({o["pid"] for o in out} | {os.getpid()}) == 3  # one new process per job
+    assert len({o["pid"] for o in out} | {os.getpid()}) == 3  # one worker process per slot
 
 
 def test_runs_per_device_packs_jobs_on_one_device():
@@ -157,6 +158,36 @@ def test_exception_gives_the_slot_back():
         assert isinstance(ex.submit(T.fail, "x").exception(timeout=60), ValueError)
         assert isinstance(ex.submit(T.return_unpicklable).exception(timeout=60), RemoteError)
         assert ex.submit(T.add, 1, 2).result(timeout=60) == 3
+
+
+def test_a_cpu_slot_reuses_its_worker_with_the_environment_of_each_job(monkeypatch):
+    with _pool([0]) as ex:
+        first = ex.submit(T.where).result(timeout=60)
+        monkeypatch.setenv("TUNECV_TEST_MARKER", "set between two jobs")
+        second = ex.submit(T.where).result(timeout=60)
+        assert ex.submit(T.fail, "x").exception(timeout=60) is not None  # an error does not end the worker
+        third = ex.submit(T.where).result(timeout=60)
+    assert first["pid"] == second["pid"] == third["pid"] != os.getpid()  # no new process per job on CPU
+    assert (first["TUNECV_TEST_MARKER"], second["TUNECV_TEST_MARKER"]) == (None, "set between two jobs")
+    assert second["TUNECV_DEVICE"] == "0" and second["device"] == 0
+    assert _wait_dead([first["pid"]], timeout=5) == []  # it ended with the pool
+
+
+def test_a_gpu_slot_gets_a_new_process_per_job():
+    with _pool([0], accelerator="gpu") as ex:  # the jobs never touch CUDA: only the pinning is set
+        pids = [ex.submit(T.where).result(timeout=60)["pid"] for _ in range(2)]
+    assert pids[0] != pids[1]
+
+
+def test_a_reused_worker_that_dies_fails_only_its_job_and_the_slot_gets_a_new_one():
+    with _pool([0]) as ex:
+        first = ex.submit(T.where).result(timeout=60)["pid"]
+        assert isinstance(ex.submit(T.kill_self, signal.SIGKILL).exception(timeout=60), WorkerDiedError)
+        after_death = ex.submit(T.where).result(timeout=60)["pid"]
+        os.kill(after_death, signal.SIGKILL)  # dies while it waits for a job
+        assert _wait_dead([after_death], timeout=5) == []
+        after_idle_death = ex.submit(T.where).result(timeout=60)["pid"]
+    assert len({first, after_death, after_idle_death}) == 3
 
 
 def test_shutdown_kill_leaves_no_process_behind():
@@ -224,9 +255,11 @@ def test_torch_threads_in_a_cpu_worker(threads):
 
 DRIVER = textwrap.dedent("""
     import multiprocessing.forkserver, sys, time
-    from tunecv.executors import DevicePoolExecutor
+    from tunecv.executors import DevicePoolExecutor, prestart_forkserver
     from tunecv.executors import _testing as T
 
+    if sys.argv[1:] == ["forked"]:  # the server is a fork of this process, as the command line makes it
+        assert prestart_forkserver([], from_this_process=True)
     with DevicePoolExecutor([0, 1], preload=()) as ex:
         jobs = [ex.submit(T.sleep_and_return, 60) for _ in range(3)]
         while not (jobs[0].pid and jobs[1].pid):
@@ -238,9 +271,9 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _start_driver() -> tuple[subprocess.Popen, list[int]]:
+def _start_driver(server: str = "new") -> tuple[subprocess.Popen, list[int]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, server], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, start_new_session=True)
     line = proc.stdout.readline()
     if not line:
@@ -251,9 +284,11 @@ def _start_driver() -> tuple[subprocess.Popen, list[int]]:
     return proc, pids
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
-def test_interrupted_driver_leaves_no_orphans(how):
-    proc, pids = _start_driver()
+@pytest.mark.parametrize(("how", "server"), [
+    ("ctrl-c", "new"), ("sigterm", "new"), ("sigkill", "new"), ("ctrl-c", "forked"), ("sigkill", "forked"),
+])
+def test_interrupted_driver_leaves_no_orphans(how, server):
+    proc, pids = _start_driver(server)
     try:
         if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground process group
             os.killpg(proc.pid, signal.SIGINT)
@@ -270,3 +305,35 @@ def test_interrupted_driver_leaves_no_orphans(how):
     elif how == "sigterm":
         assert proc.returncode == 128 + signal.SIGTERM
     assert _wait_dead(pids, timeout=5) == []  # both workers and the fork server
+
+
+# -- a fork server forked from the driver ---------------------------------------------------------------------
+
+FORKED = textwrap.dedent("""
+    import json, multiprocessing.forkserver, sys, threading
+    import xml.dom.minidom  # imported by this process only: no preload, no job imports it
+    from tunecv.executors import DevicePoolExecutor, can_fork_server_here, prestart_forkserver
+    from tunecv.executors import _testing as T
+
+    stop = threading.Event()
+    if sys.argv[1] == "with a thread":
+        threading.Thread(target=stop.wait).start()
+    safe = can_fork_server_here()
+    started = prestart_forkserver(["json"], from_this_process=sys.argv[1] != "new")
+    with DevicePoolExecutor([0, 1], preload=()) as ex:
+        inherited = ex.submit(T.has_module, "xml.dom.minidom").result(timeout=60)
+        results = [job.result(timeout=60) for job in [ex.submit(T.add, i, 1) for i in range(4)]]
+    stop.set()
+    print(json.dumps({"safe": safe, "started": started, "inherited": inherited, "results": results}))
+""")
+
+
+@pytest.mark.parametrize(("case", "forked"), [("forked", True), ("new", False), ("with a thread", False)])
+def test_the_server_is_a_fork_of_the_driver_where_that_is_safe(case, forked):
+    """A forked server starts with what the driver imported; with another thread running it is a new one."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", FORKED, case], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"safe": case != "with a thread", "started": True, "inherited": forked, "results": [1, 2, 3, 4]}

@@ -284,23 +284,25 @@ def test_a_serial_run_on_a_busy_machine_gets_the_free_cores_and_the_key_override
     assert torch.get_num_threads() == before
 
 
-# -- 7. the pool pays the imports once: the driver of a cv-parallel cv builds no model -------------------------
+# -- 7. the pool pays the imports once: its fork server is a fork of the command ----------------------------
 
-def test_the_driver_of_a_cv_parallel_cv_leaves_building_the_model_to_the_pool(tmp_path, external_pkg):
+def test_the_fork_server_of_a_cv_parallel_command_is_a_fork_of_the_command(tmp_path, external_pkg):
     cfg = cv_cfg(tmp_path, strategy="cv-parallel", devices=[0, 1])
     path = write(tmp_path / "c.yaml", cfg)
     code = (
-        "import sys\n"
+        "import multiprocessing.forkserver, sys\n"
         "from tunecv.cli import main\n"
         "if __name__ == '__main__':\n"
         f"    code = main(['cv', '--config', {str(path)!r}, '--name', 'lean', '--quiet'])\n"
-        "    print(sorted(m for m in ('sklearn',) if m in sys.modules), code)\n"
+        "    server = multiprocessing.forkserver._forkserver._forkserver_pid\n"  # ended at exit, not yet
+        "    with open(f'/proc/{server}/cmdline') as a, open('/proc/self/cmdline') as b:\n"
+        "        print(a.read() == b.read(), code)\n"
     )
     script = tmp_path / "driver.py"
     script.write_text(code)
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    # the model and data were built (folds split with scikit-learn) in the pool's workers, never in the driver
-    assert out.stdout.strip().splitlines()[-1] == "[] 0", out.stderr[-2000:]
+    # not a second interpreter importing torch, lightning and the rest again: a copy of this process
+    assert out.stdout.strip().splitlines()[-1] == "True 0", out.stderr[-2000:]
     df = read_run_infos(tmp_path / "artifacts" / "_cross_validations" / "lean" / "run_infos.parquet")
     assert len(df) == 3 and set(df["status"]) == {"completed"}
     # a data error is still one line, exit 2, before anything is written: from the pool's first worker

@@ -1,59 +1,75 @@
-"""The command line starts a pool's fork server before parsing only when the command will use one."""
+"""The command line forks a pool's fork server from itself right after parsing, only when a local pool runs."""
 
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from tunecv import cli
+from tunecv.config import Config, LocalConfig
 from tunecv.executors import _pool
 
 
 @pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    calls: list[list[str]] = []
-    monkeypatch.setattr(_pool, "prestart_forkserver", lambda modules: calls.append(list(modules)) or True)
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
+    calls: list[tuple[list[str], bool]] = []
+
+    def fake(modules, *, from_this_process=False):
+        calls.append((list(modules), from_this_process))
+        return True
+
+    monkeypatch.setattr(_pool, "prestart_forkserver", fake)
     return calls
 
 
-def write(tmp_path, **cfg) -> str:
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"model": {"class_path": "my_pkg.models.Net"},
-                                    "data": {"class_path": "my_pkg.data.Data"}, **cfg}))
-    return str(path)
+def config(**settings) -> Config:
+    return Config(model={"class_path": "my_pkg.models.Net"}, data={"class_path": "my_pkg.data.Data"}, **settings)
 
 
-def test_a_parallel_config_starts_the_server_with_the_model_modules(tmp_path, started):
-    cli._prestart_pool(["--config", write(tmp_path, strategy="cv-parallel")])
-    (modules,) = started
+@pytest.mark.parametrize("strategy", ["cv-parallel", "tune-parallel"])
+def test_a_parallel_config_forks_the_server_from_the_driver_with_the_model_modules(started, strategy):
+    assert cli._prestart_pool(config(strategy=strategy), set()) is True
+    ((modules, from_this_process),) = started
+    assert from_this_process
     assert {"torch", "lightning", "my_pkg.models", "my_pkg.data"} <= set(modules)
 
 
-@pytest.mark.parametrize("args", [
-    ["--strategy", "tune-parallel"], ["--strategy=cv-parallel"],
-])
-def test_an_override_counts(tmp_path, started, args):
-    cli._prestart_pool(["--config", write(tmp_path), *args])
+def test_the_trainer_strategy_counts(started):
+    cli._prestart_pool(config(trainer={"strategy": "cv-parallel"}), set())
     assert len(started) == 1
 
 
-@pytest.mark.parametrize("cfg, args", [
-    ({}, []),                                                       # serial
-    ({"strategy": "cv-parallel"}, ["--strategy", "auto"]),          # overridden back to serial
-    ({"strategy": "cv-parallel", "executor": "slurm"}, []),         # not a local pool
-    ({"strategy": "cv-parallel", "local": {"start_method": "spawn"}}, []),
-    ({"strategy": "cv-parallel"}, ["--local.start_method", "fork"]),
-    ({"strategy": "cv-parallel"}, ["--dry_run"]),                   # nothing runs
-    ({"strategy": "cv-parallel"}, ["--print_config"]),
+@pytest.mark.parametrize("settings, flags", [
+    ({}, set()),                                                           # serial
+    ({"strategy": "cv-parallel", "executor": "slurm"}, set()),             # not a local pool
+    ({"strategy": "cv-parallel", "executor": "ray"}, set()),
+    ({"strategy": "cv-parallel", "local": LocalConfig(start_method="spawn")}, set()),
+    ({"strategy": "cv-parallel", "local": LocalConfig(start_method="fork")}, set()),
+    ({"strategy": "cv-parallel"}, {"--dry_run"}),                          # nothing runs
+    ({"strategy": "cv-parallel"}, {"--print_config"}),
 ])
-def test_no_server_where_no_local_forkserver_pool_runs(tmp_path, started, cfg, args):
-    cli._prestart_pool(["--config", write(tmp_path, **cfg), *args])
+def test_no_server_where_no_local_forkserver_pool_runs(started, settings, flags):
+    assert cli._prestart_pool(config(**settings), flags) is False
     assert started == []
 
 
-def test_an_unreadable_config_is_left_to_the_parser(tmp_path, started):
-    bad = tmp_path / "bad.yaml"
-    bad.write_bytes(b"\xff\xfe strategy: cv-parallel")
-    cli._prestart_pool(["--config", str(bad), "--strategy", "cv-parallel"])
-    cli._prestart_pool(["--config", str(tmp_path / "missing.yaml")])
-    assert started == []
+def test_no_fork_while_another_thread_runs():
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert _pool.can_fork_server_here() is False  # its locks would be copied held, forever
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_no_fork_outside_the_main_thread():
+    import threading
+
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(_pool.can_fork_server_here()))
+    thread.start()
+    thread.join()
+    assert seen == [False]

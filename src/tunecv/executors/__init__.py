@@ -5,8 +5,11 @@ A leaf module: it imports neither torch nor lightning (a worker imports torch on
 count, and only when torch is already loaded), and knows nothing about runs, cvs or tunes.
 
 - :class:`SerialExecutor` runs each job in this process when it is submitted (``executor: local``).
-- :class:`DevicePoolExecutor` runs each job in a new worker process pinned to a free device slot
-  (``executor: local`` with cv-parallel / tune-parallel).
+- :class:`DevicePoolExecutor` runs each job in a worker process pinned to a free device slot
+  (``executor: local`` with cv-parallel / tune-parallel): a new one per job on GPUs; on CPU a slot's
+  worker runs the slot's next job too.
+- :func:`prestart_forkserver` starts a pool's fork server early, as a fork of this process where
+  :func:`can_fork_server_here`.
 - :func:`make_executor` picks one of those two from the ``devices`` / ``accelerator`` settings.
 - :func:`make_executor_from_config` builds the executor that the ``executor:`` key names, from the
   registry :data:`EXECUTORS` (one module per executor; see :mod:`tunecv.executors._registry` for how to
@@ -26,7 +29,13 @@ from tunecv.executors._base import (
     current_device,
 )
 from tunecv.executors._local import gpu_count, make_executor
-from tunecv.executors._pool import DevicePoolExecutor, available_cpus, thread_budget
+from tunecv.executors._pool import (
+    DevicePoolExecutor,
+    available_cpus,
+    can_fork_server_here,
+    prestart_forkserver,
+    thread_budget,
+)
 from tunecv.executors._registry import EXECUTORS, executor_names, make_executor_from_config
 from tunecv.executors._serial import SerialExecutor
 
@@ -40,10 +49,12 @@ __all__ = [
     "SerialExecutor",
     "WorkerDiedError",
     "available_cpus",
+    "can_fork_server_here",
     "current_device",
     "executor_names",
     "gpu_count",
     "make_executor",
     "make_executor_from_config",
+    "prestart_forkserver",
     "thread_budget",
 ]

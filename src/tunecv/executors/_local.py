@@ -98,7 +98,7 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Executor:
 RUN_MODULES = (
     "torch", "lightning", "lightning.pytorch.callbacks", "lightning.pytorch.loggers", "pandas", "pyarrow.parquet",
     "sklearn.model_selection", "jsonargparse", "omegaconf", "tunecv.cv", "tunecv.train", "tunecv.data",
-    "tunecv.splits", "tunecv.results", "tunecv.scoring", "tunecv.tracking",
+    "tunecv.splits", "tunecv.results", "tunecv.scoring", "tunecv.tracking", "tunecv._callbacks",
 )
 
 

@@ -1,9 +1,10 @@
-"""The device-pool executor: one new worker process per job, each pinned to a free device slot.
+"""The device-pool executor: worker processes, each pinned to a free device slot.
 
 Why not :class:`concurrent.futures.ProcessPoolExecutor`: one killed worker breaks that whole pool
 (every pending future fails with ``BrokenProcessPool``), and a reused worker keeps its GPU memory. Here
-each job gets a fresh process, started from a fork server that has already imported torch and
-lightning, and a dead worker only fails its own job.
+each GPU job gets a fresh process, started from a fork server that has already imported torch and
+lightning; on CPU a slot's worker runs the slot's jobs one after another (a fork per job costs about as
+much as a short run). A dead worker only fails its own job, and its slot's next job gets a new one.
 
 A scheduler thread in the driver launches queued jobs when slots free up and watches every worker's
 pipe and ``sentinel`` with :func:`multiprocessing.connection.wait`. It runs only while there is work.
@@ -20,6 +21,7 @@ import multiprocessing.forkserver
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -31,7 +33,8 @@ from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
 from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
 
-__all__ = ["DevicePoolExecutor", "available_cpus", "stop_servers", "thread_budget"]
+__all__ = ["DevicePoolExecutor", "available_cpus", "can_fork_server_here", "prestart_forkserver", "stop_servers",
+           "thread_budget"]
 
 # The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
 PRELOAD_ENV = "TUNECV_PRELOAD"
@@ -100,10 +103,11 @@ def _check_device(device: Any) -> Device:
 class _Running:
     """A job whose worker process is alive (or not yet reaped)."""
 
-    job: Job
+    job: Optional[Job]  # None while the worker waits for its next job (an idle, reusable worker)
     slot: Device
     process: Any  # multiprocessing.process.BaseProcess
-    conn: Any  # the read end of the job's pipe, None once read
+    conn: Any  # the driver's end of the worker's pipe, None once closed
+    reuse: bool = False  # the worker takes the next job of its slot instead of exiting
     reply: Optional[tuple[bool, Any]] = None
     deadline: Optional[float] = None  # when to escalate (terminate, then kill)
     terminated: bool = False
@@ -114,17 +118,23 @@ class _Running:
 class DevicePoolExecutor(Executor):
     """Runs each job in a new worker process pinned to a free device slot.
 
-    Each entry of ``devices`` is a slot ``runs_per_device`` times. A job waits until a slot is free;
-    then one new worker process runs exactly that job and exits, so a GPU's memory is released between
-    runs. The slot goes back to the pool when the job ends: with a value, an exception, or the worker
-    dying (then ``result()`` raises :class:`WorkerDiedError`).
+    Each entry of ``devices`` is a slot ``runs_per_device`` times. A job waits until a slot is free.
+    On GPUs (any accelerator but ``cpu``), one new worker process runs exactly that job and exits, so
+    the GPU's memory is released between runs. On CPU slots, a worker that has sent its result waits
+    for the next job of its slot and runs it in the same process, as the serial path runs every run in
+    one process: a new process per run costs about a tenth of a second (the fork, the copy-on-write
+    faults of a cold process, its exit), as much as a short run itself. The slot goes back to the pool
+    when the job ends: with a value, an exception, or the worker dying (then ``result()`` raises
+    :class:`WorkerDiedError`, and the slot's next job gets a new process). A dead worker only fails the
+    job it was running.
 
     Before the job's function runs, the worker:
 
     - ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the driver decides),
       and on Linux asks the kernel to SIGKILL it if its parent ends;
     - takes the driver's current ``os.environ`` (under forkserver it would otherwise have the
-      environment of when the fork server started), plus ``TUNECV_DEVICE=<device>``;
+      environment of when the fork server started), plus ``TUNECV_DEVICE=<device>`` (again for each
+      job of a reused worker);
     - for ``accelerator`` gpu/cuda, or auto with an integer device, sets ``CUDA_VISIBLE_DEVICES`` to
       that one GPU, so the run sees it as device 0;
     - limits CPU threads to ``threads_per_worker``: ``torch.set_num_threads`` when torch is already
@@ -154,6 +164,8 @@ class DevicePoolExecutor(Executor):
             driver has threads or has touched CUDA).
         preload: modules the fork server imports once, before it forks workers.
         threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
+        reuse_workers: whether a worker runs the next job of its slot; default: on CPU
+            (``accelerator="cpu"``) only.
     """
 
     name = "local"
@@ -167,6 +179,7 @@ class DevicePoolExecutor(Executor):
         start_method: str = "forkserver",
         preload: Sequence[str] = ("torch", "lightning"),
         threads_per_worker: Optional[int] = None,
+        reuse_workers: Optional[bool] = None,
     ) -> None:
         if isinstance(devices, (str, int)) or not devices:
             raise ConfigError(f"`devices` must be a non-empty list such as [0] or [0, 1]; got {devices!r}")
@@ -185,6 +198,7 @@ class DevicePoolExecutor(Executor):
             raise one_of("start_method", start_method, methods)
 
         self.accelerator = str(accelerator).lower()
+        self.reuse_workers = self.accelerator == "cpu" if reuse_workers is None else bool(reuse_workers)
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
@@ -208,6 +222,7 @@ class DevicePoolExecutor(Executor):
             d for _ in range(runs_per_device) for d in self.devices
         )
         self._running: dict[Job, _Running] = {}
+        self._idle: list[_Running] = []  # reusable workers waiting for their slot's next job
         self._thread: Optional[threading.Thread] = None
         self._shut_down = False
         self._kill = False
@@ -258,6 +273,7 @@ class DevicePoolExecutor(Executor):
             return
         if thread is not None:
             thread.join()
+        self._retire_idle(kill=kill)
         _unregister(self)
         self._close_wake()
 
@@ -299,7 +315,14 @@ class DevicePoolExecutor(Executor):
         with self._lock:
             if not self._running and not self._pending:
                 self._thread = None
-                return False
+                retire = self._shut_down
+            else:
+                retire = None
+        if retire is not None:
+            if retire:  # shut down from a done callback: nobody else retires the idle workers
+                self._retire_idle(kill=self._kill)
+            return False
+        with self._lock:
             if self._kill:
                 for rec in self._running.values():
                     self._terminate(rec, "terminated by shutdown(kill=True)")
@@ -313,29 +336,35 @@ class DevicePoolExecutor(Executor):
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = set(multiprocessing.connection.wait(waitables, timeout=timeout))
         self._drain_wake()
-        finished = []
+        finished, released = [], []
         for rec in records:
             if rec.conn is not None and rec.conn in ready:
                 self._read(rec)
             if rec.process.sentinel in ready:
-                if rec.conn is not None:
+                if rec.conn is not None and rec.reply is None:
                     self._read(rec)
                 finished.append(rec)
+            elif rec.reuse and rec.reply is not None and not rec.terminated:
+                released.append(rec)
             elif rec.deadline is not None and time.monotonic() >= rec.deadline:
                 self._escalate(rec)
         for rec in finished:
             self._finish(rec)
+        for rec in released:
+            self._release(rec)
         return True
 
     def _launch(self, job: Job, payload: bytes, slot: Device) -> None:
         job.device = slot
+        if self.reuse_workers and self._send_to_idle(job, payload, slot):
+            return
         reader = writer = None
         try:
-            reader, writer = self._ctx.Pipe(duplex=False)
+            reader, writer = self._ctx.Pipe(duplex=self.reuse_workers)
             environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
             process = self._ctx.Process(
                 target=worker_main,
-                args=(writer, payload, slot, environ, self.threads_per_worker, job.name),
+                args=(writer, payload, slot, environ, self.threads_per_worker, job.name, self.reuse_workers),
                 name=f"tunecv-worker-{slot}",
                 daemon=False,
             )
@@ -352,22 +381,65 @@ class DevicePoolExecutor(Executor):
                 writer.close()  # only the worker holds the write end, so its death reads as EOF
         job.pid = process.pid
         with self._lock:
-            self._running[job] = _Running(job, slot, process, reader)
+            self._running[job] = _Running(job, slot, process, reader, reuse=self.reuse_workers)
+
+    def _send_to_idle(self, job: Job, payload: bytes, slot: Device) -> bool:
+        """Give ``job`` to an idle worker of ``slot``; False when there is none alive to take it."""
+        while True:
+            with self._lock:
+                rec = next((r for r in self._idle if r.slot == slot), None)
+                if rec is None:
+                    return False
+                self._idle.remove(rec)
+            try:
+                if rec.process.exitcode is not None:  # died while it waited
+                    raise OSError("idle worker is gone")
+                environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
+                rec.conn.send_bytes(pickle.dumps((payload, environ, job.name), protocol=pickle.HIGHEST_PROTOCOL))
+            except (OSError, ValueError):
+                _retire([rec], kill=True)
+                continue
+            job.pid = rec.process.pid
+            rec.job = job
+            with self._lock:
+                self._running[job] = rec
+            return True
 
     def _read(self, rec: _Running) -> None:
         try:
             message: Optional[bytes] = rec.conn.recv_bytes()
         except (EOFError, OSError):  # died before or while sending
             message = None
-        rec.conn.close()
-        rec.conn = None
+        if message is None or not rec.reuse:
+            rec.conn.close()
+            rec.conn = None
         if message is not None and not rec.terminated:
             try:
                 rec.reply = unpack_reply(message)
             except Exception as exc:  # pragma: no cover - the outer message holds only builtins
                 rec.reply = (False, RemoteError(type(exc).__qualname__, f"unreadable reply from the worker: {exc}"))
-            if rec.process.exitcode is None:  # it should exit now; do not let it hold the slot forever
+            if not rec.reuse and rec.process.exitcode is None:
+                # it should exit now; do not let it hold the slot forever
                 rec.deadline = time.monotonic() + EXIT_GRACE
+
+    def _release(self, rec: _Running) -> None:
+        """A reusable worker sent its job's result and lives on: it waits, idle, for its slot's next job."""
+        job, (ok, outcome) = rec.job, rec.reply
+        with self._lock:
+            del self._running[job]
+            rec.job, rec.reply = None, None
+            self._idle.append(rec)
+            self._free.append(rec.slot)
+        if ok:  # after the slot is free: a done callback may submit the next job at once
+            job._future.set_result(outcome)
+        else:
+            job._future.set_exception(outcome)
+
+    def _retire_idle(self, kill: bool = False) -> None:
+        """End the idle workers: their pipe closes, they exit (``kill``: SIGKILL at once)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        _retire(idle, kill)
 
     def _terminate(self, rec: _Running, reason: Optional[str]) -> None:  # holds self._lock
         if rec.terminated:
@@ -389,6 +461,9 @@ class DevicePoolExecutor(Executor):
                 rec.process.kill()
 
     def _finish(self, rec: _Running) -> None:
+        if rec.conn is not None:
+            rec.conn.close()
+            rec.conn = None
         rec.process.join()
         exitcode = rec.process.exitcode
         rec.process.close()
@@ -434,6 +509,30 @@ class DevicePoolExecutor(Executor):
                 ))
         for job, _ in pending:
             job.cancel()
+        self._retire_idle(kill=True)
+
+
+def _retire(workers: Sequence[_Running], kill: bool) -> None:
+    """End idle workers: close their pipe (a worker waiting for a job then exits), reap them.
+
+    One still alive after ``TERMINATE_GRACE`` (or at once with ``kill``) gets SIGKILL.
+    """
+    for rec in workers:
+        if rec.conn is not None:
+            with contextlib.suppress(OSError):
+                rec.conn.close()
+            rec.conn = None
+        if kill:
+            with contextlib.suppress(OSError, ValueError):
+                rec.process.kill()
+    deadline = time.monotonic() + TERMINATE_GRACE
+    for rec in workers:
+        with contextlib.suppress(ValueError):  # already closed
+            rec.process.join(max(0.0, deadline - time.monotonic()))
+            if rec.process.exitcode is None:
+                rec.process.kill()
+                rec.process.join()
+            rec.process.close()
 
 
 def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
@@ -455,26 +554,135 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
             f"while running {name} (its stderr may say why)")
 
 
-def prestart_forkserver(preload: Sequence[str]) -> bool:
-    """Start the fork server (and its imports of ``preload``) now, in the background.
+def prestart_forkserver(preload: Sequence[str], *, from_this_process: bool = False) -> bool:
+    """Start the fork server (and its imports of ``preload``) now, before any pool needs it.
 
-    The command line calls this before it parses a cv-parallel or tune-parallel config, so that the
-    server's imports (torch, lightning, the model's module, ...) run on another core while the driver
-    parses and validates: a short cv then pays them once in wall time, not twice. A pool created later
-    uses the running server; atexit ends it with the command, also when no pool was created.
+    By default the server is a new interpreter that imports ``preload`` in the background. With
+    ``from_this_process``, this process imports what it lacks of ``preload`` and the server is a fork of
+    it, made now: it starts with every module imported (the command line calls this right after
+    parsing, which imported torch and lightning), so a cv-parallel command pays the interpreter start
+    and the imports once, as a serial one does, instead of twice (on a busy machine the second import
+    competes with the driver's for the same cores). That is done only where it is safe (see
+    :func:`can_fork_server_here`); elsewhere the new interpreter is started as by default. This process
+    must not have run a multi-threaded (OpenMP) torch operation yet: a copy of a started OpenMP runtime
+    hangs at its next parallel region (parsing runs none; a new interpreter has the same rule for the
+    modules it preloads).
+
+    A pool created later uses the running server; atexit ends it with the command, also when no pool
+    was created.
 
     Returns:
         Whether a server was started (``False`` where forkserver is unavailable or one is running).
     """
     if "forkserver" not in multiprocessing.get_all_start_methods() or _forkserver_running():
         return False
-    os.environ[PRELOAD_ENV] = ",".join(preload)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
     with _HOOKS_LOCK:
         if not _hooks["atexit"]:
             atexit.register(_kill_live_pools)
             _hooks["atexit"] = True
+    if from_this_process and can_fork_server_here() and _fork_server_here(preload):
+        return True
+    os.environ[PRELOAD_ENV] = ",".join(preload)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
     threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
+    return True
+
+
+# The signature of multiprocessing.forkserver.main that _fork_server_here drives (CPython 3.9-3.13; later
+# versions add an authentication key, and then the server is a new interpreter as before).
+_SERVER_MAIN_PARAMETERS = ["listener_fd", "alive_r", "preload", "main_path", "sys_path"]
+
+
+def can_fork_server_here() -> bool:
+    """Whether this process may become a pool's fork server by forking itself (``from_this_process``).
+
+    Linux only; called from the main thread while no other Python thread runs (a lock held by another
+    thread would stay locked forever in the copy); CUDA not initialised (a forked CUDA context is
+    unusable); and the standard library's fork server takes the arguments this module gives it.
+    """
+    import inspect
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return False
+    if threading.active_count() != 1:
+        return False
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and cuda.is_initialized():
+        return False
+    try:
+        parameters = list(inspect.signature(multiprocessing.forkserver.main).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+    return parameters == _SERVER_MAIN_PARAMETERS
+
+
+def _fork_server_here(preload: Sequence[str]) -> bool:
+    """Fork this process into the fork server of :mod:`multiprocessing` (what ``ensure_running`` spawns).
+
+    This process first imports the modules of ``preload`` it has not imported yet. The copy then serves
+    fork requests until the last process holding the "alive" pipe is gone (or stop_servers kills it).
+    It never returns into this process's code: it ends with ``os._exit``.
+    """
+    import gc
+    import socket
+
+    from tunecv.executors._warm import preload as import_all
+
+    # Imported here, not in the copy: this process needs most of them too (the serial path imports them
+    # all in its first run), and one import of each is all a busy machine should pay.
+    import_all(",".join(m for m in preload if m not in sys.modules))
+    if not can_fork_server_here():  # an import started a thread (or touched CUDA)
+        return False
+    server = multiprocessing.forkserver._forkserver
+    with server._lock:
+        if server._forkserver_pid is not None:
+            return False
+        listener = socket.socket(socket.AF_UNIX)
+        try:
+            address = multiprocessing.connection.arbitrary_address("AF_UNIX")
+            listener.bind(address)
+            os.chmod(address, 0o600)
+            listener.listen()
+            alive_r, alive_w = os.pipe()
+        except OSError:
+            listener.close()
+            return False
+        for stream in (sys.stdout, sys.stderr):  # or the copy would write their buffers out a second time
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            listener.close()
+            os.close(alive_r)
+            os.close(alive_w)
+            return False
+        if pid == 0:  # the server: never back into the caller's code
+            code = 1
+            try:
+                server._lock.release()  # held by the caller's thread, which this copy no longer runs for
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a new interpreter
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                os.close(alive_w)
+                listener_fd = listener.detach()
+                gc.freeze()  # the workers' garbage collector then leaves the shared pages alone
+                multiprocessing.forkserver.main(listener_fd, alive_r, [])
+                code = 0
+            except SystemExit:  # the alive pipe closed: every client is gone
+                code = 0
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    import traceback
+
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        listener.close()
+        os.close(alive_r)
+        server._forkserver_address = address
+        server._forkserver_alive_fd = alive_w
+        server._forkserver_pid = pid
     return True
 
 

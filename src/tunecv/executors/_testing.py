@@ -103,3 +103,10 @@ def recording_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
             return self.submit(fn, *args)
 
     return Recording()
+
+
+def has_module(name: str) -> bool:
+    """Whether the worker started with module ``name`` already imported (inherited from its fork server)."""
+    import sys
+
+    return name in sys.modules

@@ -157,12 +157,36 @@ def _die_with_driver() -> None:
 
 
 def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, str],
-                threads: Optional[int], name: str) -> None:
-    """Body of a worker process: pin to ``device``, run the one job, send its outcome, exit."""
+                threads: Optional[int], name: str, reuse: bool = False) -> None:
+    """Body of a worker process: pin to ``device``, run the job, send its outcome, exit.
+
+    With ``reuse``, the worker then waits on ``conn`` for its slot's next job (``(payload, environ,
+    name)``, pickled) and runs it the same way; it exits when the driver closes the pipe.
+    """
     # The driver decides when to stop: a Ctrl-C in the terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_driver()
+    try:
+        while True:
+            message = _run_job(payload, device, environ, threads, name)
+            try:
+                conn.send_bytes(message)
+            except OSError:  # the driver is gone
+                return
+            if not reuse:
+                return
+            del message, payload
+            try:
+                payload, environ, name = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):  # the driver closed the pipe: no more jobs
+                return
+    finally:
+        conn.close()
+
+
+def _run_job(payload: bytes, device: Device, environ: dict[str, str], threads: Optional[int], name: str) -> bytes:
+    """Run one job in this worker; return the message for the driver (its value or its exception)."""
     os.environ.clear()
     os.environ.update(environ)
     _base._CURRENT_DEVICE = device
@@ -172,12 +196,6 @@ def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, st
         sys.modules["torch"].set_num_threads(threads)
     try:
         fn, args, kwargs = pickle.loads(payload)
-        message = pack_value(fn(*args, **kwargs), name)
+        return pack_value(fn(*args, **kwargs), name)
     except BaseException as exc:
-        message = pack_exception(exc)
-    try:
-        conn.send_bytes(message)
-    except OSError:  # the driver is gone
-        pass
-    finally:
-        conn.close()
+        return pack_exception(exc)
