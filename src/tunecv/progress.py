@@ -8,9 +8,8 @@ trials of a tune. Neither imports the level it reports on: they read the objects
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from tunecv import naming
@@ -137,15 +136,14 @@ class TuneProgress(LiveBar):
         total: the trials asked for.
         enabled: show anything at all (a tune's bar is always live).
         directions: the study's directions.
-        best_trial: ``(study, directions) -> trial | None``, the tune's rule for its best trial.
         refresh_every: seconds between two scans of the whole study (to count other workers' trials).
     """
 
     def __init__(self, name: str, total: int, *, enabled: bool, directions: list[str],
-                 best_trial: Callable[[Any, list[str]], Any], refresh_every: float) -> None:
+                 refresh_every: float) -> None:
         super().__init__("tune", enabled=enabled, live=True)
         self.name, self.total, self.directions = name, total, directions
-        self.best_trial, self.refresh_every = best_trial, refresh_every
+        self.refresh_every = refresh_every
         self.counts = {"complete": 0, "pruned": 0, "fail": 0}
         self.best: Optional[float] = None
         self.jobs = ""  # the jobs in flight: "2 running, 1 queued"
@@ -174,6 +172,8 @@ class TuneProgress(LiveBar):
 
     def refresh(self, study: Any) -> None:
         """Counts and best value from the whole study (a scan of every trial: at start, then rarely)."""
+        from tunecv import _trial_records as records
+
         if not self.enabled:
             return
         self._refreshed = time.monotonic()
@@ -182,7 +182,7 @@ class TuneProgress(LiveBar):
             key = t.state.name.lower()
             if key in self.counts:
                 self.counts[key] += 1
-        best = self.best_trial(study, self.directions)
+        best = records.best_trial(study, self.directions)
         self.best = float(best.values[0]) if best is not None else None
         self.update(completed=self._done(), info=self._info())
 
@@ -192,6 +192,8 @@ class TuneProgress(LiveBar):
 
     def finished(self, study: Any, session: Any, trial: Any, state: str, params: Mapping[str, Any]) -> None:
         """A trial was told ``state``; ``session`` is its cv, ``params`` its values."""
+        from tunecv import _trial_records as records
+
         if self.progress is None:
             return
         result = session.result()
@@ -200,10 +202,10 @@ class TuneProgress(LiveBar):
         else:  # this trial only: constant work per trial
             if state in self.counts:
                 self.counts[state] += 1
-            if (state == "complete" and len(self.directions) == 1 and not result.score_is_unstable
-                    and math.isfinite(result.score)):
-                sign = 1 if self.directions[0] == "maximize" else -1
-                if self.best is None or sign * result.score > sign * self.best:
+            if len(self.directions) == 1 and records.is_candidate(state, result.score, result.score_is_unstable):
+                direction = self.directions[0]
+                if self.best is None or (records.rank_key(result.score, None, direction)
+                                         < records.rank_key(self.best, None, direction)):
                     self.best = float(result.score)
             self.update(completed=self._done(), info=self._info())
         if len(self.directions) > 1:  # the first objective's value

@@ -530,7 +530,7 @@ class TuneDriver:
         self.heartbeat: _Heartbeat
         self.best_watch = _BestWatch(plan.directions)
         self.reporter = TuneProgress(plan.tune_name, plan.n_trials, enabled=progress, directions=plan.directions,
-                                     best_trial=_best_trial, refresh_every=HEARTBEAT_EVERY)
+                                     refresh_every=HEARTBEAT_EVERY)
 
     # -- opening ----------------------------------------------------------------------------------------------
     def open(self, held: contextlib.ExitStack) -> None:

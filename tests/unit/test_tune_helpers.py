@@ -140,8 +140,7 @@ def test_counts_kept_by_the_driver_match_the_storage():
 def test_the_tune_bar_shows_the_jobs_in_flight():
     from tunecv.progress import TuneProgress
 
-    bar = TuneProgress("t", 4, enabled=False, directions=["maximize"], best_trial=lambda s, d: None,
-                       refresh_every=60)
+    bar = TuneProgress("t", 4, enabled=False, directions=["maximize"], refresh_every=60)
     assert "jobs" not in bar._info()
     bar.job_states({"running": 2, "queued": 1, "finished": 3})
     assert bar.jobs == "2 running, 1 queued" and bar._info().endswith("| jobs: 2 running, 1 queued")
