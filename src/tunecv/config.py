@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import os
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -879,7 +880,7 @@ def _describe_type(tp: Any) -> str:
     args = typing.get_args(tp)
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in args)
-    if origin is Union or type(tp).__name__ == "UnionType":
+    if origin in (Union, types.UnionType):  # Optional[int] and int | None
         parts = [_describe_type(a) for a in args if a is not type(None)]
         if any(a is type(None) for a in args):
             parts.append("null")

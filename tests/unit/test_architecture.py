@@ -78,3 +78,29 @@ def test_long_functions_are_found_and_a_long_comment_excuses_one(tmp_path):
 def test_no_function_is_over_60_lines_without_saying_why():
     found = [f"{f}:{line} {name} ({n} lines)" for f, name, line, n in long_functions()]
     assert not found, f"split these into named steps, or say why in a `# long: ...` comment right above each: {found}"
+
+
+def _compares_a_type_by_name(source: str) -> list[int]:
+    """Lines of ``source`` that compare a ``__name__`` with a string (other than ``"__main__"``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        names = [s for s in sides if isinstance(s, ast.Attribute) and s.attr in ("__name__", "__qualname__")]
+        texts = [s.value for s in sides if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+        if names and any(t != "__main__" for t in texts):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_a_comparison_of_a_type_by_name_is_found():
+    assert _compares_a_type_by_name('if type(e).__name__ == "WorkerDiedError":\n    pass\n') == [1]
+    assert _compares_a_type_by_name('if __name__ == "__main__":\n    pass\n') == []
+
+
+def test_no_type_or_exception_is_recognised_by_its_name():
+    """Types and exceptions are told apart with ``isinstance``, not by comparing their names."""
+    found = {str(path.relative_to(graph.SRC.parent)): lines for path in sorted(graph.SRC.rglob("*.py"))
+             if (lines := _compares_a_type_by_name(path.read_text()))}
+    assert found == {}
