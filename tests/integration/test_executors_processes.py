@@ -280,8 +280,22 @@ def _start_driver(server: str = "new") -> tuple[subprocess.Popen, list[int]]:
         proc.kill()
         pytest.fail(f"driver failed: {proc.communicate()[1]}")
     pids = [int(p) for p in line.split()]
-    time.sleep(0.3)  # the workers are inside the job now, SIGINT ignored
+    _wait_ignoring_sigint(pids[:2])  # the workers are inside their jobs, SIGINT ignored
     return proc, pids
+
+
+def _wait_ignoring_sigint(pids: list[int], timeout: float = 30.0) -> None:
+    """Wait until each process ignores SIGINT (its ``SigIgn`` mask in /proc), as a worker inside a job does."""
+    deadline = time.monotonic() + timeout
+    bit = 1 << (signal.SIGINT - 1)
+    for pid in pids:
+        while True:
+            with open(f"/proc/{pid}/status") as status:
+                mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
+            if mask & bit:
+                break
+            assert time.monotonic() < deadline, f"worker {pid} never ignored SIGINT"
+            time.sleep(0.02)
 
 
 @pytest.mark.parametrize(("how", "server"), [
@@ -296,7 +310,7 @@ def test_interrupted_driver_leaves_no_orphans(how, server):
             proc.send_signal(signal.SIGTERM)
         else:
             proc.kill()
-        _, stderr = proc.communicate(timeout=10)
+        _, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:  # pragma: no cover - the driver hung
             os.killpg(proc.pid, signal.SIGKILL)

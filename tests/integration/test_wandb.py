@@ -34,9 +34,21 @@ def run_folders(parent: Path) -> list[Path]:
                   and (p / "config.yaml").is_file())
 
 
-def only_offline_run(run_dir: Path) -> dict:
+def only_offline_run(run_dir: Path, wait: float = 15.0) -> dict:
+    """The run record of the one offline run in ``run_dir``.
+
+    wandb's service process writes the ``.wandb`` file; on a busy machine its run record can land a moment
+    after ``wandb.finish`` returned in this process, so the read is retried for up to ``wait`` seconds.
+    """
     (folder,) = tracking.offline_runs(run_dir)
-    return wandb_log.read_offline_run(folder)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return wandb_log.read_offline_run(folder)
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
