@@ -254,7 +254,10 @@ def test_torch_threads_in_a_cpu_worker(threads):
 # -- the driver is interrupted or killed --------------------------------------------------------------------
 
 DRIVER = textwrap.dedent("""
-    import multiprocessing.forkserver, sys, time
+    import multiprocessing.forkserver, signal, sys, time
+    # as a command typed in a terminal: a shell that runs the tests in the background (CI) starts them with
+    # SIGINT ignored, and an ignored signal stays ignored across exec
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from tunecv.executors import DevicePoolExecutor, prestart_forkserver
     from tunecv.executors import _testing as T
 
