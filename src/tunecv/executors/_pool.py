@@ -164,8 +164,8 @@ class DevicePoolExecutor(Executor):
             driver has threads or has touched CUDA).
         preload: modules the fork server imports once, before it forks workers.
         threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
-        reuse_workers: whether a worker runs the next job of its slot; default: on CPU
-            (``accelerator="cpu"``) only.
+        reuse_workers: whether a worker runs the next job of its slot (CPU only; default off: a worker
+            that dies while idle can take the next job down with it, see docs/cross-validation.md).
     """
 
     name = "local"
@@ -198,7 +198,7 @@ class DevicePoolExecutor(Executor):
             raise one_of("start_method", start_method, methods)
 
         self.accelerator = str(accelerator).lower()
-        self.reuse_workers = self.accelerator == "cpu" if reuse_workers is None else bool(reuse_workers)
+        self.reuse_workers = bool(reuse_workers) and self.accelerator == "cpu"
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
