@@ -244,7 +244,9 @@ def test_a_run_whose_node_dies_is_retried_from_its_last_checkpoint_then_failed_i
 
 def test_sigkill_or_sigterm_of_the_driver_then_resume_finishes_and_runs_nothing_twice(ray_cluster, tmp_path):
     cfg = ray_cfg(tmp_path, epoch_sleep=0.7)
-    cfg["trainer"] = {**cfg["trainer"], "max_epochs": 3}
+    # 6 epochs: a run seen mid-run (it has a last checkpoint) must still be running when Ray ends the killed
+    # driver's tasks; with 3 it could finish in that moment on an idle machine, leaving nothing cut short
+    cfg["trainer"] = {**cfg["trainer"], "max_epochs": 6}
     cfg["cv"] = {"n_seeds": 2, "n_folds": 2, "scoring_metric": ["val/acc"]}
     cfg["name"] = "killed"
     path = write(tmp_path / "cv.yaml", cfg)
