@@ -153,6 +153,12 @@ def test_tune_parallel_tune_on_slurm_runs_each_cv_as_one_job(tmp_path, cluster, 
 
 # -- requeue, cancel, a killed driver ------------------------------------------------------------------------
 
+def release_requeued(cluster, job_id: str, what: str) -> None:
+    """Wait until SLURM holds the requeued job back (BeginTime), then release it at once, as an admin may."""
+    wait_for(lambda: "BeginTime" in cluster.run("squeue", "-h", "-j", job_id, "-o", "%r", check=False), 60, what)
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+
+
 def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, cluster):
     cfg = slurm_cfg(tmp_path, slow=True, epochs=4, n_folds=1)
     thread, out = in_thread(cross_validate, cfg, name="requeue", progress=False)
@@ -163,10 +169,7 @@ def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, clu
     (job_id,) = job_ids(run_dir)
     assert job_state(cluster, job_id) == "RUNNING"  # mid-run: epochs 2-4 are still to come
     cluster.run("scontrol", "requeue", job_id)
-    # SLURM holds a requeued job back for a while (BeginTime); an administrator may release it at once
-    wait_for(lambda: "BeginTime" in cluster.run("squeue", "-h", "-j", job_id, "-o", "%r", check=False), 60,
-             "the requeued job to wait for its begin time")
-    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    release_requeued(cluster, job_id, "the requeued job to wait for its begin time")
     thread.join(180)
     assert not thread.is_alive() and "error" not in out, out.get("error")
     res = out["value"]
@@ -201,11 +204,8 @@ def test_the_time_limit_signal_checkpoints_requeues_and_the_run_continues_from_l
     run_dir = last.parents[1]
     (job_id,) = job_ids(run_dir)
     assert job_state(cluster, job_id) == "RUNNING"
-    cluster.run("scancel", "--signal=USR2", job_id)
-    # submitit requeued it; SLURM holds a requeued job back for a while (BeginTime): release it
-    wait_for(lambda: "BeginTime" in cluster.run("squeue", "-h", "-j", job_id, "-o", "%r", check=False), 60,
-             "the job to be requeued by submitit")
-    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    cluster.run("scancel", "--signal=USR2", job_id)  # submitit requeues it
+    release_requeued(cluster, job_id, "the job to be requeued by submitit")
     thread.join(120)
     assert not thread.is_alive() and "error" not in out, out.get("error")
     assert out["value"].run_infos["status"].tolist() == ["completed"]
