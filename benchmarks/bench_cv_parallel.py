@@ -10,8 +10,13 @@ pair (median and range printed):
 
 Goal: parallel/serial wall time <= 1.0 for both (the long one ~0.55 on 2 cores).
 
+``--reuse off`` runs the pool with ``--local.reuse_workers false`` (a new worker process per run);
+``--reuse both`` adds that command to each pair (serial, parallel, parallel without reuse) and prints
+its ratio too.
+
     python benchmarks/bench_cv_parallel.py                         # both cases
     python benchmarks/bench_cv_parallel.py --cases short --repeats 4
+    python benchmarks/bench_cv_parallel.py --cases short --repeats 6 --reuse both
 """
 
 from __future__ import annotations
@@ -54,16 +59,24 @@ def timed_cv(cfg_path: Path, name: str, extra: list[str], cwd: Path) -> float:
     return wall
 
 
-def run_case(label: str, cfg: dict, slots: int, repeats: int, tmp: Path) -> dict:
+def run_case(label: str, cfg: dict, slots: int, repeats: int, tmp: Path, reuse: str = "on") -> dict:
     cfg_path = tmp / f"{label}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     parallel = ["--strategy", "cv-parallel", "--devices", str(list(range(slots)))]
-    serial_t, par_t = [], []
+    fresh = [*parallel, "--local.reuse_workers", "false"]
+    serial_t, par_t, fresh_t = [], [], []
     for i in range(repeats):  # alternate, so that a change in the machine's load hits both alike
         serial_t.append(timed_cv(cfg_path, f"{label}-s{i}", [], tmp))
-        par_t.append(timed_cv(cfg_path, f"{label}-p{i}", parallel, tmp))
-    ratios = [p / s for p, s in zip(par_t, serial_t, strict=True)]
-    return {"case": label, "serial": serial_t, "parallel": par_t, "ratios": ratios}
+        if reuse in ("on", "both"):
+            par_t.append(timed_cv(cfg_path, f"{label}-p{i}", parallel, tmp))
+        if reuse in ("off", "both"):
+            fresh_t.append(timed_cv(cfg_path, f"{label}-f{i}", fresh, tmp))
+    result = {"case": label, "serial": serial_t, "parallel": par_t or fresh_t,
+              "ratios": [p / s for p, s in zip(par_t or fresh_t, serial_t, strict=True)]}
+    if reuse == "both":
+        result["fresh"] = fresh_t
+        result["fresh_ratios"] = [p / s for p, s in zip(fresh_t, serial_t, strict=True)]
+    return result
 
 
 def main() -> None:
@@ -73,6 +86,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=4, help="runs of the long case")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reuse", choices=["on", "off", "both"], default="on",
+                        help="the pool's CPU worker reuse (local.reuse_workers): on (the default), off, or both")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -84,9 +99,10 @@ def main() -> None:
                 cfg = digits_config(tmp / "artifacts", args.epochs, n_folds=args.folds)
             else:
                 raise SystemExit(f"--cases: unknown case {case!r}; cases are short, long")
-            results.append(run_case(case, cfg, args.slots, args.repeats, tmp))
+            results.append(run_case(case, cfg, args.slots, args.repeats, tmp, args.reuse))
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
-    print(f"whole `tunecv cv` commands, serial vs cv-parallel on {args.slots} CPU slots, {args.repeats} pairs each")
+    print(f"whole `tunecv cv` commands, serial vs cv-parallel on {args.slots} CPU slots, {args.repeats} pairs each; "
+          f"worker reuse: {args.reuse}")
     print("| case | serial s (median) | cv-parallel s (median) | parallel/serial median | range |")
     print("| --- | --- | --- | --- | --- |")
     for r in results:
@@ -94,9 +110,16 @@ def main() -> None:
             f"long: {args.folds} runs x {args.epochs} epochs (digits)"
         print(f"| {what} | {statistics.median(r['serial']):.2f} | {statistics.median(r['parallel']):.2f} | "
               f"**{statistics.median(r['ratios']):.2f}** | {min(r['ratios']):.2f}-{max(r['ratios']):.2f} |")
+        if "fresh" in r:
+            print(f"| {what}, without worker reuse | {statistics.median(r['serial']):.2f} | "
+                  f"{statistics.median(r['fresh']):.2f} | **{statistics.median(r['fresh_ratios']):.2f}** | "
+                  f"{min(r['fresh_ratios']):.2f}-{max(r['fresh_ratios']):.2f} |")
     for r in results:
         print(f"{r['case']} pairs (serial s, parallel s, ratio): " + "; ".join(
             f"{s:.2f}, {p:.2f}, {p / s:.3f}" for s, p in zip(r["serial"], r["parallel"], strict=True)))
+        if "fresh" in r:
+            print(f"{r['case']} without reuse (serial s, parallel s, ratio): " + "; ".join(
+                f"{s:.2f}, {p:.2f}, {p / s:.3f}" for s, p in zip(r["serial"], r["fresh"], strict=True)))
     print("goal: parallel/serial <= 1.0 for both cases")
 
 

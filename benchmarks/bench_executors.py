@@ -11,6 +11,12 @@ time a slot spends on a run outside its own ``train``: submitting, starting, ret
     python benchmarks/bench_executors.py --executors local ray --folds 4 --epochs 2
     python benchmarks/bench_executors.py --executors local slurm --folds 6 --epochs 4
 
+For ``slurm`` it also prints where the time of each job goes (from the stamps each job writes to its log)
+and two numbers apart: the executor's scheduling overhead per job and per run (SLURM, submitit and
+tunecv: everything outside the job's call) and what the job's fresh interpreter spends before its first
+run (the imports of torch, lightning and the model, building model and data), next to a fresh
+``python -c "import torch, lightning"`` timed alone.
+
 ``slurm`` submits each run as one job to the cluster that ``SLURM_CONF`` names, else to a single-node
 cluster this script starts for the measurement (``tests/slurm/cluster.py``: root and
 ``apt-get install -y slurm-wlm munge``; the node has ``--slots`` CPUs, one per job). Its overhead per
@@ -64,11 +70,11 @@ def slurm_setup(args: argparse.Namespace, timings: dict) -> Iterator[dict]:
 
 
 def import_time() -> float:
-    """Seconds a fresh Python takes to import torch, lightning and submitit (what every SLURM job pays)."""
+    """Seconds a fresh Python takes to ``import torch, lightning`` (what every SLURM job pays for its run)."""
     import subprocess
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, lightning, submitit"], check=True)
+    subprocess.run([sys.executable, "-c", "import torch, lightning"], check=True)
     return time.perf_counter() - t0
 
 
@@ -78,15 +84,16 @@ SEGMENTS = (  # (label, from, to) over the stamps of one SLURM job (driver and j
     ("srun step start", "batch_start", "python_start"),
     ("python + submitit + unpickle", "python_start", "call_start"),
     ("imports + build model/data", "call_start", "run_start"),
-    ("run (train)", "run_start", "run_end"),
-    ("after the run", "run_end", "call_end"),
+    ("run(s) (train)", "run_start", "run_end"),
+    ("after the run(s)", "run_end", "call_end"),
     ("result pickled", "call_end", "result"),
     ("driver notices", "result", "noticed"),
 )
 
 
 def slurm_timeline(jobs: list) -> dict[str, dict[str, float]]:
-    """Per job: unix times of each step from submission to the driver noticing the result."""
+    """Per job: unix times of each step from submission to the driver noticing the result (a job of several
+    runs, one cv under tune-parallel: from the first run's start to the last run's end)."""
     import json
     from datetime import datetime
 
@@ -96,10 +103,12 @@ def slurm_timeline(jobs: list) -> dict[str, dict[str, float]]:
     for job in jobs:
         stamps = dict(job.times)
         stamps.update(read_timeline(job.submitit_job.paths.stderr))
-        info = json.loads((job.folder / "run_info.json").read_text())
-        for key, field in (("run_start", "started_at"), ("run_end", "finished_at")):
-            if info.get(field):
-                stamps[key] = datetime.fromisoformat(str(info[field])).timestamp()
+        names = job.folders or [job.folder.name]
+        infos = [json.loads((job.folder.parent / name / "run_info.json").read_text()) for name in names]
+        if all(info.get("started_at") and info.get("finished_at") for info in infos):
+            stamps["run_start"] = datetime.fromisoformat(str(infos[0]["started_at"])).timestamp()
+            stamps["run_end"] = datetime.fromisoformat(str(infos[-1]["finished_at"])).timestamp()
+            stamps["n_runs"] = len(infos)
         result = job.submitit_job.paths.result_pickle
         if result.exists():
             stamps["result"] = result.stat().st_mtime
@@ -107,16 +116,31 @@ def slurm_timeline(jobs: list) -> dict[str, dict[str, float]]:
     return out
 
 
-def print_timeline(timeline: dict[str, dict[str, float]]) -> None:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def print_timeline(timeline: dict[str, dict[str, float]], imports: float) -> None:
+    """Where the time of a job goes, then the two numbers apart: what the executor adds (SLURM, submitit,
+    tunecv: everything outside the job's call) and what the call pays before its first run (a fresh
+    interpreter's imports of torch, lightning and the model, and building model and data)."""
     print(f"slurm: where the time of each job goes (mean over {len(timeline)} jobs, seconds)")
     for label, a, b in SEGMENTS:
         values = [t[b] - t[a] for t in timeline.values() if a in t and b in t]
         if values:
-            print(f"  {label:<32} {sum(values) / len(values):>6.2f}  (min {min(values):.2f}, max {max(values):.2f})")
-    outside = [t["noticed"] - t["submit"] - (t["run_end"] - t["run_start"]) for t in timeline.values()
-               if {"noticed", "submit", "run_end", "run_start"} <= set(t)]
-    if outside:
-        print(f"  {'submit -> noticed, less the run':<32} {sum(outside) / len(outside):>6.2f}")
+            print(f"  {label:<32} {_mean(values):>6.2f}  (min {min(values):.2f}, max {max(values):.2f})")
+    full = [t for t in timeline.values() if {"noticed", "submit", "call_start", "call_end", "run_start"} <= set(t)]
+    if not full:
+        return
+    executor = _mean([(t["noticed"] - t["submit"]) - (t["call_end"] - t["call_start"]) for t in full])
+    before_run = _mean([t["run_start"] - t["call_start"] for t in full])
+    runs_per_job = _mean([t.get("n_runs", 1) for t in full])
+    print(f"slurm: the executor's scheduling overhead (SLURM + submitit + tunecv: sbatch, queue, job start, srun, "
+          f"Python start, submitit, unpickling, result, notice): {executor:.2f} s per job, "
+          f"{executor / runs_per_job:.2f} s per run ({runs_per_job:g} runs per job)")
+    print(f"slurm: the job's fresh interpreter before its first run (imports of torch, lightning, the model; "
+          f"building model and data): {before_run:.2f} s per job, {before_run / runs_per_job:.2f} s per run; "
+          f"`import torch, lightning` alone in a fresh Python: {imports:.2f} s")
 
 
 SETUPS = {"local": local_setup, "ray": ray_setup, "slurm": slurm_setup}
@@ -190,9 +214,8 @@ def main() -> None:
                 walls[name].append(time.perf_counter() - t0)
                 assert (res.run_infos["status"] == "completed").sum() == n_runs, (name, res.run_infos)
                 durations.setdefault(name, []).append(float(res.run_infos["duration"].mean()))
-        # without the warm-up cv (the timeline is per run: one job per run, the cv level)
-        timeline = slurm_timeline(slurm_jobs[args.folds:]) if slurm_jobs and args.level == "cv" else {}
         n_jobs = len(slurm_jobs) // (args.repeats + 1) if slurm_jobs else 0
+        timeline = slurm_timeline(slurm_jobs[n_jobs:])  # without the warm-up's jobs
 
     runs_per_slot = n_runs / args.slots
     # the duration of the runs of the fastest cv, to go with its wall time
@@ -210,14 +233,11 @@ def main() -> None:
         wall = min(walls[name])
         print(f"{name:<10} {wall:>7.2f}s {wall / local:>7.3f} {(wall - local) / runs_per_slot:>+12.2f}s "
               f"{durations[name]:>12.2f}s {wall / runs_per_slot - durations[name]:>12.2f}s")
-    if timeline:
-        print_timeline(timeline)
     if "slurm" in walls:
-        dispatch = min(walls["slurm"]) / runs_per_slot - durations["slurm"]
         imports = min(import_time() for _ in range(2))
-        print(f"slurm: a fresh Python importing torch + lightning + submitit takes {imports:.2f} s (every job "
-              f"pays it; the pool's fork server once); dispatch beyond it: {dispatch - imports:.2f} s per run "
-              f"(goal for the whole scheduling overhead: <= 2 s per run)")
+        print_timeline(timeline, imports)
+        print("slurm: goal for the executor's scheduling overhead: <= 2 s per run; the interpreter's imports are "
+              "the run's own cost in a new process (a local pool's fork server pays them once per command)")
 
 
 if __name__ == "__main__":

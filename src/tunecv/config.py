@@ -166,11 +166,13 @@ class LocalConfig:
     """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
 
     ``threads_per_worker``: CPU threads of each run (serial or in a pool worker); null lets tunecv choose
-    the cores free for it when it starts (at least one).
+    the cores free for it when it starts (at least one). ``reuse_workers``: whether a pool's CPU worker
+    runs its slot's next run too (null: yes on CPU; GPU runs always get a new worker).
     """
 
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     threads_per_worker: Optional[int] = None
+    reuse_workers: Optional[bool] = None
 
 
 @dataclass(frozen=True)

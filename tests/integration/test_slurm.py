@@ -407,3 +407,157 @@ def test_the_multinode_train_template_runs_one_ddp_run_over_srun_tasks(tmp_path,
     assert "Starting with 2 processes" in log  # one run, two ranks from SLURM's tasks
     (info,) = (tmp_path / "artifacts" / "_runs").glob("digits-multinode-*/run_info.json")
     assert json.loads(info.read_text())["status"] == "completed"
+
+
+# -- tune-parallel on SLURM (one job per cv): a killed driver, a pruned trial ------------------------------------
+
+def tune_jobs(cluster, tune_name: str) -> dict[str, list[str]]:
+    """``{job name: [job ids]}`` of every job of the tune SLURM knows (squeue keeps ended ones MinJobAge s)."""
+    out = cluster.run("squeue", "-h", "--states=all", "-o", "%j|%i")
+    jobs: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        name, _, job_id = line.strip().partition("|")
+        if name.startswith(f"tunecv-{tune_name}-cv"):
+            jobs.setdefault(name, []).append(job_id)
+    return jobs
+
+
+def cv_job_ids(cv_dir: Path) -> set[str]:
+    """The job ids recorded in the run folders of one cv of a tune-parallel tune."""
+    return {i for r in run_dirs(cv_dir) for i in job_ids(r)}
+
+
+def completed_in(cv_dir: Path) -> int:
+    from tunecv.train import read_result
+
+    return sum(1 for r in run_dirs(cv_dir) if (res := read_result(r)) is not None and res.status == "completed")
+
+
+def test_a_killed_tune_parallel_driver_resumes_onto_the_cv_jobs_it_left(tmp_path, cluster):
+    """SIGKILL of a `tunecv tune` driver (tune-parallel: each cv one SLURM job) while one cv's job has finished
+    and another's runs, then ``--resume``: the jobs (under slurmd, not in the driver's process group) go on;
+    the resumed driver re-attaches to them, collects the finished cv, submits only the cvs never submitted."""
+    import optuna
+
+    from tunecv.results import read_run_infos
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": [0.01, 0.03, 0.05]}}))
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=2, n_folds=2, strategy="tune-parallel",
+                    tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid", "pruner": "none"})
+    cfg["slurm"]["max_jobs"] = 2  # 2 CPUs: two cv jobs at once, the third when one has ended
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "tunecv", "tune", "--config", str(config), "--name", "tk", "--quiet"]
+    tune_dir = tmp_path / "artifacts" / "tk"
+
+    def one_done_one_live():
+        cvs = sorted(tune_dir.glob("tk-cv*"))
+        done = [c for c in cvs if completed_in(c) == 2]
+        # a cv whose job has two runs to go (SlowEpochs: several seconds each), so it is still live after the kill
+        live = [c for c in cvs if completed_in(c) == 0 and any(job_state(cluster, i) in ("PENDING", "RUNNING")
+                                                               for i in cv_job_ids(c))]
+        return (done, live) if done and live else None
+
+    driver = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)  # its own process group, killed below
+    try:
+        _done, live = wait_for(one_done_one_live, 150, "one cv finished and another's job queued or running")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    before = {c.name: cv_job_ids(c) for c in sorted(tune_dir.glob("tk-cv*"))}
+    assert all(len(ids) == 1 for ids in before.values()), before  # one job per cv
+    (live_id,) = before[live[0].name]
+    assert job_state(cluster, live_id) in ("PENDING", "RUNNING")  # the driver's death left the job alone
+
+    resumed = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=200)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    cv_dirs = sorted(tune_dir.glob("tk-cv*"))
+    assert len(cv_dirs) == 3
+    for cv_dir in cv_dirs:
+        ids = cv_job_ids(cv_dir)
+        assert len(ids) == 1, (cv_dir.name, ids)  # never a second job for the same cv
+        if cv_dir.name in before:
+            assert ids == before[cv_dir.name], cv_dir.name  # re-attached or collected, not submitted again
+    jobs = tune_jobs(cluster, "tk")
+    assert len(jobs) == 3 and all(len(ids) == 1 for ids in jobs.values()), jobs  # what SLURM saw: 3 jobs in all
+    assert sorted(i for ids in jobs.values() for i in ids) == sorted(i for c in cv_dirs for i in cv_job_ids(c))
+    assert all(job_state(cluster, i) == "COMPLETED" for ids in jobs.values() for i in ids)
+
+    df = read_run_infos(tune_dir / "run_infos.parquet")
+    assert len(df) == 6 and df["run_name"].is_unique and set(df["status"]) == {"completed"}
+    assert sorted(df["model.init_args.lr"]) == [0.01, 0.01, 0.03, 0.03, 0.05, 0.05]
+    study = optuna.load_study(study_name="tk", storage=f"sqlite:///{tune_dir / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3 and sorted(t.params["model.init_args.lr"] for t in complete) == [0.01, 0.03, 0.05]
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_a_pruned_trial_cancels_its_cv_job_and_keeps_the_finished_runs(tmp_path, cluster):
+    """tune-parallel on SLURM, one job at a time: two good trials (the median pruner's startup), then a
+    hopeless one. The pruner is consulted in the driver after each run the cv's job completes; when it prunes,
+    the driver cancels the job: the run in progress is stopped, the runs after it never start."""
+    import optuna
+
+    from tunecv.results import read_run_infos
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.lr": [0.05, 0.04, 0.00001]}}))
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=1, n_folds=4, strategy="tune-parallel",
+                    tune={"search_space": str(space), "n_trials": "grid", "sampler": "grid", "pruner": "median"})
+    cfg["split"]["total_folds"] = 4
+    cfg["slurm"]["max_jobs"] = 1  # the trials one after the other: the third is pruned against the first two
+    from tunecv.tune import tune
+
+    result = tune(cfg, name="tp", progress=False)
+    study = result.study
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.PRUNED], states
+    pruned = study.trials[2]
+    cv_dir = tmp_path / "artifacts" / "tp" / "tp-cv2"
+    (job_id,) = cv_job_ids(cv_dir)
+    acct = cluster.run("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State,End") if cluster.accounting else ""
+    assert job_state(cluster, job_id) == "CANCELLED", acct  # the driver cancelled the job
+
+    df = read_run_infos(tmp_path / "artifacts" / "tp" / "run_infos.parquet")
+    rows = df[df["trial"] == 2].sort_values("fold")
+    assert len(rows) == 4 and set(rows["trial_state"]) == {"pruned"}  # every planned run has a row
+    n_done = int((rows["status"] == "completed").sum())
+    assert 2 <= n_done < 4 and set(rows["status"]) == {"completed", "pruned"}, rows[["fold", "status"]]
+    assert sorted(pruned.intermediate_values) == list(range(n_done))  # the prune came after the last one
+    for row in rows.itertuples():  # each row is one run folder, recorded once
+        assert (cv_dir / f"{row.run_name}-{row.run_id}").is_dir()
+    # nothing trained for nothing: at most the run in progress at the prune had started, none after it
+    started = [r for r in run_dirs(cv_dir) if (r / "config.yaml").exists()]
+    assert len(started) <= n_done + 1, [r.name for r in started]
+    if cluster.accounting:
+        # the job ended within seconds of the prune (decided within a poll of the last completed run's end),
+        # and the trial was told within seconds of the job's end
+        end = cluster.run("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "End").strip()
+        ended = time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S"))
+        last_run = rows.loc[rows["status"] == "completed", "finished_at"].max().timestamp()
+        assert ended - last_run < 8, (end, last_run)
+        assert pruned.datetime_complete.timestamp() - ended < 8, (end, pruned.datetime_complete)
+
+
+def test_a_cancelled_job_outside_a_fit_stops_at_the_sigterm_not_at_the_sigkill(tmp_path, cluster):
+    """``scancel`` sends SIGTERM, then SIGKILL ``KillWait`` s later (5 s on the test cluster, 30 s by default).
+    submitit ignores the SIGTERM and Lightning acts on it only inside a fit: a job between two runs (here a
+    job that sleeps in plain Python) stops at the SIGTERM, with no result; the driver learns it at once."""
+    from tests.slurm.jobs import where
+    from tunecv.executors._slurm import SlurmExecutor, SlurmJobError
+
+    with SlurmExecutor(tmp_path / "logs", {"time": 5, "cpus_per_task": 1}, poll_interval=0.3) as ex:
+        job = ex.submit(where, 120.0)
+        wait_for(lambda: job.state == "running", 60, "the job to run")
+        time.sleep(1.0)  # into the sleep
+        cancelled = time.monotonic()
+        job.cancel()
+        with pytest.raises(SlurmJobError, match="CANCELLED"):
+            job.result(timeout=60)
+        assert time.monotonic() - cancelled < 4  # SIGKILL would come after KillWait=5 s, a result grace after that
+    log = Path(job.log).with_suffix(".err").read_text()
+    assert "Bypassing signal SIGTERM" in log and "SIGTERM outside a fit: the job stops here" in log, log[-2000:]
+    assert not job.submitit_job.paths.result_pickle.exists()

@@ -386,6 +386,13 @@ def test_local_section_reaches_the_pool():
                                                                            "start_method": "spawn"}})
     with _registry.make_executor_from_config(cfg, parallel=True, accelerator="cpu") as pool:
         assert pool.threads_per_worker == 3 and pool.start_method == "spawn"
+        assert pool.reuse_workers is True  # the default on CPU
+    cfg = config_from_dict({"accelerator": "cpu", "devices": [0], "local": {"reuse_workers": False}})
+    with _registry.make_executor_from_config(cfg, parallel=True, accelerator="cpu") as pool:
+        assert pool.reuse_workers is False
+    cfg = config_from_dict({"accelerator": "gpu", "devices": [0], "local": {"reuse_workers": True}})
+    with _registry.make_executor_from_config(cfg, parallel=True, accelerator="gpu") as pool:
+        assert pool.reuse_workers is False  # a GPU run always gets a new worker: its memory goes back
 
 
 def test_job_state_follows_the_job():

@@ -91,7 +91,7 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Executor:
     return make_executor(devices, accelerator, parallel, runs_per_device=cfg.runs_per_device,
                          start_method=getattr(options, "start_method", "forkserver"),
                          threads_per_worker=getattr(options, "threads_per_worker", None),
-                         preload=run_modules(cfg))
+                         preload=run_modules(cfg), reuse_workers=getattr(options, "reuse_workers", None))
 
 
 # What every training run imports: a pool's fork server imports it once, so that no worker pays it.
@@ -120,6 +120,7 @@ def make_executor(
     start_method: str = "forkserver",
     threads_per_worker: Optional[int] = None,
     preload: Sequence[str] = ("torch", "lightning"),
+    reuse_workers: Optional[bool] = None,
 ) -> Executor:
     """The executor for these device settings.
 
@@ -135,6 +136,7 @@ def make_executor(
         start_method: how a pool starts its workers (see :class:`DevicePoolExecutor`).
         threads_per_worker: CPU threads per pool worker (default: the CPUs shared out).
         preload: modules the pool's fork server imports once, before it starts workers.
+        reuse_workers: whether a CPU worker runs its slot's next run too (default: yes on CPU).
 
     Raises:
         ConfigError: ``devices`` is ``["auto"]`` with a GPU accelerator and no GPU can be found, or a
@@ -145,4 +147,4 @@ def make_executor(
     accel = accelerator.lower() if isinstance(accelerator, str) else "auto"
     slots, accel = _resolve_devices(devices, accel)
     return DevicePoolExecutor(slots, accelerator=accel, runs_per_device=runs_per_device, start_method=start_method,
-                              threads_per_worker=threads_per_worker, preload=preload)
+                              threads_per_worker=threads_per_worker, preload=preload, reuse_workers=reuse_workers)

@@ -5,6 +5,8 @@ Why not :class:`concurrent.futures.ProcessPoolExecutor`: one killed worker break
 each GPU job gets a fresh process, started from a fork server that has already imported torch and
 lightning; on CPU a slot's worker runs the slot's jobs one after another (a fork per job costs about as
 much as a short run). A dead worker only fails its own job, and its slot's next job gets a new one.
+A job handed to an idle worker is that worker's only once it has acknowledged it: one that died while
+it waited (its pipe may still take the job) is replaced by a new worker, and the job runs there.
 
 A scheduler thread in the driver launches queued jobs when slots free up and watches every worker's
 pipe and ``sentinel`` with :func:`multiprocessing.connection.wait`. It runs only while there is work.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
@@ -31,10 +34,12 @@ from typing import Any, Optional
 
 from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
-from tunecv.executors._worker import pin_environment, unpack_reply, worker_main
+from tunecv.executors._worker import ACK, pin_environment, unpack_reply, worker_main
 
 __all__ = ["DevicePoolExecutor", "available_cpus", "can_fork_server_here", "prestart_forkserver", "stop_servers",
            "thread_budget"]
+
+log = logging.getLogger(__name__)
 
 # The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
 PRELOAD_ENV = "TUNECV_PRELOAD"
@@ -108,6 +113,9 @@ class _Running:
     process: Any  # multiprocessing.process.BaseProcess
     conn: Any  # the driver's end of the worker's pipe, None once closed
     reuse: bool = False  # the worker takes the next job of its slot instead of exiting
+    # The job's payload while it waits for the worker's acknowledgement (a job handed to an idle worker):
+    # until then nothing of the job has run, and a worker that dies gives it back to a new worker.
+    payload: Optional[bytes] = None
     reply: Optional[tuple[bool, Any]] = None
     deadline: Optional[float] = None  # when to escalate (terminate, then kill)
     terminated: bool = False
@@ -126,7 +134,10 @@ class DevicePoolExecutor(Executor):
     faults of a cold process, its exit), as much as a short run itself. The slot goes back to the pool
     when the job ends: with a value, an exception, or the worker dying (then ``result()`` raises
     :class:`WorkerDiedError`, and the slot's next job gets a new process). A dead worker only fails the
-    job it was running.
+    job it was running. A job handed to a waiting worker counts as started once the worker has
+    acknowledged it (before any of the job's code runs); a worker that died while it waited (killed, or
+    by the out-of-memory killer) never acknowledges, and the job goes to a new worker instead: it runs
+    once, and does not fail for a death that happened before it was given out.
 
     Before the job's function runs, the worker:
 
@@ -164,8 +175,8 @@ class DevicePoolExecutor(Executor):
             driver has threads or has touched CUDA).
         preload: modules the fork server imports once, before it forks workers.
         threads_per_worker: CPU threads per worker; default ``max(1, available CPUs // n_slots)``.
-        reuse_workers: whether a worker runs the next job of its slot (CPU only; default off: a worker
-            that dies while idle can take the next job down with it, see docs/cross-validation.md).
+        reuse_workers: whether a worker runs the next job of its slot; CPU only (``accelerator="cpu"``),
+            where it is the default. GPU jobs always get a new worker, which gives the GPU memory back.
     """
 
     name = "local"
@@ -198,7 +209,7 @@ class DevicePoolExecutor(Executor):
             raise one_of("start_method", start_method, methods)
 
         self.accelerator = str(accelerator).lower()
-        self.reuse_workers = bool(reuse_workers) and self.accelerator == "cpu"
+        self.reuse_workers = self.accelerator == "cpu" and (reuse_workers is None or bool(reuse_workers))
         self.runs_per_device = runs_per_device
         self.start_method = start_method
         self.n_slots = len(self.devices) * runs_per_device
@@ -336,14 +347,18 @@ class DevicePoolExecutor(Executor):
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = set(multiprocessing.connection.wait(waitables, timeout=timeout))
         self._drain_wake()
-        finished, released = [], []
+        finished, released, never_started = [], [], []
         for rec in records:
             if rec.conn is not None and rec.conn in ready:
                 self._read(rec)
             if rec.process.sentinel in ready:
-                if rec.conn is not None and rec.reply is None:
+                # The worker is gone: all it sent is in the pipe (an acknowledgement, then maybe a reply).
+                while rec.conn is not None and rec.reply is None and _readable(rec.conn):
                     self._read(rec)
-                finished.append(rec)
+                if rec.payload is not None and not rec.terminated:
+                    never_started.append(rec)
+                else:
+                    finished.append(rec)
             elif rec.reuse and rec.reply is not None and not rec.terminated:
                 released.append(rec)
             elif rec.deadline is not None and time.monotonic() >= rec.deadline:
@@ -352,11 +367,13 @@ class DevicePoolExecutor(Executor):
             self._finish(rec)
         for rec in released:
             self._release(rec)
+        for rec in never_started:
+            self._relaunch(rec)
         return True
 
-    def _launch(self, job: Job, payload: bytes, slot: Device) -> None:
+    def _launch(self, job: Job, payload: bytes, slot: Device, fresh: bool = False) -> None:
         job.device = slot
-        if self.reuse_workers and self._send_to_idle(job, payload, slot):
+        if self.reuse_workers and not fresh and self._send_to_idle(job, payload, slot):
             return
         reader = writer = None
         try:
@@ -400,7 +417,7 @@ class DevicePoolExecutor(Executor):
                 _retire([rec], kill=True)
                 continue
             job.pid = rec.process.pid
-            rec.job = job
+            rec.job, rec.payload = job, payload  # not started until the worker acknowledges it
             with self._lock:
                 self._running[job] = rec
             return True
@@ -413,6 +430,9 @@ class DevicePoolExecutor(Executor):
         if message is None or not rec.reuse:
             rec.conn.close()
             rec.conn = None
+        if message == ACK:  # the worker has the job: from now on it runs there or fails there
+            rec.payload = None
+            return
         if message is not None and not rec.terminated:
             try:
                 rec.reply = unpack_reply(message)
@@ -421,6 +441,34 @@ class DevicePoolExecutor(Executor):
             if not rec.reuse and rec.process.exitcode is None:
                 # it should exit now; do not let it hold the slot forever
                 rec.deadline = time.monotonic() + EXIT_GRACE
+
+    def _relaunch(self, rec: _Running) -> None:
+        """An idle worker died before it acknowledged the job handed to it: a new worker runs the job.
+
+        Nothing of the job ran (the worker acknowledges before it unpickles the job), so it is not run
+        twice; the slot stays taken by the job.
+        """
+        job, payload = rec.job, rec.payload
+        if rec.conn is not None:
+            rec.conn.close()
+            rec.conn = None
+        rec.process.join()
+        exitcode = rec.process.exitcode
+        rec.process.close()
+        log.debug("worker %s on device %s ended (exit code %s) before it took %s; a new worker runs it",
+                  job.pid, rec.slot, exitcode, job.name)
+        with self._lock:
+            del self._running[job]
+            kill = self._kill
+            if kill:
+                self._free.append(rec.slot)
+        if kill:  # shutdown(kill=True) came in the meantime: the job does not start again
+            reason = "terminated by shutdown(kill=True)"
+            job._future.set_exception(WorkerDiedError(
+                _death_message(rec.slot, job.name, exitcode, reason), rec.slot, exitcode
+            ))
+            return
+        self._launch(job, payload, rec.slot, fresh=True)
 
     def _release(self, rec: _Running) -> None:
         """A reusable worker sent its job's result and lives on: it waits, idle, for its slot's next job."""
@@ -510,6 +558,14 @@ class DevicePoolExecutor(Executor):
         for job, _ in pending:
             job.cancel()
         self._retire_idle(kill=True)
+
+
+def _readable(conn: Any) -> bool:
+    """Whether ``conn`` has a message or its end of file to read now."""
+    try:
+        return bool(conn.poll(0))
+    except (OSError, EOFError, ValueError):
+        return True  # _read then finds the pipe broken and closes it
 
 
 def _retire(workers: Sequence[_Running], kill: bool) -> None:

@@ -160,6 +160,7 @@ class _SlurmJob(Job):
         self.reason = ""
         self._executor = executor
         self._ended_at: Optional[float] = None
+        self._cancelled = False  # this executor cancelled it: once ended, no result is coming
         # unix times seen by the driver: before sbatch, after it, when the driver saw the result
         self.times: dict[str, float] = {}
         # the names of the run folders the job runs, in the order of its calls (None: not known)
@@ -179,6 +180,7 @@ class _SlurmJob(Job):
         """Cancel the SLURM job (``scancel``); it then ends as a failed job."""
         if self.done():
             return False
+        self._cancelled = True
         self._executor._scancel([self.job_id])
         return True
 
@@ -377,10 +379,11 @@ class SlurmExecutor(Executor):
             if state in LIVE_STATES:
                 job._ended_at = None
                 continue
-            # ended (or forgotten by SLURM) without a result: give a slow disk a moment, then fail
+            # ended (or forgotten by SLURM) without a result: give a slow disk a moment, then fail (at once
+            # for a job cancelled here: it was stopped before its result)
             if job._ended_at is None:
                 job._ended_at = now
-            elif now - job._ended_at >= RESULT_GRACE_S:
+            if job._cancelled or now - job._ended_at >= RESULT_GRACE_S:
                 final = state or "UNKNOWN"
                 self._fail(job, SlurmJobError(
                     f"SLURM job {job.job_id} ({job.name}) ended {final}"

@@ -67,6 +67,13 @@ def where() -> dict[str, Any]:
     }
 
 
+def record_pid(path: str) -> int:
+    """Append this process's pid to the file at ``path`` (one line per call); return it."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return os.getpid()
+
+
 def torch_threads() -> int:
     import torch
 

@@ -1,9 +1,11 @@
 """What runs inside a worker process, and the messages it sends back.
 
-The worker pins itself to its device, runs exactly one job and sends one message through its pipe:
+The worker pins itself to its device, runs its job and sends one message through its pipe:
 ``("ok", pickled value)`` or ``("error", pickled exception or None, type name, message, traceback)``.
 The outer tuple holds only builtins, so the parent can always read it, even when the inner pickle
-cannot be loaded there.
+cannot be loaded there. A reused worker (CPU) then waits for its slot's next job and answers
+:data:`ACK` the moment it has received it, before it runs any of it: a job the driver hands to an idle
+worker belongs to that worker only once the driver has read the acknowledgement.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from tunecv.errors import ConfigError
 from tunecv.executors import _base
 from tunecv.executors._base import Device, RemoteError, _RemoteTraceback
 
-__all__ = ["pack_exception", "pack_value", "pin_environment", "unpack_reply", "worker_main"]
+__all__ = ["ACK", "pack_exception", "pack_value", "pin_environment", "unpack_reply", "worker_main"]
 
 CUDA_ACCELERATORS = ("gpu", "cuda")
+# A reused worker's first message for each job after its first: "received, starting". Not a pickle of
+# a reply (those start with the pickle protocol's b"\x80"), so the driver tells them apart.
+ACK = b"tunecv-ack"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -161,7 +166,9 @@ def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, st
     """Body of a worker process: pin to ``device``, run the job, send its outcome, exit.
 
     With ``reuse``, the worker then waits on ``conn`` for its slot's next job (``(payload, environ,
-    name)``, pickled) and runs it the same way; it exits when the driver closes the pipe.
+    name)``, pickled), sends :data:`ACK` as soon as it has it (before any of the job's code runs), and
+    runs it the same way; it exits when the driver closes the pipe. A worker that dies before its
+    acknowledgement left the pipe has run nothing of that job: the driver gives it to a new worker.
     """
     # The driver decides when to stop: a Ctrl-C in the terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -178,9 +185,15 @@ def worker_main(conn: Any, payload: bytes, device: Device, environ: dict[str, st
                 return
             del message, payload
             try:
-                payload, environ, name = pickle.loads(conn.recv_bytes())
+                job = conn.recv_bytes()
             except (EOFError, OSError):  # the driver closed the pipe: no more jobs
                 return
+            try:
+                conn.send_bytes(ACK)  # from here on the job is this worker's: the driver never hands it on
+            except OSError:  # the driver is gone
+                return
+            payload, environ, name = pickle.loads(job)  # builtins only: the job's own pickle loads later
+            del job
     finally:
         conn.close()
 
