@@ -32,6 +32,7 @@ import itertools
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -839,16 +840,20 @@ def _cv_wilcoxon_pruner() -> Any:
     of a complete cv); before a best trial exists it never prunes, as Optuna's."""
     import optuna
 
+    def wilcoxon(p_threshold: float) -> Any:
+        # tunecv chose this pruner and its threshold, not the user: Optuna's "experimental" warning would only
+        # puzzle them at every tune.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=p_threshold)
+
     class CvWilcoxonPruner(optuna.pruners.BasePruner):
         """``WilcoxonPruner`` whose threshold follows the cv's size (see :func:`wilcoxon_p_threshold`)."""
 
         def __init__(self) -> None:
             self.n_runs: Optional[int] = None
-            self.inner = optuna.pruners.WilcoxonPruner(p_threshold=WILCOXON_P_THRESHOLD)
-
-        @property
-        def p_threshold(self) -> float:
-            return float(self.inner._p_threshold)
+            self.p_threshold = WILCOXON_P_THRESHOLD
+            self.inner = wilcoxon(self.p_threshold)
 
         def prune(self, study: Any, trial: Any) -> bool:
             try:
@@ -857,7 +862,8 @@ def _cv_wilcoxon_pruner() -> Any:
                 return False
             if n_runs != self.n_runs:
                 self.n_runs = n_runs
-                self.inner = optuna.pruners.WilcoxonPruner(p_threshold=wilcoxon_p_threshold(n_runs))
+                self.p_threshold = wilcoxon_p_threshold(n_runs)
+                self.inner = wilcoxon(self.p_threshold)
             return bool(self.inner.prune(study, trial))
 
     return CvWilcoxonPruner()

@@ -466,6 +466,20 @@ def test_make_sampler_and_pruner_know_every_configured_name():
     assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
 
 
+def test_the_wilcoxon_pruner_tunecv_chose_does_not_warn_the_user(recwarn):
+    """Optuna marks its WilcoxonPruner experimental; tunecv picks it and its threshold, so the user gets no
+    warning about an interface they never touched (at creation and when the threshold follows the cv size)."""
+    pruner = make_pruner("wilcoxon")
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"run_scores": {"0": 0.9, "1": 0.9}},
+                                              intermediate_values={0: 0.9, 1: 0.9}))
+    trial = study.ask()
+    trial.report(0.5, 0)
+    trial.should_prune()
+    assert pruner.inner.p_threshold == pytest.approx(wilcoxon_p_threshold(2))
+    assert not [w for w in recwarn if issubclass(w.category, optuna.exceptions.ExperimentalWarning)]
+
+
 @pytest.mark.parametrize(("n_runs", "lost_runs_pruned"), [(3, 2), (4, 2), (5, 3), (6, 3), (7, 4), (15, 4)])
 def test_wilcoxon_prunes_a_trial_that_lost_its_first_half_of_runs(n_runs, lost_runs_pruned):
     """The threshold is Optuna's 0.1, raised for small cvs to just above 2 ** -ceil(n / 2): a trial that lost
