@@ -19,6 +19,7 @@ import re
 import secrets
 import socket
 import string
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -231,10 +232,20 @@ class NameClaim:
             return self
         raise ResumeError(f"could not lock {self.path}")  # pragma: no cover - 100 lost races
 
+    def _owner(self, wait: float = 2.0) -> dict[str, Any]:
+        """The owner the lock file names. Its owner writes it just after taking the lock, so a racing
+        command can find the file still empty (or half-written): it reads again for up to ``wait`` s."""
+        deadline = time.monotonic() + wait
+        while True:
+            owner: dict[str, Any] = {}
+            with contextlib.suppress(OSError, ValueError):
+                owner = json.loads(self.path.read_text() or "{}")
+            if owner.get("pid") or time.monotonic() >= deadline:
+                return owner
+            time.sleep(0.01)
+
     def _held_message(self) -> str:
-        owner: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            owner = json.loads(self.path.read_text() or "{}")
+        owner = self._owner()
         who = (f"pid {owner.get('pid')} on {owner.get('host')}" if owner.get("pid") else "another process")
         return (f"a {self.kind} named {self.name!r} is being run by {who} (lock {self.path}); wait for it to end, "
                 f"or use another --name")

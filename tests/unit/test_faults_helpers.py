@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
@@ -37,3 +38,23 @@ def test_a_claim_is_exclusive_names_its_owner_and_is_released(tmp_path):
             naming.claim_name(tmp_path, "dup", "cv")
     assert not (tmp_path / ".dup.lock").exists()
     naming.claim_name(tmp_path, "dup", "cv").release()  # free again
+
+
+def test_a_command_that_loses_the_race_waits_for_the_winner_to_name_itself(tmp_path):
+    """The winner writes its host and pid just after it took the lock; a loser that reads the lock file in
+    between (CI saw it: "being run by another process") reads again until the owner is named."""
+    import fcntl
+    import threading
+
+    path = naming.lock_path(tmp_path, "dup")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # locked, not yet written: the winner's state
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    owner = {"host": "node7", "pid": 4242, "kind": "cv", "name": "dup"}
+    writer = threading.Timer(0.2, lambda: os.write(fd, json.dumps(owner).encode()))
+    writer.start()
+    try:
+        with pytest.raises(ResumeError, match="a cv named 'dup' is being run by pid 4242 on node7"):
+            naming.claim_name(tmp_path, "dup", "cv")
+    finally:
+        writer.join()
+        os.close(fd)
