@@ -85,7 +85,8 @@ def test_two_cvs_racing_for_one_name_run_it_once(tmp_path, external_pkg):
     outs = race([tunecv("cv", "--config", str(path), "--name", "dup", "--quiet")] * 2, tmp_path)
     assert sorted(o.returncode for o in outs) == [0, 2], [o.stderr[-1500:] for o in outs]
     line = next(o for o in outs if o.returncode == 2).stderr.strip().splitlines()[-1]
-    assert "a cv named 'dup'" in line and ("is being run by pid" in line or "exists" in line), line
+    assert "a cv named 'dup'" in line and ("is being run by pid" in line or "exists" in line), \
+        [o.stderr[-1500:] for o in outs]
     cv_dir = tmp_path / "artifacts" / "_cross_validations" / "dup"
     runs = [p for p in cv_dir.iterdir() if p.is_dir()]
     assert len(runs) == 3 and len(read_run_infos(cv_dir / "run_infos.parquet")) == 3
