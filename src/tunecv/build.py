@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 from tunecv.config import Config, _resolve_class, load_config
-from tunecv.errors import ConfigError, TunecvError
+from tunecv.errors import ConfigError, Interrupted, TunecvError
 
 __all__ = ["as_config", "attach_optimizers", "build_objects", "check_devices", "check_one_cv_strategy",
            "instantiate", "is_lightning_user_error", "many_runs_strategy", "validate_objects"]
@@ -65,6 +65,8 @@ def instantiate(spec: Any, base: type, key: str) -> Any:
     parser.add_argument("--obj", type=cls)
     try:
         ns = parser.parse_object({"obj": dict(spec)})
+    except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
+        raise
     except (Exception, SystemExit):
         _blame_init_args(cls, dict(spec.get("init_args") or {}), key)
         raise ConfigError(f"`{key}` ({spec['class_path']}) has invalid init_args: {spec.get('init_args')!r}") from None
@@ -94,6 +96,8 @@ def _blame_init_args(cls: type, init_args: dict, key: str) -> None:
         try:
             probe.parse_object({"obj": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                         "init_args": {arg: value}}})
+        except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
+            raise
         except (Exception, SystemExit):
             tp = _annotation(cls, arg)
             raise ConfigError(f"`{key}.init_args.{arg}` must be {_describe_type(tp)}; got {value!r}") from None

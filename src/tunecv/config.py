@@ -34,7 +34,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from tunecv.errors import ConfigError, one_of
+from tunecv.errors import ConfigError, Interrupted, one_of
 
 __all__ = [
     "CVConfig",
@@ -488,6 +488,8 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
     parser = build_parser(prog=prog) if prog != "tunecv" else build_parser()
     try:
         ns = parser.parse_args(list(words), env=False)
+    except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
+        raise
     except (Exception, SystemExit) as exc:  # jsonargparse: ArgumentError; anything raised while loading
         if isinstance(exc, ConfigError):
             raise
@@ -549,6 +551,8 @@ def _units(words: list[str], parser: Any) -> list[list[str]]:
 def _fails(parser: Any, words: list[str]) -> bool:
     try:
         parser.parse_args(words, env=False)
+    except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
+        raise
     except (Exception, SystemExit):
         return True
     return False
@@ -827,6 +831,8 @@ def _spec_in_context(path: list[str], context: list[str]) -> Any:
     try:
         ns = parser.parse_args(context, env=False)
         return _plain(ns.as_dict()).get(path[0]) if len(path) == 1 else None
+    except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
+        raise
     except (Exception, SystemExit):
         pass
     spec: dict = {}

@@ -271,9 +271,12 @@ def test_sigkill_or_sigterm_of_the_driver_then_resume_finishes_and_runs_nothing_
     # Ray ends the tasks of a driver that is gone: the workers of the runs cut short die with it
     cut_short = [read_attempts(d)[-1]["pid"] for d in run_dirs(cv_dir)
                  if d.name not in finished_before and read_attempts(d)]
-    # On an idle machine the kill can catch no run mid-run (seen twice in CI, cause not yet found): the resume
-    # below must then still finish every run exactly once
+    # The kill can catch no run mid-run (seen in CI): a run seen mid-run may still write its run_info.json before
+    # Ray ends the killed driver's tasks. The resume below must then still finish every run exactly once.
     wait_for(lambda: not any(alive(pid) for pid in cut_short), timeout=30, what="the killed driver's tasks to end")
+    # Count what the resumed driver must add only now: a run that finished late (above) would otherwise count as
+    # the resumed driver's, and it was sent SIGTERM at once, before its handlers were in place (CI: exit -15).
+    finished_before = {d.name for d in run_dirs(cv_dir) if (d / "run_info.json").is_file()}
 
     # resume, then stop that driver with SIGTERM once another run has finished: exit 143 and a hint
     driver = subprocess.Popen([*base, "--resume"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
