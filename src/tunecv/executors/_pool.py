@@ -449,12 +449,7 @@ class DevicePoolExecutor(Executor):
         twice; the slot stays taken by the job.
         """
         job, payload = rec.job, rec.payload
-        if rec.conn is not None:
-            rec.conn.close()
-            rec.conn = None
-        rec.process.join()
-        exitcode = rec.process.exitcode
-        rec.process.close()
+        exitcode = _reap(rec)
         log.debug("worker %s on device %s ended (exit code %s) before it took %s; a new worker runs it",
                   job.pid, rec.slot, exitcode, job.name)
         with self._lock:
@@ -509,12 +504,7 @@ class DevicePoolExecutor(Executor):
                 rec.process.kill()
 
     def _finish(self, rec: _Running) -> None:
-        if rec.conn is not None:
-            rec.conn.close()
-            rec.conn = None
-        rec.process.join()
-        exitcode = rec.process.exitcode
-        rec.process.close()
+        exitcode = _reap(rec)
         with self._lock:
             del self._running[rec.job]
             self._free.append(rec.slot)
@@ -589,6 +579,17 @@ def _retire(workers: Sequence[_Running], kill: bool) -> None:
                 rec.process.kill()
                 rec.process.join()
             rec.process.close()
+
+
+def _reap(rec: _Running) -> Optional[int]:
+    """Close an ended worker's pipe, wait for its process and free it; its exit code."""
+    if rec.conn is not None:
+        rec.conn.close()
+        rec.conn = None
+    rec.process.join()
+    exitcode = rec.process.exitcode
+    rec.process.close()
+    return exitcode
 
 
 def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
