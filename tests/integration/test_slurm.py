@@ -159,15 +159,22 @@ def release_requeued(cluster, job_id: str, what: str) -> None:
     cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
 
 
-def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, cluster):
-    cfg = slurm_cfg(tmp_path, slow=True, epochs=4, n_folds=1)
-    thread, out = in_thread(cross_validate, cfg, name="requeue", progress=False)
-    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "requeue"
+def cv_caught_mid_run(tmp_path, cluster, cfg: dict, name: str):
+    """Start the one-run cv ``name`` in a thread and wait for its first ``last.ckpt``: the run is mid-run, its
+    job RUNNING. ``(thread, out, run_dir, job_id)``."""
+    thread, out = in_thread(cross_validate, cfg, name=name, progress=False)
+    cv_dir = tmp_path / "artifacts" / "_cross_validations" / name
     last = wait_for(lambda: next(iter(cv_dir.glob("*/checkpoints/last.ckpt")), None), 120,
                     "the first epoch's last.ckpt")
     run_dir = last.parents[1]
     (job_id,) = job_ids(run_dir)
-    assert job_state(cluster, job_id) == "RUNNING"  # mid-run: epochs 2-4 are still to come
+    assert job_state(cluster, job_id) == "RUNNING"
+    return thread, out, run_dir, job_id
+
+
+def test_a_requeued_job_continues_its_run_from_the_last_checkpoint(tmp_path, cluster):
+    cfg = slurm_cfg(tmp_path, slow=True, epochs=4, n_folds=1)
+    thread, out, run_dir, job_id = cv_caught_mid_run(tmp_path, cluster, cfg, "requeue")  # epochs 2-4 to come
     cluster.run("scontrol", "requeue", job_id)
     release_requeued(cluster, job_id, "the requeued job to wait for its begin time")
     thread.join(180)
@@ -197,13 +204,7 @@ def test_the_time_limit_signal_checkpoints_requeues_and_the_run_continues_from_l
     """
     cfg = slurm_cfg(tmp_path, slow=True, epochs=2, n_folds=1)
     cfg["slurm"].update(time=2, signal_delay_s=1, max_num_timeout=2)  # SLURM's own warning: after the test
-    thread, out = in_thread(cross_validate, cfg, name="usr2", progress=False)
-    cv_dir = tmp_path / "artifacts" / "_cross_validations" / "usr2"
-    last = wait_for(lambda: next(iter(cv_dir.glob("*/checkpoints/last.ckpt")), None), 120,
-                    "the first epoch's last.ckpt")
-    run_dir = last.parents[1]
-    (job_id,) = job_ids(run_dir)
-    assert job_state(cluster, job_id) == "RUNNING"
+    thread, out, run_dir, job_id = cv_caught_mid_run(tmp_path, cluster, cfg, "usr2")
     cluster.run("scancel", "--signal=USR2", job_id)  # submitit requeues it
     release_requeued(cluster, job_id, "the job to be requeued by submitit")
     thread.join(120)
