@@ -94,6 +94,10 @@ class SplitConfig:
     total_folds: int = 5
     group_column: str = "region"
     stratify_column: Optional[str] = None
+    # For a plain LightningDataModule (no metadata of its own): where each fit sample's label / group is.
+    # A method or attribute of the data module, an attribute of its pooled dataset, or a dotted function.
+    labels: Optional[str] = None
+    groups: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class Config:
 
     name: Optional[str] = None
     artifact_dir: str = "artifacts"
+    cli: Optional[str] = None
     seed_everything: Union[bool, int] = True
     model: Optional[dict] = None
     data: Optional[dict] = None
@@ -306,6 +311,8 @@ def _config_hints() -> dict[str, Any]:
 _KEY_HELP = {
     "name": "name of the called level; generated when null",
     "artifact_dir": "root folder of every artifact",
+    "cli": "the project's LightningCLI: a subclass (my_project.cli.MyCLI) or the entry point that calls it "
+           "(main.py, my_project.main); its parser, links, default config files and imports apply",
     "seed_everything": "LightningCLI's seed: an int sets the run seed (as `seed`); false: no seeding",
     "model": "a LightningModule: {class_path, init_args}",
     "data": "a tunecv.data.SplitDataModule (or a LightningDataModule for train without folds)",

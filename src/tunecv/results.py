@@ -76,7 +76,7 @@ STATUSES = ("completed", "failed", "pruned")
 # Top-level keys of tunecv.config.Config (a test keeps the two in step); a hyperparameter column is
 # named by a dotted config key, so its first part is one of these.
 CONFIG_KEYS = (
-    "name", "artifact_dir", "seed_everything", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
+    "name", "artifact_dir", "cli", "seed_everything", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
     "ckpt_path", "weights_only", "accelerator", "strategy", "devices", "num_nodes", "runs_per_device", "fold", "seed",
     "early_stopping", "checkpoint", "logging", "cv", "tune", "executor", "local", "slurm", "ray",
 )
