@@ -17,11 +17,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Union
 
-from tunecv.config import Config, _resolve_class, load_config
-from tunecv.errors import ConfigError, Interrupted, TunecvError
+from tunecv.config import Config, _resolve_class, build_parser, load_config, one_line
+from tunecv.errors import ConfigError, DataError, Interrupted, TunecvError
+from tunecv.user_cli import BuiltRun
 
-__all__ = ["as_config", "attach_optimizers", "build_objects", "check_devices", "check_one_cv_strategy",
-           "instantiate", "is_lightning_user_error", "many_runs_strategy", "validate_objects"]
+__all__ = ["BuiltRun", "as_config", "attach_optimizers", "build_objects", "build_run", "check_devices",
+           "check_one_cv_strategy", "instantiate", "is_lightning_user_error", "many_runs_strategy",
+           "validate_objects"]
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +161,89 @@ def check_devices(cfg: Config) -> None:
         raise ConfigError(f"`devices` must be at most {count} (this machine has {count} GPUs); got {devices}")
 
 
-def build_objects(cfg: Config) -> tuple[Any, Any]:
+def build_objects(cfg: Config, *, folds: bool = False) -> tuple[Any, Any]:
     """The model and data module of a config, with the split of ``cfg.fold`` / ``cfg.seed`` prepared.
 
     Raises :class:`ConfigError` / :class:`DataError` for anything wrong, before any folder is made.
     """
-    import lightning as L
+    built = build_run(cfg, folds=folds, trainer_objects=False)
+    return built.model, built.data
 
+
+def build_run(cfg: Config, *, folds: bool = False, trainer_objects: bool = True) -> BuiltRun:
+    """Everything one run is built from: model, data module, and the user's callbacks, loggers and
+    other Trainer arguments (each instantiated afresh, as LightningCLI instantiates them).
+
+    With ``cli`` set, the project's own LightningCLI builds them (its hooks, links and defaults apply).
+    With ``folds``, a plain LightningDataModule is cut into ``cfg.fold`` of ``split`` (a cv's run).
+    """
+    if cfg.cli is not None:
+        from tunecv import user_cli
+
+        check_devices(cfg)
+        try:
+            built = user_cli.build_run(cfg.cli, cfg.to_dict())
+        except TunecvError:
+            raise
+        except Interrupted:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(f"the project's CLI ({cfg.cli}) cannot build the run: {type(exc).__name__}: "
+                              f"{one_line(exc)}") from None
+        if built.model is None:
+            raise ConfigError(f"`model` must be set: the project's CLI ({cfg.cli}) built no model")
+    else:
+        model, data = _build_model_data(cfg)
+        built = BuiltRun(model=model, data=data)
+        if trainer_objects:
+            built = _with_trainer_objects(built, cfg)
+    built.data = _prepare_data(cfg, built.data, folds=folds)
+    return built
+
+
+def _with_trainer_objects(built: BuiltRun, cfg: Config) -> BuiltRun:
+    """``trainer.callbacks``, ``trainer.logger`` and ``trainer.plugins`` instantiated as LightningCLI does:
+    parsed against ``Trainer``'s own signature, then ``instantiate_classes``."""
+    section = {k: v for k, v in (cfg.trainer or {}).items() if k in ("callbacks", "logger", "plugins")}
+    if not section:
+        return built
+    parser = build_parser()
+    try:
+        ns = parser.parse_object({"trainer": section})
+        trainer = parser.instantiate_classes(ns).trainer
+    except Interrupted:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"`trainer` callbacks / logger / plugins cannot be built: {one_line(exc)}") from None
+    callbacks = trainer.get("callbacks")
+    built.callbacks = [] if callbacks is None else (list(callbacks) if isinstance(callbacks, list) else [callbacks])
+    logger = trainer.get("logger")
+    if logger is False:
+        built.trainer["logger"] = False
+    elif logger not in (None, True):
+        built.loggers = list(logger) if isinstance(logger, list) else [logger]
+    if trainer.get("plugins") is not None:
+        built.trainer["plugins"] = trainer["plugins"]
+    return built
+
+
+def _prepare_data(cfg: Config, data: Any, *, folds: bool) -> Any:
+    """A SplitDataModule gets its split; under a cv a plain LightningDataModule is cut into folds."""
     from tunecv.data import SplitDataModule
+
+    if isinstance(data, SplitDataModule):
+        data.configure_split(cfg.split, cfg.fold, cfg.seed)
+        data.prepare_split()
+        return data
+    if folds and data is not None:
+        from tunecv import fold_data
+
+        return fold_data.for_run(data, cfg.split, cfg.fold, cfg.seed)
+    return data
+
+
+def _build_model_data(cfg: Config) -> tuple[Any, Any]:
+    import lightning as L
 
     if cfg.model is None:
         raise ConfigError("`model` must be set: {class_path: my_pkg.MyLightningModule, init_args: {...}}")
@@ -182,9 +259,6 @@ def build_objects(cfg: Config) -> tuple[Any, Any]:
         if is_lightning_user_error(exc):
             raise ConfigError(f"`model`/`data`: {_first_line(exc)}") from None
         raise
-    if isinstance(data, SplitDataModule):
-        data.configure_split(cfg.split, cfg.fold, cfg.seed)
-        data.prepare_split()
     attach_optimizers(model, cfg.optimizer, cfg.lr_scheduler)
     return model, data
 
@@ -228,20 +302,9 @@ def validate_objects(cfg: Config, executor: Any = None) -> None:
 
 
 def _build_objects(cfg: Config) -> None:
-    """Job body: build the model and data of ``cfg`` (raises what a bad config or data raises)."""
-    _check_data_module(cfg)
-    build_objects(cfg)
-
-
-def _check_data_module(cfg: Config) -> None:
-    import lightning as L
-
-    from tunecv.config import import_class
-    from tunecv.data import SplitDataModule
-
-    if cfg.data is None:
-        raise ConfigError("`data` must be set: a tunecv.data.SplitDataModule subclass")
-    cls = import_class(cfg.data.get("class_path"), "data.class_path")
-    if isinstance(cls, type) and issubclass(cls, L.LightningDataModule) and not issubclass(cls, SplitDataModule):
-        raise ConfigError(f"`data.class_path` must be a tunecv.data.SplitDataModule for cv and tune (folds come "
-                          f"from its load()); got {cfg.data['class_path']!r}, a plain LightningDataModule")
+    """Job body: build the model and data of ``cfg`` as a cv's first run would (raises what a bad config or
+    data raises)."""
+    _, data = build_objects(cfg, folds=True)
+    if data is None:
+        raise ConfigError("`data` must be set for cv and tune: a LightningDataModule ({class_path: ..., "
+                          "init_args: {...}}), whose fit data tunecv cuts into folds")

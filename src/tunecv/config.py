@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -243,6 +244,9 @@ class Config:
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    # Top-level keys that the project's own CLI (``cli``) adds (``add_arguments_to_parser``): kept as they
+    # were parsed and written at top level again (not a key of its own).
+    extra: dict = field(default_factory=dict, repr=False, metadata={"key": False})
 
     # -- derived views -------------------------------------------------------------------------------
     def device_setting(self, key: str) -> Any:
@@ -264,7 +268,9 @@ class Config:
 
     def to_dict(self) -> dict:
         """The config as plain nested dicts and lists (what ``config.yaml`` holds)."""
-        return _plain(dataclasses.asdict(self))
+        data = _plain(dataclasses.asdict(self))
+        extra = data.pop("extra", None) or {}
+        return {**data, **extra}
 
     def replace(self, **changes: Any) -> Config:
         """A changed copy (``dataclasses.replace``), validated again.
@@ -289,8 +295,13 @@ class Config:
         return cfg
 
 
+def config_fields() -> list[dataclasses.Field]:
+    """The fields of :class:`Config` that are config keys (``extra`` is not)."""
+    return [f for f in dataclasses.fields(Config) if f.metadata.get("key", True)]
+
+
 _DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
-             for f in dataclasses.fields(Config)}
+             for f in config_fields()}
 
 
 def _plain(obj: Any) -> Any:
@@ -363,8 +374,9 @@ def build_parser(prog: str = "tunecv", description: Optional[str] = None, light:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     hints = _config_hints()
+    # allow_abbrev=False: `--cv.n_seed 2` is an unknown key, not `--cv.n_seeds` (argparse's prefix match)
     kwargs: dict[str, Any] = {"prog": prog, "exit_on_error": False, "default_meta": False,
-                              "parser_mode": "omegaconf", "print_config": None}
+                              "parser_mode": "omegaconf", "print_config": None, "allow_abbrev": False}
     if light:
         parser = ArgumentParser(description=description, **kwargs)
     else:
@@ -372,13 +384,33 @@ def build_parser(prog: str = "tunecv", description: Optional[str] = None, light:
 
         parser = LightningArgumentParser(description=description or "tunecv", **kwargs)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (repeatable, later wins)")
-    for f in dataclasses.fields(Config):
+    for f in config_fields():
         if not light and f.name in DICT_SECTIONS:
             _add_lightning_section(parser, f.name)
             continue
         parser.add_argument(f"--{f.name}", type=hints[f.name], default=_DEFAULTS[f.name],
                             help=_KEY_HELP.get(f.name, ""))
     return parser
+
+
+def add_tunecv_keys(parser: Any) -> None:
+    """Add tunecv's own keys to a project's LightningCLI parser (``cli``): every key it does not have yet.
+
+    ``model``, ``data``, ``trainer``, ``optimizer``, ``lr_scheduler`` and ``seed_everything`` stay the
+    project's. A top-level key that the project adds itself and tunecv also uses is an error.
+    """
+    hints = _config_hints()
+    have = {str(a.dest).split(".")[0] for a in parser._actions if getattr(a, "dest", None)}
+    for f in config_fields():
+        if f.name in have:
+            if f.name in DICT_SECTIONS or f.name == "seed_everything":
+                continue
+            raise ConfigError(f"`cli`: the project's parser adds a top-level key `{f.name}` that tunecv uses "
+                              f"itself ({_KEY_HELP.get(f.name, '')}); rename it in add_arguments_to_parser")
+        if f.name in DICT_SECTIONS:
+            continue  # the project's CLI left it out (auto_configure_optimizers=False): not tunecv's to add
+        parser.add_argument(f"--{f.name}", type=hints[f.name], default=_DEFAULTS[f.name],
+                            help=_KEY_HELP.get(f.name, ""))
 
 
 def _add_lightning_section(parser: Any, name: str) -> None:
@@ -404,7 +436,86 @@ def _trainer_defaults() -> dict[str, Any]:
     return _plain(build_parser().get_defaults().trainer.as_dict())
 
 
-def _check_utf8(words: Sequence[str]) -> None:
+def _find_cli(words: Sequence[str]) -> Optional[str]:
+    """The project CLI a command line names: ``--cli X`` or a ``cli:`` key in a ``--config`` (later wins)."""
+    found: Optional[str] = None
+    for i, word in enumerate(words):
+        key, eq, value = word.partition("=")
+        if key not in ("--cli", "--config"):
+            continue
+        if not eq:
+            if i + 1 >= len(words):
+                continue
+            value = words[i + 1]
+        if key == "--cli":
+            found = None if value in ("null", "None", "") else value
+            continue
+        try:
+            text = Path(value).read_text(encoding="utf-8") if "\n" not in value and Path(value).is_file() else value
+            data = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+            continue
+        if isinstance(data, Mapping) and "cli" in data:
+            found = data["cli"] if isinstance(data["cli"], str) else None
+    return found if found is not None else _standalone_package_cli(words)
+
+
+_PL_CLI = "pytorch_lightning.cli.LightningCLI"
+
+
+def _lightning_package(class_path: Any) -> Optional[str]:
+    """``lightning.pytorch`` or ``pytorch_lightning``: the package whose base class ``class_path`` derives from."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return None
+    try:
+        cls = import_class(class_path, "class_path")
+    except ConfigError:
+        return None
+    for klass in inspect.getmro(cls) if inspect.isclass(cls) else []:
+        mod = klass.__module__
+        if mod.startswith("pytorch_lightning."):
+            return "pytorch_lightning"
+        if mod.startswith("lightning.pytorch."):
+            return "lightning.pytorch"
+    return None
+
+
+def _standalone_package_cli(words: Sequence[str]) -> Optional[str]:
+    """A config whose model / data module come from the standalone ``pytorch_lightning`` package is parsed
+    and built by ``pytorch_lightning``'s own LightningCLI (as ``pytorch_lightning``'s CLI would)."""
+    if importlib.util.find_spec("pytorch_lightning") is None:
+        return None
+    paths: dict[str, Any] = {}
+    for i, word in enumerate(words):
+        key, eq, value = word.partition("=")
+        if not eq and i + 1 < len(words):
+            value = words[i + 1]
+        if key == "--config":
+            try:
+                text = Path(value).read_text(encoding="utf-8") if "\n" not in value and Path(value).is_file() else value
+                data = yaml.safe_load(text)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+                continue
+            for section in ("model", "data"):
+                spec = data.get(section) if isinstance(data, Mapping) else None
+                if isinstance(spec, Mapping) and "class_path" in spec:
+                    paths[section] = spec["class_path"]
+                elif isinstance(spec, str):
+                    paths[section] = spec
+        elif key in ("--model", "--data", "--model.class_path", "--data.class_path"):
+            paths[key[2:].split(".")[0]] = value
+    packages = {section: _lightning_package(path) for section, path in paths.items()}
+    if "pytorch_lightning" not in packages.values():
+        return None
+    if "lightning.pytorch" in packages.values():
+        raise ConfigError("`model` and `data` must come from one Lightning package; got "
+                          + ", ".join(f"`{s}.class_path` {paths[s]!r} ({p})" for s, p in packages.items() if p)
+                          + ": a pytorch_lightning module cannot train with a lightning.pytorch one (or the "
+                            "other way round)")
+    return _PL_CLI
+
+
+def _check_utf8(words: Sequence[str], valid_keys: Optional[Sequence[str]] = None) -> None:
     """Every ``--config FILE`` must be a readable UTF-8 file (read before jsonargparse does)."""
     for i, word in enumerate(words):
         value = None
@@ -415,7 +526,7 @@ def _check_utf8(words: Sequence[str]) -> None:
         if value is None:
             continue
         if "\n" in value or not Path(value).is_file():
-            _check_top_level_keys(value, "the config")
+            _check_top_level_keys(value, "the config", valid_keys)
             continue
         try:
             text = Path(value).read_bytes().decode("utf-8")
@@ -424,18 +535,19 @@ def _check_utf8(words: Sequence[str]) -> None:
                               f"at position {exc.start} is not UTF-8)") from None
         except OSError as exc:
             raise ConfigError(f"`--config` must be a readable file; got {value!r}: {exc.strerror}") from None
-        _check_top_level_keys(text, repr(value))
+        _check_top_level_keys(text, repr(value), valid_keys)
 
 
-def _check_top_level_keys(text: str, source: str) -> None:
+def _check_top_level_keys(text: str, source: str, valid_keys: Optional[Sequence[str]] = None) -> None:
     """An unknown top-level key is an error even when its value is empty (jsonargparse drops ``x: {}``)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return  # the parser reports it, with its line
-    unknown = [k for k in data if str(k) not in _DEFAULTS] if isinstance(data, Mapping) else []
+    valid = list(valid_keys) if valid_keys is not None else list(_DEFAULTS)
+    unknown = [k for k in data if str(k) not in valid] if isinstance(data, Mapping) else []
     if unknown:
-        raise ConfigError(f"unknown config key `{unknown[0]}` in {source}; valid top-level keys: {', '.join(_DEFAULTS)}")
+        raise ConfigError(f"unknown config key `{unknown[0]}` in {source}; valid top-level keys: {', '.join(valid)}")
 
 
 def parse_command(words: Sequence[str], prog: str = "tunecv") -> ParsedCommand:
@@ -491,8 +603,15 @@ def _config_text(data: Mapping) -> str:
 
 
 def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
-    _check_utf8(words)
-    parser = build_parser(prog=prog) if prog != "tunecv" else build_parser()
+    cli = _find_cli(words)
+    if cli is None:
+        _check_utf8(words)
+        parser = build_parser(prog=prog) if prog != "tunecv" else build_parser()
+    else:
+        from tunecv import user_cli
+
+        parser = user_cli.cli_parser(cli)
+        _check_utf8(words, user_cli.top_level_keys(cli))
     try:
         ns = parser.parse_args(list(words), env=False)
     except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config
@@ -500,19 +619,40 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
     except (Exception, SystemExit) as exc:  # jsonargparse: ArgumentError; anything raised while loading
         if isinstance(exc, ConfigError):
             raise
+        if cli is not None:  # the project's own parser: jsonargparse's whole reason, on one line
+            raise ConfigError(f"invalid config (cli {cli}): {one_line(exc)}") from None
         raise ConfigError(_diagnose(parser, list(words), exc)) from None
-    return _from_namespace(ns)
+    return _from_namespace(ns, parser if cli is not None else None)
 
 
-def _from_namespace(ns: Any) -> Config:
-    """The :class:`Config` of a parsed namespace (``trainer`` keeps only what differs from its defaults)."""
-    data = _plain(ns.as_dict())
+def one_line(exc: BaseException) -> str:
+    """An exception's whole message on one line (jsonargparse's reasons span several)."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    return text or type(exc).__name__
+
+
+def _from_namespace(ns: Any, cli_parser: Any = None) -> Config:
+    """The :class:`Config` of a parsed namespace (``trainer`` keeps only what differs from its defaults).
+
+    With a project CLI's parser, the config is what that parser dumps (link targets left out: they are
+    computed again at every parse), and the keys the project adds are kept in ``extra``.
+    """
+    extra: dict[str, Any] = {}
+    if cli_parser is not None:
+        data = yaml.safe_load(cli_parser.dump(ns, skip_none=False, skip_link_targets=True, format="yaml"))
+        data.pop("config", None)
+        extra = {k: v for k, v in data.items() if k not in _DEFAULTS}
+        cli = data.get("cli")
+        if isinstance(cli, str) and cli.endswith(".py") and Path(cli).is_file():
+            data["cli"] = str(Path(cli).resolve())  # workers and cluster jobs find it wherever they start
+    else:
+        data = _plain(ns.as_dict())
     data.pop("config", None)
     trainer_defaults = _trainer_defaults()
     data["trainer"] = {k: v for k, v in (data.get("trainer") or {}).items()
                        if k not in trainer_defaults or v != trainer_defaults[k]}
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(Config):
+    for f in config_fields():
         value = data.get(f.name, _DEFAULTS[f.name])
         tp = _config_hints()[f.name]
         cls = _dataclass_of(tp)
@@ -524,7 +664,7 @@ def _from_namespace(ns: Any) -> Config:
         kwargs["seed"] = seed_everything  # LightningCLI's seed_everything: N is the run seed
     if seed_everything is not False:
         kwargs["seed_everything"] = kwargs["seed"]
-    cfg = Config(**kwargs)
+    cfg = Config(**kwargs, extra=extra)
     validate(cfg)
     return cfg
 
@@ -581,8 +721,7 @@ def _diagnose(parser: Any, words: list[str], exc: BaseException) -> str:
 
 
 def _fallback(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return "invalid config: " + (lines[0] if lines else type(exc).__name__)
+    return "invalid config: " + one_line(exc)
 
 
 def _blame_unit(parser: Any, before: list[str], unit: list[str]) -> Optional[str]:
@@ -790,6 +929,10 @@ def _walk_key(path: list[str], value: Any, context: list[str]) -> Union[str, tup
             except ConfigError as err:
                 return f"`{dotted}`: {err}".replace(f"`{dotted}`: `{top}.class_path`", f"`{dotted}`")
             return f"`{dotted}` must name a class of the right kind for `{where}`; got {value!r}"
+        if top in CLASS_SECTIONS and i == 1 and not _spec_in_context([top], context).get("class_path"):
+            return (f"`{top}` needs a `class_path` before `{dotted}` can be set: {{class_path: my_pkg.MyClass, "
+                    f"init_args: {{{part}: ...}}}}; when the project's entry point fixes the class "
+                    f"(LightningCLI(MyModel, ...)), name it with `cli` (--cli main.py)")
         return f"`{dotted}` is invalid; got {value!r}"
     return tp, owner
 
@@ -960,7 +1103,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"`tune.n_trials` must be >= 1 or 'grid'; got {cfg.tune.n_trials}")
     for sec in ("model", "data"):
         spec = getattr(cfg, sec)
-        if spec is not None and not isinstance(spec.get("class_path"), str):
+        if cfg.cli is None and spec is not None and not isinstance(spec.get("class_path"), str):
             raise ConfigError(f"`{sec}` must have a `class_path` string (and optional `init_args`); "
                               f"got keys {sorted(spec)}")
 
@@ -1149,7 +1292,8 @@ def _check_spec_path(spec: Mapping, rest: list[str], dotted: str, where: str) ->
 def import_class(path: str, key: str) -> Any:
     """Import ``package.module.Name``; a :class:`ConfigError` naming ``key`` when it fails."""
     if not isinstance(path, str) or "." not in path:
-        raise ConfigError(f"`{key}` must be an importable dotted path such as my_pkg.models.Net; got {path!r}")
+        raise ConfigError(f"`{key}` must be an importable dotted path such as my_pkg.models.Net; got {path!r} (a short "
+                          f"name resolves only under the project's own CLI, whose imports define it: --cli main.py)")
     module_name, _, attr = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)

@@ -22,7 +22,7 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv.build import as_config, attach_optimizers, build_objects, instantiate, is_lightning_user_error
+from tunecv.build import as_config, attach_optimizers, build_objects, build_run, instantiate, is_lightning_user_error
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.errors import ConfigError, ResumeError, TunecvError, check_resume_reset
 from tunecv.naming import RUN_INFO_FILE
@@ -164,7 +164,7 @@ def trainer_device_kwargs(cfg: Config) -> dict[str, Any]:
 
 # -- callbacks ------------------------------------------------------------------------------------------
 
-def build_callbacks(cfg: Config, run_dir: Path) -> tuple[list[Any], Any]:
+def build_callbacks(cfg: Config, run_dir: Path, user: Optional[list[Any]] = None) -> tuple[list[Any], Any]:
     """Checkpointing (best and last), early stopping, and the callbacks listed under ``trainer.callbacks``.
 
     A ``ModelCheckpoint`` or ``EarlyStopping`` in ``trainer.callbacks`` replaces tunecv's own (as the only
@@ -175,10 +175,11 @@ def build_callbacks(cfg: Config, run_dir: Path) -> tuple[list[Any], Any]:
 
     from tunecv._callbacks import BestOrLastCheckpoint, MonitorCheck
 
-    user_specs = (cfg.trainer or {}).get("callbacks") or []
-    if isinstance(user_specs, Mapping):
-        user_specs = [user_specs]
-    user = [instantiate(spec, Callback, f"trainer.callbacks[{i}]") for i, spec in enumerate(user_specs)]
+    if user is None:
+        user_specs = (cfg.trainer or {}).get("callbacks") or []
+        if isinstance(user_specs, Mapping):
+            user_specs = [user_specs]
+        user = [instantiate(spec, Callback, f"trainer.callbacks[{i}]") for i, spec in enumerate(user_specs)]
     ckpt_dir = run_dir / CHECKPOINT_DIR
     checks: list[tuple[str, str]] = []  # (config key, metric) that must be logged
     default_metric, default_mode = cfg.monitor()
@@ -430,8 +431,10 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
-    model, data = build_objects(cfg)  # every config error surfaces here, before the folder exists
-    callbacks_list, checkpoint_cb = build_callbacks(cfg, folder)
+    # every config error surfaces here, before the folder exists; a cv's run (run_dir given) is cut into its fold
+    built = build_run(cfg, folds=run_dir is not None)
+    model, data = built.model, built.data
+    callbacks_list, checkpoint_cb = build_callbacks(cfg, folder, built.callbacks)
     device_kwargs = trainer_device_kwargs(cfg)
     _check_trainer(cfg, device_kwargs)
 
@@ -451,7 +454,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     # Processes that Lightning launches for this run (plain ddp re-runs the command) find the same folder.
     os.environ["TUNECV_RUN_ID"], os.environ["TUNECV_RUN_NAME"] = run_id, run_name
     try:
-        result = _fit(cfg, run_name, run_id, folder, model, data, callbacks_list, checkpoint_cb, device_kwargs,
+        result = _fit(cfg, run_name, run_id, folder, built, callbacks_list, checkpoint_cb, device_kwargs,
                       resume=resume and existed, callbacks=callbacks, tracking=tracking,
                       progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
@@ -549,12 +552,13 @@ def _is_rank_zero() -> bool:
     return global_rank() == 0
 
 
-def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data: Any, callbacks_list: list,
+def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, built: Any, callbacks_list: list,
          checkpoint_cb: Any, device_kwargs: dict, *, resume: bool, callbacks: Sequence[Any],
          tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
          started: datetime, t0: float) -> TrainResult:
     import lightning as L
 
+    model, data = built.model, built.data
     from tunecv import tracking as trk
 
     if cfg.seed_everything is not False:
@@ -566,7 +570,10 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, model: Any, data
         from lightning.pytorch.plugins.environments import SLURMEnvironment
 
         trainer_kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
-    loggers += _user_loggers(cfg)
+    trainer_kwargs.update({k: v for k, v in built.trainer.items() if k != "logger"})
+    if built.trainer.get("logger") is False:
+        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
+    loggers += built.loggers
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
