@@ -17,8 +17,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Union
 
-from tunecv.config import Config, _resolve_class, build_parser, load_config, one_line
-from tunecv.errors import ConfigError, DataError, Interrupted, TunecvError
+from tunecv.config import Config, _resolve_class, add_tunecv_keys, build_parser, load_config, one_line
+from tunecv.errors import ConfigError, Interrupted, TunecvError
 from tunecv.user_cli import BuiltRun
 
 __all__ = ["BuiltRun", "as_config", "attach_optimizers", "build_objects", "build_run", "check_devices",
@@ -182,7 +182,7 @@ def build_run(cfg: Config, *, folds: bool = False, trainer_objects: bool = True)
 
         check_devices(cfg)
         try:
-            built = user_cli.build_run(cfg.cli, cfg.to_dict())
+            built = user_cli.build_run(cfg.cli, cfg.to_dict(), add_tunecv_keys)
         except TunecvError:
             raise
         except Interrupted:

@@ -610,8 +610,8 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
     else:
         from tunecv import user_cli
 
-        parser = user_cli.cli_parser(cli)
-        _check_utf8(words, user_cli.top_level_keys(cli))
+        parser = user_cli.cli_parser(cli, add_tunecv_keys)
+        _check_utf8(words, user_cli.top_level_keys(cli, add_tunecv_keys))
     try:
         ns = parser.parse_args(list(words), env=False)
     except Interrupted:  # Ctrl-C or SIGTERM while parsing: the command stops, it is no bad config

@@ -22,7 +22,14 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv.build import as_config, attach_optimizers, build_objects, build_run, instantiate, is_lightning_user_error
+from tunecv.build import (
+    as_config,
+    attach_optimizers,
+    build_objects,
+    build_run,
+    instantiate,
+    is_lightning_user_error,
+)
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.errors import ConfigError, ResumeError, TunecvError, check_resume_reset
 from tunecv.naming import RUN_INFO_FILE
@@ -433,7 +440,6 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     # every config error surfaces here, before the folder exists; a cv's run (run_dir given) is cut into its fold
     built = build_run(cfg, folds=run_dir is not None)
-    model, data = built.model, built.data
     callbacks_list, checkpoint_cb = build_callbacks(cfg, folder, built.callbacks)
     device_kwargs = trainer_device_kwargs(cfg)
     _check_trainer(cfg, device_kwargs)

@@ -91,13 +91,13 @@ class BuiltRun:
 # -- finding the CLI ------------------------------------------------------------------------------------
 
 def _package_of(cls: type) -> str:
-    for klass in inspect.getmro(cls):
-        mod = klass.__module__
-        if klass.__name__ == "LightningCLI" and mod in ("lightning.pytorch.cli", "pytorch_lightning.cli"):
-            return mod.rpartition(".")[0]
-    raise ConfigError(f"`cli` must name a LightningCLI subclass or an entry point that calls one; "
-                      f"{cls.__module__}.{cls.__qualname__} is not a subclass of lightning.pytorch.cli.LightningCLI "
-                      f"or pytorch_lightning.cli.LightningCLI")
+    for package in PACKAGES:
+        module = sys.modules.get(f"{package}.cli")
+        if module is not None and inspect.isclass(cls) and issubclass(cls, module.LightningCLI):
+            return package
+    name = f"{cls.__module__}.{cls.__qualname__}" if inspect.isclass(cls) else repr(cls)
+    raise ConfigError(f"`cli` must name a LightningCLI subclass or an entry point that calls one; {name} is not a "
+                      f"subclass of lightning.pytorch.cli.LightningCLI or pytorch_lightning.cli.LightningCLI")
 
 
 def _capture_init(base: type) -> Any:
@@ -338,10 +338,9 @@ def _construct(klass: type, spec: CLISpec, args: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def cli_parser(spec_name: str) -> Any:
-    """The project's CLI parser with tunecv's keys added (cached per process)."""
-    from tunecv.config import add_tunecv_keys
-
+def cli_parser(spec_name: str, add_tunecv_keys: Any) -> Any:
+    """The project's CLI parser with tunecv's keys added by ``add_tunecv_keys(parser)`` (cached per process;
+    the config layer passes its own function, so that this module never imports it)."""
     spec = resolve_cli(spec_name)
     try:
         _construct(_tunecv_class(spec, add_keys=add_tunecv_keys), spec, [])
@@ -355,9 +354,9 @@ def cli_parser(spec_name: str) -> Any:
     raise ConfigError(f"`cli` {spec_name!r}: its LightningCLI never reached parsing")
 
 
-def top_level_keys(spec_name: str) -> list[str]:
+def top_level_keys(spec_name: str, add_tunecv_keys: Any) -> list[str]:
     """The top-level keys of the project's parser (tunecv's included)."""
-    parser = cli_parser(spec_name)
+    parser = cli_parser(spec_name, add_tunecv_keys)
     keys = []
     for action in parser._actions:
         dest = getattr(action, "dest", "")
@@ -368,10 +367,10 @@ def top_level_keys(spec_name: str) -> list[str]:
     return keys
 
 
-def build_run(spec_name: str, config: dict) -> BuiltRun:
+def build_run(spec_name: str, config: dict, add_tunecv_keys: Any) -> BuiltRun:
     """Model, data module, callbacks, loggers and trainer arguments of one run, built by the project's CLI."""
     spec = resolve_cli(spec_name)
-    parser = cli_parser(spec_name)
+    parser = cli_parser(spec_name, add_tunecv_keys)
     cli = _construct(_tunecv_class(spec, parser=parser), spec, config)
     made = dict(cli._tunecv_trainer or {})
     callbacks = list(made.pop("callbacks", []) or [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tunecv import results
-from tunecv.config import Config
+from tunecv.config import config_fields
 from tunecv.errors import TunecvError
 from tunecv.results import (
     RUN_INFO_COLUMNS,
@@ -59,7 +58,7 @@ def test_fixed_columns_in_order():
 
 
 def test_config_keys_follow_the_config():
-    assert set(results.CONFIG_KEYS) == {f.name for f in dataclasses.fields(Config)}
+    assert set(results.CONFIG_KEYS) == {f.name for f in config_fields()}
 
 
 @pytest.mark.parametrize(("name", "expected"), [
