@@ -331,10 +331,11 @@ def _base_class(data: Any) -> type:
 
 def _overrides(obj: Any, name: str) -> bool:
     """Whether ``type(obj)`` defines ``name`` itself rather than taking Lightning's default."""
-    for klass in type(obj).__mro__:
-        if name in vars(klass):
-            return not klass.__module__.startswith(("lightning.pytorch.", "pytorch_lightning."))
-    return False
+    fn = getattr(type(obj), name, None)
+    if fn is None:
+        return False
+    module = getattr(getattr(fn, "__func__", fn), "__module__", None) or ""
+    return not module.startswith(("lightning.pytorch.", "pytorch_lightning."))
 
 
 # -- the pool ---------------------------------------------------------------------------------------------
@@ -554,8 +555,8 @@ def _one_per_sample(value: Any, n: Optional[int], key: str, where: str, check: b
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise DataError(f"`split.{key}` must give one value per sample ({n} samples) from {where}; got a "
-                        f"{type(value).__name__}")
+        raise DataError(f"`split.{key}` must give one value per sample ({n} samples) from {where}; got "
+                        f"{type(value).__name__} {value!r:.40}")
     items = list(value) if not isinstance(value, np.ndarray) else value
     if not isinstance(items, np.ndarray):
         items = [v.item() if getattr(v, "ndim", None) == 0 and hasattr(v, "item") else v for v in items]
