@@ -468,3 +468,12 @@ def test_no_warning_for_standard_samplers():
         warnings.simplefilter("error")
         folded.train_dataloader()
         folded.val_dataloader()
+
+
+def test_a_config_names_the_collate_fn_of_a_split_data_module_by_dotted_path():
+    from tunecv.build import instantiate
+
+    dm = instantiate({"class_path": "tests.unit.test_fold_data.FrameDM",
+                      "init_args": {"batch_size": 4, "collate_fn": "tests.unit.test_fold_data.dict_collate"}},
+                     L.LightningDataModule, "data")
+    assert dm.collate_fn is dict_collate
