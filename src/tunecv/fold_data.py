@@ -218,12 +218,18 @@ class FoldedBase:
     def pooled(self) -> _Pool:
         """The pooled train and val data of the inner module (sets it up for fit on first use)."""
         if self._pool is None:
-            self.prepare_data()
-            if not self._fit_set_up:
-                self._inner.setup("fit")
-                self._fit_set_up = True
+            self._set_up_for_fit()
             self._pool = pooled(self._inner, self.split.fold_method)
         return self._pool
+
+    def _set_up_for_fit(self) -> None:
+        if self.trainer is None:  # outside a Trainer; in one, Lightning calls prepare_data on the right ranks
+            self.prepare_data()
+        if not self._fit_set_up:
+            self._inner.setup("fit")
+            self._fit_set_up = True
+
+    _fit_set_up = False
 
     @property
     def indices(self) -> splits.SplitIndices:
@@ -242,17 +248,12 @@ class FoldedBase:
             self._prepared = True
 
     def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit", "validate"):
-            if self.split.fold_method == "none":
-                if not self._fit_set_up:
-                    self._inner.setup("fit")
-                    self._fit_set_up = True
-            else:
-                self.prepare_fold()
-        else:
+        if stage not in (None, "fit", "validate"):
             self._inner.setup(stage)
-
-    _fit_set_up = False
+        elif self.split.fold_method == "none":
+            self._set_up_for_fit()
+        else:
+            self.prepare_fold()
 
     def train_dataloader(self) -> Any:
         if self.split.fold_method == "none":

@@ -477,3 +477,11 @@ def test_a_config_names_the_collate_fn_of_a_split_data_module_by_dotted_path():
                       "init_args": {"batch_size": 4, "collate_fn": "tests.unit.test_fold_data.dict_collate"}},
                      L.LightningDataModule, "data")
     assert dm.collate_fn is dict_collate
+
+
+def test_in_a_trainer_prepare_data_is_left_to_lightning():
+    dm = PlainDM()
+    folded = wrap(dm, split(), 0, 42)
+    folded.trainer = object()  # Lightning calls prepare_data itself, on local rank 0 only
+    folded.setup("fit")
+    assert dm.prepared == 0 and dm.set_up == 1
