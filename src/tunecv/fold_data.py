@@ -96,7 +96,7 @@ def for_run(data: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> Any
 
 
 def check(data: Any, split: SplitConfig) -> None:
-    """Refuse a split that ``data`` cannot be cut by, without loading any data (cheap: before any run).
+    """Refuse a split that ``data`` (a data module, or its class) cannot be cut by, loading no data (cheap).
 
     Checks, for a plain data module: no ``split.test_split`` (its test set is its own), no
     ``split.stratify_column`` (it has no metadata), ``split.labels`` / ``split.groups`` set where the fold
@@ -109,14 +109,15 @@ def check(data: Any, split: SplitConfig) -> None:
     """
     from tunecv.data import SplitDataModule
 
-    name = type(data).__name__
-    if isinstance(data, SplitDataModule):
+    cls = data if isinstance(data, type) else type(data)
+    name = cls.__name__
+    if issubclass(cls, SplitDataModule):
         for key, column in (("labels", "stratify_column"), ("groups", "group_column")):
             if getattr(split, key) is not None:
                 raise DataError(f"`split.{key}` is for a plain LightningDataModule; {name} is a SplitDataModule, "
                                 f"whose metadata columns give it: use `split.{column}`; got {getattr(split, key)!r}")
         return
-    _base_class(data)
+    _base_class(cls)
     if split.test_split != "none":
         raise DataError(f"`split.test_split` must be none for a plain LightningDataModule ({name}): its test set "
                         f"is its own test_dataloader (test_split random, region and sample are for a "
@@ -318,16 +319,18 @@ def __getattr__(name: str) -> Any:  # the pytorch_lightning twin, made on first 
 
 
 def _base_class(data: Any) -> type:
-    if isinstance(data, L.LightningDataModule):
+    """The wrapper class for ``data`` (a data module or its class) of the same Lightning package."""
+    cls = data if isinstance(data, type) else type(data)
+    if issubclass(cls, L.LightningDataModule):
         return FoldedDataModule
     try:
         import pytorch_lightning as pl
     except ImportError:
         pl = None
-    if pl is not None and isinstance(data, pl.LightningDataModule):
+    if pl is not None and issubclass(cls, pl.LightningDataModule):
         return _pl_folded_class()
     raise DataError(f"`data` must be a LightningDataModule (of lightning or pytorch_lightning) to be "
-                    f"cross-validated; got {type(data).__module__}.{type(data).__qualname__}")
+                    f"cross-validated; got {cls.__module__}.{cls.__qualname__}")
 
 
 def _overrides(obj: Any, name: str) -> bool:

@@ -300,6 +300,9 @@ def test_check_refuses_a_bad_combination_in_one_line(sp, message):
     with pytest.raises(DataError) as err:
         check(PlainDM(), sp)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    with pytest.raises(DataError) as err:
+        check(PlainDM, sp)  # the class alone, as at the start of a cv, before any module is built
+    assert str(err.value).startswith(message)
     with pytest.raises(DataError):
         for_run(PlainDM(), sp, 0, 42)
 
