@@ -7,6 +7,7 @@ train / val / test dataloaders.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import lightning as L
@@ -33,6 +34,9 @@ class SplitDataModule(L.LightningDataModule):
         num_workers: dataloader worker processes.
         pin_memory: forwarded to the dataloaders.
         val_batch_size: batch size of the validation and test loaders (default: ``batch_size``).
+        collate_fn: merges a list of samples into a batch in every loader (default: torch's
+            ``default_collate``). A subclass may define a ``collate_fn(self, samples)`` method instead;
+            this argument, when given, wins over it.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class SplitDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         val_batch_size: Optional[int] = None,
+        collate_fn: Optional[Callable[[list[Any]], Any]] = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -51,6 +56,10 @@ class SplitDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.val_batch_size = val_batch_size or batch_size
+        if collate_fn is not None:
+            if not callable(collate_fn):
+                raise DataError(f"`data.init_args.collate_fn` must be a function (samples) -> batch; got {collate_fn!r}")
+            self.collate_fn = collate_fn  # an instance attribute: wins over a subclass's collate_fn method
         self.split = SplitConfig()
         self.fold = 0
         self.seed = 42
@@ -122,6 +131,7 @@ class SplitDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             generator=generator,
+            collate_fn=getattr(self, "collate_fn", None),
         )
 
     def train_dataloader(self) -> Any:
