@@ -238,7 +238,9 @@ def _prepare_data(cfg: Config, data: Any, *, folds: bool) -> Any:
     if folds and data is not None:
         from tunecv import fold_data
 
-        return fold_data.for_run(data, cfg.split, cfg.fold, cfg.seed)
+        data = fold_data.for_run(data, cfg.split, cfg.fold, cfg.seed)
+        if isinstance(data, fold_data.FoldedBase):
+            data.prepare_fold()  # data errors (labels, groups, iterable datasets) before any run starts
     return data
 
 

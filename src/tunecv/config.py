@@ -1225,6 +1225,9 @@ def check_key(cfg: Config, dotted: str) -> None:
     """
     parts = dotted.split(".")
     top = parts[0]
+    if cfg.cli is not None and (top in CLASS_SECTIONS or top in cfg.extra):
+        _check_cli_key(cfg, parts)
+        return
     if top not in _DEFAULTS:
         raise ConfigError(f"`{dotted}` is not a config key: unknown top-level key {top!r}; valid: "
                           f"{', '.join(_DEFAULTS)}")
@@ -1258,6 +1261,20 @@ def check_key(cfg: Config, dotted: str) -> None:
         raise ConfigError(f"`{dotted}` is not a config key ({exc.args[0]} does not exist)") from None
     if dataclasses.is_dataclass(value):
         raise ConfigError(f"`{dotted}` is a section, not a single key; name one of its fields")
+
+
+def _check_cli_key(cfg: Config, parts: list[str]) -> None:
+    """Under the project's CLI a key exists when its parsed config holds it (every init argument is there,
+    defaults included): ``model.lr`` for a class fixed in the entry point, ``model.init_args.lr`` otherwise."""
+    cur: Any = cfg.to_dict()
+    for i, part in enumerate(parts):
+        if isinstance(cur, Mapping) and part in cur:
+            cur = cur[part]
+            continue
+        where = ".".join(parts[:i]) or "the config"
+        valid = f"; valid: {', '.join(sorted(map(str, cur)))}" if isinstance(cur, Mapping) and cur else ""
+        raise ConfigError(f"`{'.'.join(parts)}` is not a config key of the project's CLI ({cfg.cli}): no "
+                          f"{part!r} under `{where}`{valid}")
 
 
 def _check_spec_path(spec: Mapping, rest: list[str], dotted: str, where: str) -> None:

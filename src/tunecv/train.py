@@ -703,7 +703,9 @@ def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metric
 
     from tunecv.data import SplitDataModule
 
-    has_test = data.has_test if isinstance(data, SplitDataModule) else _defines_test(data)
+    from tunecv.fold_data import FoldedBase
+
+    has_test = data.has_test if isinstance(data, (SplitDataModule, FoldedBase)) else _defines_test(data)
     if not has_test:
         return None
     if not is_overridden("test_step", model):
