@@ -622,7 +622,7 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
         if cli is not None:  # the project's own parser: jsonargparse's whole reason, on one line
             raise ConfigError(f"invalid config (cli {cli}): {one_line(exc)}") from None
         raise ConfigError(_diagnose(parser, list(words), exc)) from None
-    return _from_namespace(ns, parser if cli is not None else None)
+    return _from_namespace(ns, parser if cli is not None else None, cli)
 
 
 def one_line(exc: BaseException) -> str:
@@ -631,7 +631,7 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _from_namespace(ns: Any, cli_parser: Any = None) -> Config:
+def _from_namespace(ns: Any, cli_parser: Any = None, cli: Optional[str] = None) -> Config:
     """The :class:`Config` of a parsed namespace (``trainer`` keeps only what differs from its defaults).
 
     With a project CLI's parser, the config is what that parser dumps (link targets left out: they are
@@ -642,7 +642,7 @@ def _from_namespace(ns: Any, cli_parser: Any = None) -> Config:
         data = yaml.safe_load(cli_parser.dump(ns, skip_none=False, skip_link_targets=True, format="yaml"))
         data.pop("config", None)
         extra = {k: v for k, v in data.items() if k not in _DEFAULTS}
-        cli = data.get("cli")
+        data["cli"] = cli = data.get("cli") or cli  # found from the classes' package (pytorch_lightning)
         if isinstance(cli, str) and cli.endswith(".py") and Path(cli).is_file():
             data["cli"] = str(Path(cli).resolve())  # workers and cluster jobs find it wherever they start
     else:
