@@ -1,0 +1,1 @@
+# Source: github.com/PaulLerner/ViQuAE, meerqat/__init__.py — package marker.
