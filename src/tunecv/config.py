@@ -610,6 +610,7 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
     else:
         from tunecv import user_cli
 
+        words = _unwrap_subcommands(words)
         parser = user_cli.cli_parser(cli, add_tunecv_keys)
         _check_utf8(words, user_cli.top_level_keys(cli, add_tunecv_keys))
     try:
@@ -623,6 +624,28 @@ def _parse(words: Sequence[str], prog: str = "tunecv") -> Config:
             raise ConfigError(f"invalid config (cli {cli}): {one_line(exc)}") from None
         raise ConfigError(_diagnose(parser, list(words), exc)) from None
     return _from_namespace(ns, parser if cli is not None else None, cli)
+
+
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _unwrap_subcommands(words: Sequence[str]) -> list[str]:
+    """A LightningCLI config nested under its subcommand (``fit: {model: ..., trainer: ...}``, given before
+    ``fit`` on the project's command line) is read as ``fit``'s keys; other subcommands' keys are left out."""
+    out = list(words)
+    for i, word in enumerate(out):
+        if word != "--config" or i + 1 >= len(out):
+            continue
+        value = out[i + 1]
+        try:
+            text = Path(value).read_text(encoding="utf-8") if "\n" not in value and Path(value).is_file() else value
+            data = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+            continue
+        if isinstance(data, Mapping) and isinstance(data.get("fit"), Mapping):
+            flat = {k: v for k, v in data.items() if k not in _SUBCOMMANDS}
+            out[i + 1] = _config_text({**flat, **data["fit"]})
+    return out
 
 
 def one_line(exc: BaseException) -> str:

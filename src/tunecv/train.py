@@ -702,7 +702,6 @@ def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metric
     from lightning.pytorch.utilities.model_helpers import is_overridden
 
     from tunecv.data import SplitDataModule
-
     from tunecv.fold_data import FoldedBase
 
     has_test = data.has_test if isinstance(data, (SplitDataModule, FoldedBase)) else _defines_test(data)
