@@ -165,7 +165,8 @@ def _make(package: Any) -> types.SimpleNamespace:
     callbacks = package.callbacks
     ns = types.SimpleNamespace(
         package=package.__name__, Callback=package.Callback, ModelCheckpoint=callbacks.ModelCheckpoint,
-        EarlyStopping=callbacks.EarlyStopping, Logger=package.loggers.Logger)
+        EarlyStopping=callbacks.EarlyStopping, Logger=package.loggers.Logger,
+        LightningDataModule=package.LightningDataModule)
     ns.MonitorCheck = type("MonitorCheck", (_MonitorCheck, package.Callback), {"__module__": __name__})
     ns.RunMetrics = type("RunMetrics", (_RunMetrics, package.Callback), {"__module__": __name__})
     ns.BestOrLastCheckpoint = type("BestOrLastCheckpoint", (_BestOrLastCheckpoint, callbacks.ModelCheckpoint),
@@ -174,7 +175,7 @@ def _make(package: Any) -> types.SimpleNamespace:
 
 
 LIGHTNING = types.SimpleNamespace(package="lightning.pytorch", Callback=L.Callback, ModelCheckpoint=ModelCheckpoint,
-                                  EarlyStopping=EarlyStopping, Logger=Logger)
+                                  EarlyStopping=EarlyStopping, Logger=Logger, LightningDataModule=L.LightningDataModule)
 
 
 class MonitorCheck(_MonitorCheck, L.Callback):

@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -298,10 +299,21 @@ def logger_kind(cls_or_path: Any) -> Optional[str]:
         except Exception:  # not importable here: the builder reports it
             return None
     cls = cls_or_path if isinstance(cls_or_path, type) else type(cls_or_path)
-    for klass in cls.__mro__:
-        if klass.__name__ in _LOGGER_KINDS and klass.__module__.startswith(_LOGGER_PACKAGES):
-            return _LOGGER_KINDS[klass.__name__]
+    for package in ("lightning.pytorch.loggers", "pytorch_lightning.loggers"):
+        module = sys.modules.get(package.split(".")[0]) and _loaded(package)
+        for name, kind in _LOGGER_KINDS.items():
+            known = getattr(module, name, None) if module is not None else None
+            if isinstance(known, type) and issubclass(cls, known):
+                return kind
     return None
+
+
+def _loaded(package: str) -> Any:
+    """``package``, imported when its top-level package already is (a logger of it can exist only then)."""
+    try:
+        return importlib.import_module(package)
+    except Exception:
+        return None
 
 
 def _unset(value: Any, *defaults: Any) -> bool:

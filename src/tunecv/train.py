@@ -792,12 +792,10 @@ def _run_metrics(trainer: Any, recorder: Any, checkpoint_cb: Any) -> tuple[dict[
 
 
 def _defines_test(data: Any) -> bool:
-    import lightning as L
+    from tunecv._callbacks import bases
 
-    for klass in type(data).__mro__:  # the first LightningDataModule base, of either package
-        if klass.__name__ == "LightningDataModule" and klass.__module__.startswith(("lightning.", "pytorch_lightning.")):
-            return type(data).test_dataloader is not klass.test_dataloader
-    return type(data).test_dataloader is not L.LightningDataModule.test_dataloader
+    base = next((b for b in bases("LightningDataModule") if isinstance(data, b)), bases("LightningDataModule")[0])
+    return type(data).test_dataloader is not base.test_dataloader
 
 
 def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metrics: dict[str, float],
