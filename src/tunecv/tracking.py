@@ -18,13 +18,17 @@ runs of the process go offline at once); when wandb cannot start at all the run 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import logging
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["CSV_DIR", "csv_logger", "finish_wandb", "offline_runs", "wandb_logger", "wandb_mode"]
+__all__ = ["CSV_DIR", "RunIdentity", "apply_run_identity", "csv_logger", "finish_wandb", "logger_kind",
+           "offline_runs", "run_logger_spec", "start_wandb", "wandb_logger", "wandb_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +47,13 @@ _PROCESS_VARS = ("WANDB_SERVICE",)
 _state: dict[str, Any] = {"online_failed": False, "warned": set(), "env_before_run": None}
 
 
-def csv_logger(run_dir: str | Path) -> Any:
+def csv_logger(run_dir: str | Path, package: str = "lightning.pytorch") -> Any:
     """A CSVLogger writing ``{run_dir}/csv/metrics.csv`` (and ``hparams.yaml``).
 
     When the run is resumed, the metrics of the earlier attempt are kept as ``metrics.<k>.csv`` (Lightning's
     CSVLogger would otherwise overwrite them).
     """
-    from lightning.pytorch.loggers import CSVLogger
+    CSVLogger = importlib.import_module(f"{package}.loggers").CSVLogger
 
     folder = Path(run_dir) / CSV_DIR
     metrics = folder / "metrics.csv"
@@ -138,6 +142,7 @@ def wandb_logger(
     config: Optional[Mapping[str, Any]] = None,
     tags: Optional[list[str]] = None,
     init_timeout: Optional[float] = None,
+    package: str = "lightning.pytorch",
 ) -> Any:
     """A Lightning ``WandbLogger`` for one run, started now.
 
@@ -156,33 +161,47 @@ def wandb_logger(
         config: the run's config (the resolved tunecv config, plus a trial's hyperparameters).
         tags: wandb tags.
         init_timeout: seconds ``wandb.init`` may take (default ``WANDB_INIT_TIMEOUT``, else 30).
+        package: ``lightning.pytorch`` or ``pytorch_lightning`` (the package of the run's Trainer).
 
     Returns:
         The logger, or ``None`` when wandb cannot start at all (the run then goes on without it, after one
         warning).
     """
     import wandb
-    from lightning.pytorch.loggers import WandbLogger
 
+    WandbLogger = importlib.import_module(f"{package}.loggers").WandbLogger
     mode = _prepare_run(wandb)
     timeout = _init_timeout(init_timeout)
 
     def make(mode_: str) -> Any:
-        # offline, the wait is only for wandb's local service to start (slow on a loaded machine)
-        wait = timeout if mode_ == "online" else max(timeout, DEFAULT_INIT_TIMEOUT)
-        settings = wandb.Settings(init_timeout=wait, silent=True)
         logger = WandbLogger(
             project=project, entity=entity, id=run_id, name=run_name, group=group, job_type=job_type,
-            save_dir=str(save_dir), resume="allow", mode=mode_, tags=tags, settings=settings,
+            save_dir=str(save_dir), resume="allow", mode=mode_, tags=tags, settings=_settings(wandb, mode_, timeout),
             config=dict(config or {}),
         )
-        # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every process.
-        init_kwargs = getattr(logger, "_wandb_init", None)
-        if isinstance(init_kwargs, dict) and init_kwargs.get("anonymous") is None:
-            init_kwargs.pop("anonymous", None)
-        _ = logger.experiment  # start now, so that a network failure shows up here, not mid-fit
-        return logger
+        return _started(logger)
 
+    return _start_with_fallback(wandb, make, mode)
+
+
+def _settings(wandb: Any, mode: str, timeout: float) -> Any:
+    # offline, the wait is only for wandb's local service to start (slow on a loaded machine)
+    wait = timeout if mode == "online" else max(timeout, DEFAULT_INIT_TIMEOUT)
+    return wandb.Settings(init_timeout=wait, silent=True)
+
+
+def _started(logger: Any) -> Any:
+    # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every process.
+    init_kwargs = getattr(logger, "_wandb_init", None)
+    if isinstance(init_kwargs, dict) and init_kwargs.get("anonymous") is None:
+        init_kwargs.pop("anonymous", None)
+    _ = logger.experiment  # start now, so that a network failure shows up here, not mid-fit
+    return logger
+
+
+def _start_with_fallback(wandb: Any, make: Callable[[str], Any], mode: str) -> Any:
+    """``make(mode)`` (it builds and starts a logger); online failures fall back to offline, and a logger
+    that cannot start at all is ``None`` (after one warning)."""
     if mode == "online":
         try:
             return make("online")
@@ -235,6 +254,216 @@ def finish_wandb(exit_code: int = 0) -> None:
         with contextlib.suppress(Exception):
             wandb.finish(exit_code=exit_code)
     _restore_after_run()
+
+
+# -- a user's own loggers (trainer.logger) ------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RunIdentity:
+    """Who one run is, for every logger of the run (tunecv's naming scheme).
+
+    Attributes:
+        run_id: the run id (also the W&B run id).
+        run_name: the run name.
+        group: the caller's group: ``tune_name``, or ``cv_name`` without a tune (a run alone: its name).
+        job_type: ``cv_name`` (a run alone: ``train``).
+        run_dir: the run folder (W&B files go to it unless the logger names another folder).
+        wandb_defaults: W&B settings tunecv's own tracking would use (``project``, ``entity``, ``config``,
+            ``tags``); applied to a user's WandbLogger where the user set none (``config`` is merged under the
+            user's, ``tags`` are added). Empty when ``logging.wandb_project`` is not set.
+    """
+
+    run_id: str
+    run_name: str
+    group: str
+    job_type: str
+    run_dir: Path
+    wandb_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_LOGGER_KINDS = {"WandbLogger": "wandb", "TensorBoardLogger": "tensorboard", "CSVLogger": "csv",
+                 "MLFlowLogger": "mlflow"}
+_LOGGER_PACKAGES = ("lightning.pytorch.loggers", "pytorch_lightning.loggers", "lightning.fabric.loggers")
+_DEFAULT_NAME = "lightning_logs"  # the `name` (CSV, TensorBoard) Lightning uses when none is given
+
+
+def logger_kind(cls_or_path: Any) -> Optional[str]:
+    """``wandb``, ``tensorboard``, ``csv`` or ``mlflow`` for Lightning's loggers of those names (either
+    package, a subclass too, a short class name such as ``WandbLogger``); ``None`` for any other logger."""
+    if isinstance(cls_or_path, str):
+        module, _, name = cls_or_path.rpartition(".")
+        if not module or module.startswith(_LOGGER_PACKAGES):
+            return _LOGGER_KINDS.get(name)
+        try:
+            cls_or_path = getattr(importlib.import_module(module), name)
+        except Exception:  # not importable here: the builder reports it
+            return None
+    cls = cls_or_path if isinstance(cls_or_path, type) else type(cls_or_path)
+    for package in ("lightning.pytorch.loggers", "pytorch_lightning.loggers"):
+        module = sys.modules.get(package.split(".")[0]) and _loaded(package)
+        for name, kind in _LOGGER_KINDS.items():
+            known = getattr(module, name, None) if module is not None else None
+            if isinstance(known, type) and issubclass(cls, known):
+                return kind
+    return None
+
+
+def _loaded(package: str) -> Any:
+    """``package``, imported when its top-level package already is (a logger of it can exist only then)."""
+    try:
+        return importlib.import_module(package)
+    except Exception:
+        return None
+
+
+def _unset(value: Any, *defaults: Any) -> bool:
+    return value is None or value == "" or any(value == d for d in defaults)
+
+
+def _merged_tags(user: Any, ours: Any) -> list:
+    out = list(user or [])
+    return out + [t for t in (ours or []) if t not in out]
+
+
+def run_logger_spec(spec: Any, identity: RunIdentity) -> dict:
+    """A logger spec (``{class_path, init_args, dict_kwargs}``, or a class path) with the run's identity.
+
+    Apply it to the spec of every ``trainer.logger`` entry before instantiating it, once per run, so that no
+    two runs share a logger. What is set per class (the user's other arguments are kept):
+
+    - ``WandbLogger``: ``id`` = run_id, ``name`` = run_name, ``group``, ``job_type``, ``resume: allow``, and
+      ``save_dir`` = the run folder unless the user set a folder; project / entity / config / tags from
+      ``identity.wandb_defaults`` where the user set none (config merged, tags added).
+    - ``TensorBoardLogger`` / ``CSVLogger``: ``version`` = ``{run_name}-{run_id}``; ``name`` = group unless the
+      user named one (Lightning's default ``lightning_logs`` counts as none).
+    - ``MLFlowLogger``: ``run_name`` = run_name, tags ``group``, ``job_type`` and ``run_id`` added, and no
+      fixed MLflow ``run_id`` (each run starts its own MLflow run).
+    - any other class: unchanged (it is still built afresh for each run).
+
+    Group, job type and W&B's other ``wandb.init`` arguments go to ``dict_kwargs`` (LightningCLI's place
+    for arguments a class takes as ``**kwargs``). Class paths of ``lightning.pytorch.loggers`` and
+    ``pytorch_lightning.loggers`` and short names (``WandbLogger``) are recognised; the class path is kept.
+    """
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    out = {k: v for k, v in dict(spec).items()}
+    init = dict(out.get("init_args") or {})
+    for key in [k for k in out if k not in ("class_path", "init_args", "dict_kwargs")]:
+        init[key] = out.pop(key)  # LightningCLI's shorthand {class_path, save_dir: ...} means init_args
+    extra = dict(out.get("dict_kwargs") or {})
+    kind = logger_kind(out.get("class_path", ""))
+    if kind == "wandb":
+        init, extra = _wandb_spec(init, extra, identity)
+    elif kind in ("csv", "tensorboard"):
+        init["version"] = f"{identity.run_name}-{identity.run_id}"
+        if "name" not in init or init["name"] == _DEFAULT_NAME:
+            init["name"] = identity.group
+        if _unset(init.get("save_dir")):
+            init["save_dir"] = str(identity.run_dir)
+    elif kind == "mlflow":
+        init["run_name"] = identity.run_name
+        init["tags"] = {**dict(init.get("tags") or {}), **_mlflow_tags(identity)}
+        init["run_id"] = None
+    out["init_args"] = init
+    if extra or "dict_kwargs" in out:
+        out["dict_kwargs"] = extra
+    return out
+
+
+def _mlflow_tags(identity: RunIdentity) -> dict[str, str]:
+    return {"group": identity.group, "job_type": identity.job_type, "run_id": identity.run_id}
+
+
+_WANDB_KWARGS = ("group", "job_type", "resume", "entity", "config", "tags", "mode")  # wandb.init's, not WandbLogger's
+
+
+def _wandb_spec(init: dict, extra: dict, identity: RunIdentity) -> tuple[dict, dict]:
+    for key in _WANDB_KWARGS:  # where a class takes **kwargs, LightningCLI keeps them in dict_kwargs
+        if key in init:
+            extra.setdefault(key, init.pop(key))
+    init["name"], init["id"] = identity.run_name, identity.run_id
+    if "version" in init:
+        init["version"] = None  # WandbLogger takes `version or id`
+    if _unset(init.get("save_dir"), ".") and _unset(init.get("dir")):
+        init["save_dir"] = str(identity.run_dir)
+    extra.update(group=identity.group, job_type=identity.job_type, resume="allow")
+    defaults = dict(identity.wandb_defaults or {})
+    if _unset(init.get("project"), _DEFAULT_NAME) and defaults.get("project"):
+        init["project"] = defaults["project"]
+    if _unset(extra.get("entity")) and defaults.get("entity"):
+        extra["entity"] = defaults["entity"]
+    if defaults.get("config"):
+        extra["config"] = {**dict(defaults["config"]), **dict(extra.get("config") or {})}
+    if defaults.get("tags"):
+        extra["tags"] = _merged_tags(extra.get("tags"), defaults["tags"])
+    return init, extra
+
+
+def apply_run_identity(logger: Any, identity: RunIdentity) -> Any:
+    """Give an already-built logger the run's identity (as :func:`run_logger_spec` does for a spec).
+
+    Possible only while the logger has not started its experiment; a logger that has (a W&B run already
+    running under another id) is left as it is, with a warning. Other classes are returned unchanged.
+    Returns ``logger``.
+    """
+    kind = logger_kind(logger)
+    if kind == "wandb":
+        started = getattr(logger, "_experiment", None)
+        if started is not None:
+            if getattr(started, "id", None) != identity.run_id:
+                log.warning("the WandbLogger of run %s was started before the run (W&B id %s); it keeps that "
+                            "identity", identity.run_name, getattr(started, "id", None))
+            return logger
+        init = logger._wandb_init
+        if _unset(init.get("dir"), "."):
+            init["dir"] = str(identity.run_dir)
+        init.update(name=identity.run_name, id=identity.run_id, group=identity.group, job_type=identity.job_type,
+                    resume="allow")
+        defaults = dict(identity.wandb_defaults or {})
+        if _unset(init.get("project"), _DEFAULT_NAME) and defaults.get("project"):
+            init["project"] = defaults["project"]
+        if _unset(init.get("entity")) and defaults.get("entity"):
+            init["entity"] = defaults["entity"]
+        if defaults.get("config"):
+            init["config"] = {**dict(defaults["config"]), **dict(init.get("config") or {})}
+        if defaults.get("tags"):
+            init["tags"] = _merged_tags(init.get("tags"), defaults["tags"])
+        logger._name, logger._id = init["name"], init["id"]
+        logger._save_dir, logger._project = init["dir"], init.get("project")
+    elif kind in ("csv", "tensorboard"):
+        if getattr(logger, "_experiment", None) is None:
+            logger._version = f"{identity.run_name}-{identity.run_id}"
+            if getattr(logger, "_name", None) == _DEFAULT_NAME:
+                logger._name = identity.group
+    elif kind == "mlflow":
+        logger._run_name = identity.run_name
+        logger.tags = {**dict(getattr(logger, "tags", None) or {}), **_mlflow_tags(identity)}
+    return logger
+
+
+def start_wandb(logger: Any, init_timeout: Optional[float] = None) -> Any:
+    """Start a user's ``WandbLogger`` as tunecv starts its own: a run left open is closed first, the per-run
+    ``WANDB_*`` variables are set aside (and put back by :func:`finish_wandb`), the mode is tunecv's unless
+    the logger sets one (``offline``, ``mode``), ``wandb.init`` is bounded, and an unreachable service means
+    offline. Returns the started logger, or ``None`` when wandb cannot start at all."""
+    import wandb
+
+    mode = _prepare_run(wandb)
+    timeout = _init_timeout(init_timeout)
+    init = logger._wandb_init
+    own_mode = logger._offline or "mode" in init
+
+    def make(mode_: str) -> Any:
+        logger._experiment = None
+        if not own_mode:
+            init["mode"] = mode_
+        if "settings" not in init or make.added_settings:  # type: ignore[attr-defined]
+            init["settings"] = _settings(wandb, mode_, timeout)
+            make.added_settings = True  # type: ignore[attr-defined]
+        return _started(logger)
+
+    make.added_settings = False  # type: ignore[attr-defined]
+    return _start_with_fallback(wandb, make, mode)
 
 
 # -- offline runs ------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import logging
-import math
 import os
 import shutil
 import time
@@ -169,65 +169,105 @@ def trainer_device_kwargs(cfg: Config) -> dict[str, Any]:
     }
 
 
-# -- callbacks ------------------------------------------------------------------------------------------
+# -- callbacks and loggers ------------------------------------------------------------------------------
 
-def build_callbacks(cfg: Config, run_dir: Path, user: Optional[list[Any]] = None) -> tuple[list[Any], Any]:
-    """Checkpointing (best and last), early stopping, and the callbacks listed under ``trainer.callbacks``.
+def _with_run_loggers(cfg: Config, run: Any) -> Config:
+    """``cfg`` whose ``trainer.logger`` specs carry the run's identity (:func:`tunecv.tracking.run_logger_spec`),
+    so that the loggers built from it afresh for this run share nothing with another run's."""
+    from tunecv import tracking as trk
 
-    A ``ModelCheckpoint`` or ``EarlyStopping`` in ``trainer.callbacks`` replaces tunecv's own (as the only
-    one, so Lightning never sees two stateful callbacks of one kind). Returns the callbacks and the
-    checkpoint callback whose best checkpoint the run reports.
+    specs = (cfg.trainer or {}).get("logger")
+    if specs is False:
+        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
+    if not isinstance(specs, (Mapping, list)):
+        return cfg
+    specs = [specs] if isinstance(specs, Mapping) else specs
+    logger = [trk.run_logger_spec(spec, run) for spec in specs]
+    return dataclasses.replace(cfg, trainer={**cfg.trainer, "logger": logger})
+
+
+def _package_of(model: Any) -> str:
+    """``pytorch_lightning`` for a model of the standalone package, else ``lightning.pytorch``."""
+    import sys
+
+    pl = sys.modules.get("pytorch_lightning")
+    if pl is not None and isinstance(model, pl.LightningModule):
+        return "pytorch_lightning"
+    return "lightning.pytorch"
+
+
+def build_callbacks(cfg: Config, run_dir: Path, user_callbacks: Sequence[Any] = (), code_callbacks: Sequence[Any] = (),
+                    package: str = "lightning.pytorch") -> tuple[list[Any], Any, Any]:
+    """The run's callbacks: tunecv's (monitor checks, the metrics record, checkpointing, early stopping) and
+    the user's instances, of any class.
+
+    A ``ModelCheckpoint`` or ``EarlyStopping`` (a subclass too, of ``lightning.pytorch`` or ``pytorch_lightning``)
+    among ``user_callbacks`` (``trainer.callbacks``) or ``code_callbacks`` (``train(callbacks=...)``) replaces
+    tunecv's own, whatever ``checkpoint:`` / ``early_stopping:`` say: the first user ``ModelCheckpoint`` decides
+    the run's best checkpoint and its monitor, and gets ``dirpath`` = the run's checkpoints folder and
+    ``save_last`` where unset (``--resume`` continues from ``last.ckpt``). ``trainer.enable_checkpointing: false``
+    means no checkpoint callback at all.
+
+    Returns:
+        ``(callbacks, checkpoint callback or None, the RunMetrics record)``.
     """
-    from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+    from tunecv._callbacks import for_package, is_early_stopping, is_model_checkpoint
 
-    from tunecv._callbacks import BestOrLastCheckpoint, MonitorCheck
-
-    if user is None:
-        user_specs = (cfg.trainer or {}).get("callbacks") or []
-        if isinstance(user_specs, Mapping):
-            user_specs = [user_specs]
-        user = [instantiate(spec, Callback, f"trainer.callbacks[{i}]") for i, spec in enumerate(user_specs)]
+    tc = for_package(package)
+    user = [*user_callbacks, *code_callbacks]
+    keys = [f"trainer.callbacks[{i}].init_args" for i in range(len(user_callbacks))] + [
+        f"callbacks[{i}] ({type(cb).__name__})" for i, cb in enumerate(code_callbacks)]
     ckpt_dir = run_dir / CHECKPOINT_DIR
     checks: list[tuple[str, str]] = []  # (config key, metric) that must be logged
     default_metric, default_mode = cfg.monitor()
-    user_ckpts = [cb for cb in user if isinstance(cb, ModelCheckpoint)]
-    checkpoint: Any
-    if user_ckpts:
+    user_ckpts = [cb for cb in user if is_model_checkpoint(cb)]
+    checkpoint: Any = None
+    own: list[Any] = []
+    if not checkpointing_enabled(cfg):
+        if user_ckpts:
+            raise ConfigError("`trainer.enable_checkpointing` is false, but the callbacks hold a ModelCheckpoint "
+                              f"({type(user_ckpts[0]).__name__}); drop one of them")
+    elif user_ckpts:
         checkpoint = user_ckpts[0]
         for cb in user_ckpts:
             if cb.dirpath is None:
                 cb.dirpath = str(ckpt_dir)  # next to the run's metrics, where --resume looks
             if not cb.save_last:
                 cb.save_last = True  # --resume continues from last.ckpt
-        own: list[Any] = []
     else:
         ck = cfg.checkpoint
         if ck is not None and (ck.monitor or default_metric):
             monitor = ck.monitor or default_metric
             mode = ck.mode or (default_mode if monitor == default_metric else "min")
-            checkpoint = BestOrLastCheckpoint(
+            checkpoint = tc.BestOrLastCheckpoint(
                 explicit=ck.monitor is not None, dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
                 auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=ck.save_top_k, save_last=True)
         else:
-            checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
-                                         auto_insert_metric_name=False, save_top_k=1, save_last=True)
-        own = [checkpoint]
+            checkpoint = tc.ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
+                                            auto_insert_metric_name=False, save_top_k=1, save_last=True)
+        own.append(checkpoint)
     es = cfg.early_stopping
-    if es is not None and not any(isinstance(cb, EarlyStopping) for cb in user):
+    if es is not None and not any(is_early_stopping(cb) for cb in user):
         monitor = es.monitor or default_metric
         mode = es.mode or (default_mode if monitor == default_metric else "min")
-        own.append(EarlyStopping(monitor=monitor, mode=mode, patience=es.patience, min_delta=es.min_delta,
-                                 check_finite=True))
+        own.append(tc.EarlyStopping(monitor=monitor, mode=mode, patience=es.patience, min_delta=es.min_delta,
+                                    check_finite=True))
         checks.append(("early_stopping.monitor", monitor))
-    if isinstance(checkpoint, BestOrLastCheckpoint) and checkpoint.explicit:
+    if isinstance(checkpoint, tc.BestOrLastCheckpoint) and checkpoint.explicit:
         checks.append(("checkpoint.monitor", checkpoint.monitor))
-    for i, cb in enumerate(user):
-        if isinstance(cb, (ModelCheckpoint, EarlyStopping)) and cb.monitor:
-            checks.append((f"trainer.callbacks[{i}].init_args.monitor", cb.monitor))
+    for key, cb in zip(keys, user):
+        if (is_model_checkpoint(cb) or is_early_stopping(cb)) and cb.monitor:
+            checks.append((f"{key}.monitor", cb.monitor))
     sched = cfg.lr_scheduler
     if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
         checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
-    return [MonitorCheck(checks), *own, *user], checkpoint
+    recorder = tc.RunMetrics()
+    return [tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
+
+
+def checkpointing_enabled(cfg: Config) -> bool:
+    """``trainer.enable_checkpointing`` as the user set it (Lightning's default: on)."""
+    return (cfg.trainer or {}).get("enable_checkpointing") is not False
 
 
 # -- the run folder ---------------------------------------------------------------------------------
@@ -347,7 +387,7 @@ def _trainer_kwargs(cfg: Config, *, quiet: bool = False, progress_bar: Optional[
     """``trainer:`` arguments other than devices, callbacks and loggers (which tunecv sets itself)."""
     kwargs = {k: v for k, v in (cfg.trainer or {}).items()
               if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",
-                           "default_root_dir")}
+                           "default_root_dir") and not (k in ("plugins", "profiler") and isinstance(v, (Mapping, list)))}
     if quiet:
         kwargs["enable_progress_bar"] = False
         kwargs.setdefault("enable_model_summary", False)
@@ -365,15 +405,14 @@ def _trainer_error(exc: BaseException) -> Optional[ConfigError]:
     return None
 
 
-def _check_trainer(cfg: Config, device_kwargs: dict) -> None:
+def _check_trainer(cfg: Config, device_kwargs: dict, package: str = "lightning.pytorch") -> None:
     """Build a bare Trainer of this run's arguments, so that Lightning's errors come before any folder."""
-    import lightning as L
-
+    trainer_cls = importlib.import_module(package).Trainer
+    kwargs = {**_trainer_kwargs(cfg, quiet=True), "enable_checkpointing": False}  # no callbacks here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            L.Trainer(**_trainer_kwargs(cfg, quiet=True), **device_kwargs, logger=False, callbacks=[],
-                      enable_checkpointing=False)
+            trainer_cls(**kwargs, **device_kwargs, logger=False, callbacks=[])
         except Exception as exc:
             error = _trainer_error(exc)
             if error is None:
@@ -438,11 +477,15 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
-    # every config error surfaces here, before the folder exists; a cv's run (run_dir given) is cut into its fold
-    built = build_run(cfg, folds=run_dir is not None)
-    callbacks_list, checkpoint_cb = build_callbacks(cfg, folder, built.callbacks)
+    identity = _run_identity(cfg, run_name, run_id, folder, tracking)
+    # every config error surfaces here, before the folder exists; a cv's run (run_dir given) gets its fold
+    built = build_run(_with_run_loggers(cfg, identity), folds=run_dir is not None)
+    model, data = built.model, built.data
+    package = _package_of(model)
+    user_callbacks, user_loggers = built.callbacks, built.loggers
+    callbacks_list, checkpoint_cb, recorder = build_callbacks(cfg, folder, user_callbacks, callbacks, package)
     device_kwargs = trainer_device_kwargs(cfg)
-    _check_trainer(cfg, device_kwargs)
+    _check_trainer(cfg, device_kwargs, package)
 
     if run_dir is None and _is_rank_zero():
         held.enter_context(_claim(cfg, run_name, folder, resume=resume, reset=reset))
@@ -460,11 +503,12 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     # Processes that Lightning launches for this run (plain ddp re-runs the command) find the same folder.
     os.environ["TUNECV_RUN_ID"], os.environ["TUNECV_RUN_NAME"] = run_id, run_name
     try:
-        result = _fit(cfg, run_name, run_id, folder, built, callbacks_list, checkpoint_cb, device_kwargs,
-                      resume=resume and existed, callbacks=callbacks, tracking=tracking,
-                      progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
+        result = _fit(cfg, identity, model, data, _RunObjects(callbacks_list, checkpoint_cb, recorder, user_loggers,
+                                                              package, built.trainer), device_kwargs,
+                      resume=resume and existed, progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
-        _record_failure(cfg, exc, run_name, run_id, folder, started, t0)
+        _record_failure(cfg, exc, run_name, run_id, folder, started, t0,
+                        uses_wandb=_uses_wandb(cfg, user_loggers))
         raise
     finally:
         os.environ.pop("TUNECV_RUN_ID", None)
@@ -506,9 +550,9 @@ def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool, reset: boo
 
 
 def _record_failure(cfg: Config, exc: BaseException, run_name: str, run_id: str, folder: Path,
-                    started: datetime, t0: float) -> None:
+                    started: datetime, t0: float, *, uses_wandb: bool = False) -> None:
     """A run that raised: close its wandb run, and (unless stopped) write it down as failed."""
-    if cfg.logging.wandb_project:  # close this run's wandb run, so that the next run starts clean
+    if uses_wandb:  # close this run's wandb run, so that the next run starts clean
         from tunecv.tracking import finish_wandb
 
         finish_wandb(exit_code=1)
@@ -558,28 +602,59 @@ def _is_rank_zero() -> bool:
     return global_rank() == 0
 
 
-def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, built: Any, callbacks_list: list,
-         checkpoint_cb: Any, device_kwargs: dict, *, resume: bool, callbacks: Sequence[Any],
-         tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
-         started: datetime, t0: float) -> TrainResult:
+@dataclass
+class _RunObjects:
+    """What :func:`build_callbacks` and :func:`tunecv.build.build_run` made for one run."""
+
+    callbacks: list[Any]
+    checkpoint: Any
+    recorder: Any
+    user_loggers: list[Any]
+    package: str = "lightning.pytorch"
+    trainer_args: dict = field(default_factory=dict)  # Trainer arguments built as objects (plugins, profiler)
+
+
+def _run_identity(cfg: Config, run_name: str, run_id: str, folder: Path,
+                  tracking: Optional[Mapping[str, Any]]) -> Any:
+    """The run's :class:`tunecv.tracking.RunIdentity`: group / job_type from the caller (a run alone: its own
+    name, ``train``); tunecv's W&B settings when ``logging.wandb_project`` is set."""
+    from tunecv.tracking import RunIdentity
+
+    tracking = dict(tracking or {})
+    defaults: dict[str, Any] = {}
+    if cfg.logging.wandb_project:
+        defaults = {"project": cfg.logging.wandb_project, "entity": cfg.logging.wandb_entity,
+                    "config": {**cfg.to_dict(), **dict(tracking.get("config") or {})}, "tags": tracking.get("tags")}
+    return RunIdentity(run_id=run_id, run_name=run_name, group=tracking.get("group", run_name),
+                       job_type=tracking.get("job_type", "train"), run_dir=folder, wandb_defaults=defaults)
+
+
+def _uses_wandb(cfg: Config, user_loggers: Sequence[Any]) -> bool:
+    from tunecv.tracking import logger_kind
+
+    return bool(cfg.logging.wandb_project) or any(logger_kind(lg) == "wandb" for lg in user_loggers)
+
+
+_said: set[str] = set()  # messages logged once per process
+
+
+def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, device_kwargs: dict, *, resume: bool,
+         progress_bar: Optional[bool], quiet: bool, started: datetime, t0: float) -> TrainResult:
     import lightning as L
 
-    model, data = built.model, built.data
-    from tunecv import tracking as trk
-
+    run_name, run_id, folder = run.run_name, run.run_id, run.run_dir
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    loggers = _loggers(cfg, folder, run_id, run_name, dict(tracking or {}))
-    trainer_kwargs = _trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar)
+    loggers = _loggers(cfg, run, objects.user_loggers, objects.package)
+    trainer_kwargs = {**_trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar), **objects.trainer_args}
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
-        from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-        trainer_kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
-    trainer_kwargs.update({k: v for k, v in built.trainer.items() if k != "logger"})
-    if built.trainer.get("logger") is False:
-        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
-    loggers += built.loggers
+        environments = importlib.import_module(f"{objects.package}.plugins.environments")
+        trainer_kwargs["plugins"] = [environments.SLURMEnvironment(auto_requeue=False)]
+    if not checkpointing_enabled(cfg) and "checkpointing" not in _said:
+        _said.add("checkpointing")
+        log.warning("trainer.enable_checkpointing is false: runs keep no checkpoint (no best checkpoint, no test "
+                    "of one), and --resume starts an unfinished run again from scratch")
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -587,8 +662,9 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, built: Any, call
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         try:
-            trainer = L.Trainer(**trainer_kwargs, **device_kwargs, logger=loggers,
-                                callbacks=[*callbacks_list, *callbacks], default_root_dir=str(folder))
+            trainer = importlib.import_module(objects.package).Trainer(
+                **trainer_kwargs, **device_kwargs, logger=loggers, callbacks=objects.callbacks,
+                default_root_dir=str(folder))
         except Exception as exc:
             error = _trainer_error(exc)
             if error is None:
@@ -597,12 +673,14 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, built: Any, call
         _fit_model(trainer, model, data, _fit_kwargs(cfg, folder, run_name, resume=resume))
         if trainer.interrupted:
             raise KeyboardInterrupt(f"run {run_name} was interrupted")
-        metrics, best = _best_metrics(trainer, model, data, checkpoint_cb)
+        metrics, best = _run_metrics(trainer, objects.recorder, objects.checkpoint)
         test_error = _test_phase(trainer, model, data, best, metrics, run_name)
     for lg in loggers:
         with contextlib.suppress(Exception):
             lg.finalize("success")
-    if cfg.logging.wandb_project:
+    if _uses_wandb(cfg, objects.user_loggers):
+        from tunecv import tracking as trk
+
         trk.finish_wandb(0)
     last = _last_checkpoint(folder)
     return TrainResult(
@@ -611,38 +689,44 @@ def _fit(cfg: Config, run_name: str, run_id: str, folder: Path, built: Any, call
         error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
 
 
-def _loggers(cfg: Config, folder: Path, run_id: str, run_name: str, tracking: Mapping[str, Any]) -> list[Any]:
-    """The run's CSV logger, and its wandb logger when a wandb project is set (and wandb starts)."""
+def _loggers(cfg: Config, run: Any, user_loggers: Sequence[Any], package: str = "lightning.pytorch") -> list[Any]:
+    """The run's loggers: tunecv's CSV logger, the user's (each with the run's identity, a W&B one started as
+    tunecv starts its own), and tunecv's wandb logger when a wandb project is set and the user has no
+    WandbLogger (one W&B run per run)."""
     from tunecv import tracking as trk
 
-    loggers: list[Any] = [trk.csv_logger(folder)]
-    if cfg.logging.wandb_project:
+    loggers: list[Any] = [trk.csv_logger(run.run_dir, package=package)]
+    users: list[Any] = []
+    user_wandb = False
+    for lg in user_loggers:
+        trk.apply_run_identity(lg, run)
+        if trk.logger_kind(lg) == "wandb":
+            if user_wandb:  # wandb.run is one per process: a second logger would log into the same run
+                log.warning("run %s: only the first WandbLogger of trainer.logger is used", run.run_name)
+                continue
+            user_wandb = True
+            lg = trk.start_wandb(lg)
+            if lg is None:  # wandb could not start: the run goes on without it
+                continue
+        users.append(lg)
+    if cfg.logging.wandb_project and not user_wandb:
+        d = run.wandb_defaults
         wandb_lg = trk.wandb_logger(
-            project=cfg.logging.wandb_project, entity=cfg.logging.wandb_entity, run_id=run_id, run_name=run_name,
-            group=tracking.get("group", run_name), job_type=tracking.get("job_type", "train"), save_dir=folder,
-            config={**cfg.to_dict(), **dict(tracking.get("config") or {})}, tags=tracking.get("tags"))
+            project=d["project"], entity=d.get("entity"), run_id=run.run_id, run_name=run.run_name,
+            group=run.group, job_type=run.job_type, save_dir=run.run_dir, config=d.get("config"),
+            tags=d.get("tags"), package=package)
         if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
             loggers.append(wandb_lg)
-    return loggers
-
-
-def _user_loggers(cfg: Config) -> list[Any]:
-    """The loggers of ``trainer.logger`` (LightningCLI's specs), besides tunecv's own."""
-    user_loggers = (cfg.trainer or {}).get("logger")
-    if isinstance(user_loggers, (Mapping, list)):
-        from lightning.pytorch.loggers import Logger
-
-        specs = [user_loggers] if isinstance(user_loggers, Mapping) else user_loggers
-        return [instantiate(s, Logger, f"trainer.logger[{i}]") for i, s in enumerate(specs)]
-    if user_loggers is False:
-        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
-    return []
+    return loggers + users
 
 
 def _fit_kwargs(cfg: Config, folder: Path, run_name: str, *, resume: bool) -> dict[str, Any]:
     """``Trainer.fit``'s ``ckpt_path`` (the run's last checkpoint when it resumes) and ``weights_only``."""
     ckpt_path = cfg.ckpt_path  # LightningCLI's ckpt_path: start from that checkpoint
-    if resume:
+    if resume and not checkpointing_enabled(cfg):
+        log.warning("run %s keeps no checkpoint (trainer.enable_checkpointing is false); it starts %s", run_name,
+                    f"again from {ckpt_path}" if ckpt_path else "again from scratch")
+    elif resume:
         start = resumable_checkpoint(folder)
         if start is not None:
             ckpt_path = str(start)
@@ -670,26 +754,25 @@ def _fit_model(trainer: Any, model: Any, data: Any, fit_kwargs: Mapping[str, Any
         raise
 
 
-def _best_metrics(trainer: Any, model: Any, data: Any, checkpoint_cb: Any) -> tuple[dict[str, float], Optional[str]]:
-    """The run's metrics (those of its best checkpoint, validated again when the last epoch differs) and
-    that checkpoint's path."""
-    metrics = _metrics(trainer.callback_metrics)
-    best = checkpoint_cb.best_model_path or None
-    monitor = checkpoint_cb.monitor
-    if best and monitor and monitor in metrics:
-        best_score = _to_float(checkpoint_cb.best_model_score)
-        if best_score is not None and not math.isclose(best_score, metrics[monitor], rel_tol=1e-9, abs_tol=0):
-            # the metrics of the run are those of its best checkpoint, not of the last epoch
-            out = trainer.validate(model, datamodule=data, ckpt_path=best, verbose=False)
-            for part in out:
-                metrics.update(_metrics(part))
+def _run_metrics(trainer: Any, recorder: Any, checkpoint_cb: Any) -> tuple[dict[str, float], Optional[str]]:
+    """The run's metrics and its best checkpoint's path.
+
+    The metrics are those the run's own fit logged at its best checkpoint's epoch (the last epoch without a
+    monitored best), from the :class:`~tunecv._callbacks.RunMetrics` record, never from
+    ``trainer.callback_metrics`` after the fact (a user's callback may have run ``validate`` / ``test`` since).
+    """
+    best = (checkpoint_cb.best_model_path or None) if checkpoint_cb is not None else None
+    metrics = recorder.metrics_of(checkpoint_cb) if recorder is not None else None
+    if metrics is None:  # nothing recorded (no epoch ended): what the trainer holds
+        metrics = _metrics(trainer.callback_metrics)
     return metrics, best
 
 
 def _defines_test(data: Any) -> bool:
-    import lightning as L
+    from tunecv._callbacks import bases
 
-    return type(data).test_dataloader is not L.LightningDataModule.test_dataloader
+    base = next((b for b in bases("LightningDataModule") if isinstance(data, b)), bases("LightningDataModule")[0])
+    return type(data).test_dataloader is not base.test_dataloader
 
 
 def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metrics: dict[str, float],
@@ -699,9 +782,10 @@ def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metric
     Its metrics go into ``metrics``. A finished run is never failed by its test phase alone: an error
     there is logged and returned (it becomes the run's ``error``, its status stays completed).
     """
-    from lightning.pytorch.utilities.model_helpers import is_overridden
-
     from tunecv.data import SplitDataModule
+
+    is_overridden = importlib.import_module(f"{_package_of(model)}.utilities.model_helpers").is_overridden
+
     from tunecv.fold_data import FoldedBase
 
     has_test = data.has_test if isinstance(data, (SplitDataModule, FoldedBase)) else _defines_test(data)

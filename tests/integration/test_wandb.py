@@ -197,3 +197,73 @@ def test_unreachable_service_goes_offline_with_one_warning(tmp_path, monkeypatch
     # the first run tried online (wandb left a run-* folder of that attempt); the second did not try again
     assert list((tmp_path / "one" / "wandb").glob("run-*-fall0001"))
     assert not list((tmp_path / "two" / "wandb").glob("run-*"))
+
+
+def user_wandb_cfg(root: Path, **init_args) -> dict:
+    """A 2-fold cv whose config brings its own WandbLogger in trainer.logger (as LightningCLI users write it)."""
+    cfg = tiny_digits(root, early_stopping=None)
+    cfg["cv"] = {**cfg["cv"], "n_folds": 2}
+    cfg["trainer"]["max_epochs"] = 1
+    cfg["trainer"]["logger"] = [{"class_path": "lightning.pytorch.loggers.WandbLogger",
+                                 "init_args": {"project": "users-own", "save_dir": ".", **init_args},
+                                 "dict_kwargs": {"tags": ["mine"], "notes": "user notes"}}]
+    return cfg
+
+
+def test_a_user_wandb_logger_is_one_wandb_run_per_run_with_tunecv_s_identity(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_RUN_ID", "stale000")  # must reach no run
+    monkeypatch.chdir(tmp_path)
+    result = cross_validate(user_wandb_cfg(tmp_path), name="ucv", progress=False)
+    folders = run_folders(result.cv_dir)
+    assert len(folders) == 2 and set(result.run_infos["status"]) == {"completed"}
+    ids = set()
+    for folder in folders:
+        run_name, run_id = split_run_dir_name(folder.name)
+        logged = only_offline_run(folder)  # exactly one wandb run, in the run's own folder
+        assert (logged["id"], logged["name"], logged["group"], logged["job_type"]) == (run_id, run_name, "ucv", "ucv")
+        assert logged["project"] == "users-own" and logged["tags"] == ["mine"] and logged["notes"] == "user notes"
+        assert logged["finished"] and logged["exit_code"] == 0 and logged["history_steps"] > 0
+        ids.add(logged["id"])
+    assert len(ids) == 2
+    assert not (tmp_path / "wandb").exists()  # save_dir '.' (the default) means the run folder
+    assert os.environ["WANDB_RUN_ID"] == "stale000"
+    import wandb
+
+    assert wandb.run is None
+
+
+def test_a_user_wandb_logger_with_a_wandb_project_makes_no_second_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    cfg = user_wandb_cfg(tmp_path)
+    cfg["logging"] = {"wandb_project": PROJECT}
+    result = cross_validate(cfg, name="both", progress=False)
+    for folder in run_folders(result.cv_dir):
+        run_name, run_id = split_run_dir_name(folder.name)
+        logged = only_offline_run(folder)  # one, not two
+        assert (logged["id"], logged["group"], logged["job_type"]) == (run_id, "both", "both")
+        assert logged["project"] == "users-own"  # the user's project is kept
+        assert logged["config"]["name"] == run_name  # and tunecv's config is logged into it
+
+
+def test_a_failing_run_finishes_the_user_s_wandb_run(tmp_path, external_pkg, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    cfg = {
+        "artifact_dir": str(tmp_path / "artifacts"), "name": "bad",
+        "model": {"class_path": "extmodels.BlobNet", "init_args": {"hidden": 8, "fail": True}},
+        "data": {"class_path": "extmodels.BlobData", "init_args": {"batch_size": 32}},
+        "split": {"fold_method": "kfold", "total_folds": 3},
+        "trainer": {"max_epochs": 1, "enable_model_summary": False, "enable_progress_bar": False,
+                    "logger": {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "p"}}},
+        "accelerator": "cpu", "devices": [0], "early_stopping": None,
+    }
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg)
+    import wandb
+
+    assert wandb.run is None
+    (bad_dir,) = (tmp_path / "artifacts" / "_runs").glob("bad-*")
+    logged = only_offline_run(bad_dir)
+    assert logged["finished"] and logged["exit_code"] == 1 and logged["id"] == split_run_dir_name(bad_dir.name)[1]

@@ -135,3 +135,77 @@ def test_importing_tracking_and_report_leaves_wandb_unimported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- a user's own loggers: the run's identity on a spec, and on an instance -------------------------------
+
+ID = tracking.RunIdentity(run_id="abcd1234", run_name="t-cv0-run-f0s42", group="t", job_type="t-cv0",
+                          run_dir=Path("/runs/t-cv0-run-f0s42-abcd1234"))
+
+
+@pytest.mark.parametrize("class_path", ["lightning.pytorch.loggers.WandbLogger", "pytorch_lightning.loggers.WandbLogger",
+                                        "WandbLogger", "lightning.pytorch.loggers.wandb.WandbLogger"])
+def test_run_logger_spec_gives_a_wandb_logger_the_run_identity(class_path):
+    spec = {"class_path": class_path,
+            "init_args": {"project": "mine", "save_dir": ".", "version": "fixed", "id": None, "log_model": False},
+            "dict_kwargs": {"entity": "team", "tags": ["a"], "group": "theirs"}}
+    out = tracking.run_logger_spec(spec, ID)
+    assert out["class_path"] == class_path
+    assert out["init_args"] == {"project": "mine", "save_dir": str(ID.run_dir), "version": None, "id": "abcd1234",
+                                "name": "t-cv0-run-f0s42", "log_model": False}
+    assert out["dict_kwargs"] == {"entity": "team", "tags": ["a"], "group": "t", "job_type": "t-cv0",
+                                  "resume": "allow"}
+    assert spec["init_args"]["version"] == "fixed"  # the caller's spec is left alone
+
+
+def test_run_logger_spec_keeps_a_wandb_folder_the_user_chose_and_adds_tunecv_s_settings():
+    ident = tracking.RunIdentity(**{**ID.__dict__, "wandb_defaults": {
+        "project": "tunecv-proj", "entity": "ours", "config": {"lr": 1, "name": "x"}, "tags": ["cv"]}})
+    out = tracking.run_logger_spec({"class_path": "WandbLogger", "save_dir": "/elsewhere",
+                                    "dict_kwargs": {"config": {"lr": 2}, "tags": ["mine"]}}, ident)
+    assert out["init_args"]["save_dir"] == "/elsewhere" and out["init_args"]["project"] == "tunecv-proj"
+    assert out["dict_kwargs"]["config"] == {"lr": 2, "name": "x"} and out["dict_kwargs"]["tags"] == ["mine", "cv"]
+    assert out["dict_kwargs"]["entity"] == "ours"
+
+
+@pytest.mark.parametrize("class_path", ["lightning.pytorch.loggers.CSVLogger", "TensorBoardLogger",
+                                        "pytorch_lightning.loggers.TensorBoardLogger"])
+def test_run_logger_spec_gives_csv_and_tensorboard_a_version_per_run(class_path):
+    out = tracking.run_logger_spec({"class_path": class_path, "init_args": {"save_dir": "logs",
+                                                                           "name": "lightning_logs"}}, ID)
+    assert out["init_args"] == {"save_dir": "logs", "name": "t", "version": "t-cv0-run-f0s42-abcd1234"}
+    named = tracking.run_logger_spec({"class_path": class_path, "init_args": {"save_dir": "logs", "name": "exp"}}, ID)
+    assert named["init_args"]["name"] == "exp"  # a name the user chose is kept
+
+
+def test_run_logger_spec_mlflow_and_unknown_classes():
+    out = tracking.run_logger_spec({"class_path": "lightning.pytorch.loggers.MLFlowLogger",
+                                    "init_args": {"experiment_name": "e", "tags": {"k": "v"}, "run_id": "r1"}}, ID)
+    assert out["init_args"] == {"experiment_name": "e", "run_name": "t-cv0-run-f0s42", "run_id": None,
+                                "tags": {"k": "v", "group": "t", "job_type": "t-cv0", "run_id": "abcd1234"}}
+    other = {"class_path": "my_pkg.loggers.Custom", "init_args": {"a": 1}}
+    assert tracking.run_logger_spec(other, ID) == other
+    assert tracking.logger_kind("my_pkg.loggers.Custom") is None
+
+
+def test_logger_kind_of_subclasses_and_instances(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    class MyWandb(WandbLogger):
+        pass
+
+    assert tracking.logger_kind(MyWandb) == "wandb"
+    assert tracking.logger_kind(CSVLogger(tmp_path)) == "csv"
+
+
+def test_apply_run_identity_to_built_loggers(tmp_path):
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    wandb_lg = tracking.apply_run_identity(WandbLogger(project="mine", id="fixed"), ID)
+    init = wandb_lg._wandb_init
+    assert (init["id"], init["name"], init["group"], init["job_type"], init["dir"], init["project"]) == (
+        "abcd1234", "t-cv0-run-f0s42", "t", "t-cv0", str(ID.run_dir), "mine")
+    assert wandb_lg.version == "abcd1234"
+    csv_lg = tracking.apply_run_identity(CSVLogger(tmp_path), ID)
+    assert (csv_lg.name, csv_lg.version) == ("t", "t-cv0-run-f0s42-abcd1234")
