@@ -403,8 +403,8 @@ def add_tunecv_keys(parser: Any) -> None:
     have = {str(a.dest).split(".")[0] for a in parser._actions if getattr(a, "dest", None)}
     for f in config_fields():
         if f.name in have:
-            if f.name in DICT_SECTIONS or f.name == "seed_everything":
-                continue
+            if f.name in DICT_SECTIONS or f.name == "seed_everything" or f.name in FIT_KEYS:
+                continue  # the project's (LightningCLI's) own keys, with their meaning
             raise ConfigError(f"`cli`: the project's parser adds a top-level key `{f.name}` that tunecv uses "
                               f"itself ({_KEY_HELP.get(f.name, '')}); rename it in add_arguments_to_parser")
         if f.name in DICT_SECTIONS:

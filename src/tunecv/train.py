@@ -181,8 +181,10 @@ def _with_run_loggers(cfg: Config, run: Any) -> Config:
         raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
     if not isinstance(specs, (Mapping, list)):
         return cfg
-    specs = [specs] if isinstance(specs, Mapping) else specs
-    logger = [trk.run_logger_spec(spec, run) for spec in specs]
+    if isinstance(specs, Mapping):  # one logger stays one (a project's hooks may read trainer.logger.init_args)
+        logger: Any = trk.run_logger_spec(specs, run)
+    else:
+        logger = [trk.run_logger_spec(spec, run) for spec in specs]
     return dataclasses.replace(cfg, trainer={**cfg.trainer, "logger": logger})
 
 
@@ -504,7 +506,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     os.environ["TUNECV_RUN_ID"], os.environ["TUNECV_RUN_NAME"] = run_id, run_name
     try:
         result = _fit(cfg, identity, model, data, _RunObjects(callbacks_list, checkpoint_cb, recorder, user_loggers,
-                                                              package, built.trainer), device_kwargs,
+                                                              package, built.trainer, built), device_kwargs,
                       resume=resume and existed, progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
         _record_failure(cfg, exc, run_name, run_id, folder, started, t0,
@@ -612,6 +614,7 @@ class _RunObjects:
     user_loggers: list[Any]
     package: str = "lightning.pytorch"
     trainer_args: dict = field(default_factory=dict)  # Trainer arguments built as objects (plugins, profiler)
+    built: Any = None  # the BuiltRun: the project CLI's before_fit / after_fit hooks
 
 
 def _run_identity(cfg: Config, run_name: str, run_id: str, folder: Path,
@@ -670,7 +673,11 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
             if error is None:
                 raise
             raise error from None
+        if objects.built is not None:
+            objects.built.before_fit(trainer)
         _fit_model(trainer, model, data, _fit_kwargs(cfg, folder, run_name, resume=resume))
+        if objects.built is not None:
+            objects.built.after_fit()
         if trainer.interrupted:
             raise KeyboardInterrupt(f"run {run_name} was interrupted")
         metrics, best = _run_metrics(trainer, objects.recorder, objects.checkpoint)

@@ -86,6 +86,21 @@ class BuiltRun:
     callbacks: list = field(default_factory=list)  # trainer.callbacks, forced callbacks, trainer_defaults
     loggers: list = field(default_factory=list)
     trainer: dict = field(default_factory=dict)  # every other Trainer argument, instantiated
+    cli: Any = None  # the project's CLI object that built them (its before_fit / after_fit hooks)
+
+    def before_fit(self, trainer: Any) -> None:
+        """The CLI's ``before_fit`` hook, with ``cli.trainer`` the run's Trainer (as under ``main.py fit``)."""
+        if self.cli is not None:
+            self.cli.trainer = trainer
+            hook = getattr(self.cli, "before_fit", None)
+            if callable(hook):
+                hook()
+
+    def after_fit(self) -> None:
+        """The CLI's ``after_fit`` hook."""
+        hook = getattr(self.cli, "after_fit", None) if self.cli is not None else None
+        if callable(hook):
+            hook()
 
 
 # -- finding the CLI ------------------------------------------------------------------------------------
@@ -239,9 +254,34 @@ def _caller_globals(captured: _Captured) -> Optional[dict]:
     return found
 
 
-@functools.lru_cache(maxsize=8)
+def clear_caches() -> None:
+    """Forget every resolved CLI and parser of this process (a test that runs several projects in one)."""
+    _resolve_cli.cache_clear()
+    _parsers.cache_clear()
+
+
+def _ensure_path(spec: str) -> None:
+    """The folder a project's own imports resolve from, first on ``sys.path`` (as ``python main.py`` or
+    ``python -m pkg.main`` put it): checked at every use, since a caller may have restored ``sys.path``."""
+    if spec.endswith(".py") or Path(spec).is_file():
+        _on_path(str(Path(spec).resolve().parent))
+    elif spec != _PL_CLI and spec != _LIGHTNING_CLI:
+        _on_path(os.getcwd())
+
+
+_PL_CLI = "pytorch_lightning.cli.LightningCLI"
+_LIGHTNING_CLI = "lightning.pytorch.cli.LightningCLI"
+
+
 def resolve_cli(spec: str) -> CLISpec:
     """The project's CLI named by ``spec`` (class path, module or file), resolved once per process."""
+    if isinstance(spec, str):
+        _ensure_path(spec)
+    return _resolve_cli(spec)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve_cli(spec: str) -> CLISpec:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"`cli` must be a class path, a module or a .py file; got {spec!r}")
     cls: Any = None
@@ -269,42 +309,57 @@ def resolve_cli(spec: str) -> CLISpec:
 
 # -- the parser -------------------------------------------------------------------------------------------
 
-_PARSER_KWARGS = {"exit_on_error": False, "allow_abbrev": False, "default_meta": False}
+_PARSER_KWARGS = {"exit_on_error": False, "allow_abbrev": False, "default_meta": False, "print_config": None}
 
 
-def _tunecv_class(spec: CLISpec, *, parser: Any = None, add_keys: Any = None) -> type:
-    """A subclass of the project's CLI that builds tunecv's parser, or (with ``parser``) builds one run."""
+@dataclass(frozen=True)
+class _Parsers:
+    top: Any  # the CLI's main parser, with its one subcommand (fit)
+    fit: Any  # fit's parser: what `main.py fit --config ...` parses, with tunecv's keys added
+    fit_arguments: list  # Trainer.fit's arguments that LightningCLI added (ckpt_path, ...)
+
+
+def _tunecv_class(spec: CLISpec, *, parsers: Optional[_Parsers] = None, add_keys: Any = None) -> type:
+    """A subclass of the project's CLI, as ``main.py fit`` runs it but with ``fit`` as its only subcommand:
+    without ``parsers`` it stops once its parsers are built (raising :class:`_ParserReady`); with them it
+    parses one run's config, runs the project's hooks and instantiates everything but the Trainer."""
     base = spec.cls
-    subcommands = set(spec.base.subcommands())
+    fit_skip = set(spec.base.subcommands()["fit"])
 
     class TunecvCLI(base):  # type: ignore[misc, valid-type]
         _tunecv_trainer: Optional[dict] = None
 
+        @staticmethod
+        def subcommands() -> dict[str, set[str]]:
+            return {"fit": set(fit_skip)}
+
         def init_parser(self, **kwargs: Any) -> Any:
-            fit = (self.parser_kwargs or {}).get("fit") or {}
-            merged = {**{k: v for k, v in fit.items()}, **kwargs, **_PARSER_KWARGS, "print_config": None}
-            merged.setdefault("parser_mode", "omegaconf")
+            merged = {**kwargs, **_PARSER_KWARGS}
+            merged.setdefault("parser_mode", (self.parser_kwargs or {}).get("parser_mode", "omegaconf"))
             return super().init_parser(**merged)
 
-        def _setup_parser_kwargs(self, parser_kwargs: dict) -> tuple:
-            main = {k: v for k, v in parser_kwargs.items() if k not in subcommands}
-            return main, {}
+        def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> Any:
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            if add_keys is not None:
+                add_keys(parser)  # after Trainer.fit's own arguments (ckpt_path, weights_only)
+            return parser
 
         def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
-            if parser is not None:
-                self.parser = parser
+            if parsers is None:
+                super().setup_parser(True, main_kwargs, subparser_kwargs)
                 return
-            super().setup_parser(False, main_kwargs, {})
-            if add_keys is not None:
-                add_keys(self.parser)
+            self.parser = parsers.top
+            self._subcommand_parsers = {"fit": parsers.fit}
+            self._subcommand_method_arguments = {"fit": list(parsers.fit_arguments)}
 
         def parse_arguments(self, parser_: Any, args: Any) -> None:
-            if parser is None:
-                raise _ParserReady(parser_)
+            if parsers is None:
+                raise _ParserReady(_Parsers(self.parser, self._subcommand_parsers["fit"],
+                                            list(self._subcommand_method_arguments["fit"])))
             super().parse_arguments(parser_, args)
 
         def _set_seed(self) -> None:  # tunecv seeds every run itself (the run's seed), without a log line
-            seed = self.config.get("seed_everything")
+            seed = self._get(self.config, "seed_everything")
             if seed is not False and not isinstance(seed, bool):
                 importlib.import_module(spec.package).seed_everything(seed, workers=True, verbose=False)
 
@@ -318,16 +373,20 @@ def _tunecv_class(spec: CLISpec, *, parser: Any = None, add_keys: Any = None) ->
             self._tunecv_trainer = {**config, "callbacks": cbs}
             return None
 
+        def _run_subcommand(self, subcommand: str) -> None:
+            """tunecv fits the run itself (its Trainer, its folder); the CLI's before_fit / after_fit hooks run
+            around that fit (:meth:`BuiltRun.before_fit`)."""
+
     TunecvCLI.__name__ = TunecvCLI.__qualname__ = base.__name__
     TunecvCLI.__module__ = base.__module__
     return TunecvCLI
 
 
 def _construct(klass: type, spec: CLISpec, args: Any) -> Any:
-    """``klass(**spec.kwargs, run=False, args=args)`` without re-running a subclass's own ``__init__``."""
+    """``klass(**spec.kwargs, args=args)`` without re-running a subclass's own ``__init__``."""
     cli = object.__new__(klass)
     vars(cli).update(spec.state)
-    kwargs = {**spec.kwargs, "run": False, "args": args, "save_config_callback": None}
+    kwargs = {**spec.kwargs, "run": True, "args": args, "save_config_callback": None}
     argv = sys.argv
     sys.argv = sys.argv[:1]  # LightningCLI warns when args and a command line are both given
     try:
@@ -338,9 +397,7 @@ def _construct(klass: type, spec: CLISpec, args: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def cli_parser(spec_name: str, add_tunecv_keys: Any) -> Any:
-    """The project's CLI parser with tunecv's keys added by ``add_tunecv_keys(parser)`` (cached per process;
-    the config layer passes its own function, so that this module never imports it)."""
+def _parsers(spec_name: str, add_tunecv_keys: Any) -> _Parsers:
     spec = resolve_cli(spec_name)
     try:
         _construct(_tunecv_class(spec, add_keys=add_tunecv_keys), spec, [])
@@ -352,6 +409,13 @@ def cli_parser(spec_name: str, add_tunecv_keys: Any) -> Any:
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         raise ConfigError(f"`cli` {spec_name!r}: its parser cannot be built: {type(exc).__name__}: {first}") from None
     raise ConfigError(f"`cli` {spec_name!r}: its LightningCLI never reached parsing")
+
+
+def cli_parser(spec_name: str, add_tunecv_keys: Any) -> Any:
+    """The project's ``fit`` parser with tunecv's keys added by ``add_tunecv_keys(parser)`` (cached per
+    process; the config layer passes its own function, so that this module never imports it)."""
+    resolve_cli(spec_name)  # its folder on sys.path again
+    return _parsers(spec_name, add_tunecv_keys).fit
 
 
 def top_level_keys(spec_name: str, add_tunecv_keys: Any) -> list[str]:
@@ -370,8 +434,8 @@ def top_level_keys(spec_name: str, add_tunecv_keys: Any) -> list[str]:
 def build_run(spec_name: str, config: dict, add_tunecv_keys: Any) -> BuiltRun:
     """Model, data module, callbacks, loggers and trainer arguments of one run, built by the project's CLI."""
     spec = resolve_cli(spec_name)
-    parser = cli_parser(spec_name, add_tunecv_keys)
-    cli = _construct(_tunecv_class(spec, parser=parser), spec, config)
+    parsers = _parsers(spec_name, add_tunecv_keys)
+    cli = _construct(_tunecv_class(spec, parsers=parsers), spec, {"subcommand": "fit", "fit": config})
     made = dict(cli._tunecv_trainer or {})
     callbacks = list(made.pop("callbacks", []) or [])
     logger = made.pop("logger", None)
@@ -381,7 +445,8 @@ def build_run(spec_name: str, config: dict, add_tunecv_keys: Any) -> BuiltRun:
     trainer: dict[str, Any] = {k: made[k] for k in _OBJECT_ARGS if made.get(k) is not None}
     if logger is False:
         trainer["logger"] = False
-    return BuiltRun(model=cli.model, data=cli.datamodule, callbacks=callbacks, loggers=loggers, trainer=trainer)
+    return BuiltRun(model=cli.model, data=cli.datamodule, callbacks=callbacks, loggers=loggers, trainer=trainer,
+                    cli=cli)
 
 
 _OBJECT_ARGS = ("plugins", "profiler")

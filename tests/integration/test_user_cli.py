@@ -137,8 +137,7 @@ def _isolated(monkeypatch):
     for name in set(sys.modules) - modules:
         if name.startswith("proj_") or name in ("main", "project_cli"):
             del sys.modules[name]
-    user_cli.resolve_cli.cache_clear()
-    user_cli.cli_parser.cache_clear()
+    user_cli.clear_caches()
     gc.collect()
 
 
@@ -257,8 +256,8 @@ from {mod} import Data, Net
 class FixedCLI(LightningCLI):
     def __init__(self, *args, **kwargs):
         self.chosen = "by-init"
-        super().__init__(Net, Data, *args, parser_kwargs={{"default_config_files": ["configs/default.yaml"]}},
-                         **kwargs)
+        super().__init__(Net, Data, *args,
+                         parser_kwargs={{"fit": {{"default_config_files": ["configs/default.yaml"]}}}}, **kwargs)
 '''
 
 
