@@ -3,7 +3,6 @@ that restarts. Real tunes and cvs, real files, real signals."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import optuna
@@ -62,3 +61,54 @@ def test_a_lost_study_is_rebuilt_from_the_tune_folder_and_the_tune_finishes(tmp_
     assert df["run_name"].is_unique and len(df) == 10 and set(df["status"]) == {"completed"}
     if damage == "garbage":
         assert len(list(tdir.glob("optuna.db.damaged-*"))) == 1
+
+
+# -- 2. a run killed for memory, or stopped by a memory limit, is recorded as failed --------------------------
+
+MEMORY_HOG = '''
+
+class MemoryHogData(BlobData):
+    """Fold ``oom_on_fold`` allocates 4 GiB under an address-space limit of 1 GiB above what it uses."""
+    def __init__(self, oom_on_fold: int = -1, **kwargs):
+        super().__init__(**kwargs)
+        self.oom_on_fold = oom_on_fold
+
+    def setup(self, stage=None):
+        if self.fold == self.oom_on_fold:
+            import resource
+            with open("/proc/self/status") as fh:
+                vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize"))
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), hard))
+            try:
+                torch.ones(1 << 30, dtype=torch.float32)
+            finally:
+                resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        super().setup(stage)
+'''
+
+
+def test_a_run_killed_for_memory_or_over_its_limit_fails_alone_on_the_pool(tmp_path, external_pkg):
+    from tests.integration.test_faults import cv_cfg
+    from tunecv.cv import cross_validate
+
+    init = external_pkg / "extmodels" / "__init__.py"
+    init.write_text(init.read_text() + MEMORY_HOG)
+    cfg = cv_cfg(tmp_path, split={"fold_method": "kfold", "total_folds": 4}, strategy="cv-parallel", devices=[0, 1])
+    cfg["data"] = {"class_path": "extmodels.MemoryHogData",
+                   "init_args": {"batch_size": 32, "kill_on_fold": 1, "oom_on_fold": 2}}
+    result = cross_validate(cfg, name="mem", progress=False)
+    df = result.run_infos.set_index("fold")
+    assert list(df["status"].sort_index()) == ["completed", "failed", "failed", "completed"], df["error"].tolist()
+    assert "killed (out of memory?)" in df.loc[1, "error"] and "SIGKILL" in df.loc[1, "error"], df.loc[1, "error"]
+    assert "can't allocate memory" in df.loc[2, "error"], df.loc[2, "error"]  # the limit's own message
+    assert result.n_completed == 2
+
+
+def test_slurm_out_of_memory_is_said_as_a_kill_for_memory():
+    from tunecv.executors._slurm import ended_message
+
+    line = ended_message("17", "c-run-f0s42", "OUT_OF_MEMORY", "None", "/logs/17.out")
+    assert line.startswith("SLURM job 17 (c-run-f0s42) killed (out of memory?)") and "OUT_OF_MEMORY" in line
+    assert "/logs/17.out" in line
+    assert ended_message("18", "r", "CANCELLED", "", "l") == "SLURM job 18 (r) ended CANCELLED without a result; its log: l"
