@@ -24,6 +24,7 @@ from typing import Any, Optional, Union
 
 from tunecv import _trial_records as records
 from tunecv import naming
+from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, make_cv_executor, resolve_parallel
@@ -355,7 +356,8 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
             if own_executor:
                 executor.shutdown()
             raise
-        return driver.run()
+        with stop_on_full_disk("tune", plan.tune_name, plan.folder):
+            return driver.run()
 
 
 @dataclass

@@ -112,3 +112,80 @@ def test_slurm_out_of_memory_is_said_as_a_kill_for_memory():
     assert line.startswith("SLURM job 17 (c-run-f0s42) killed (out of memory?)") and "OUT_OF_MEMORY" in line
     assert "/logs/17.out" in line
     assert ended_message("18", "r", "CANCELLED", "", "l") == "SLURM job 18 (r) ended CANCELLED without a result; its log: l"
+
+
+# -- 3. a full disk stops the cv; --resume after freeing space finishes it ---------------------------------------
+
+BALLAST = '''
+
+class BallastData(BlobData):
+    """Fold ``fill_on_fold`` fills the disk of ``ballast`` once (``marker`` remembers it), then trains."""
+    def __init__(self, ballast: str = "", marker: str = "", fill_on_fold: int = -1, **kwargs):
+        super().__init__(**kwargs)
+        self.ballast, self.marker, self.fill_on_fold = ballast, marker, fill_on_fold
+
+    def setup(self, stage=None):
+        import os
+        if self.fold == self.fill_on_fold and stage == "fit" and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            with open(self.ballast, "wb") as fh:
+                try:
+                    while True:
+                        fh.write(b"\\0" * 65536)
+                        fh.flush()
+                except OSError:
+                    pass
+        super().setup(stage)
+'''
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs (root only; skipped where mount is not permitted)."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24M", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root and CAP_SYS_ADMIN): {out.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_stops_the_cv_with_one_line_and_resume_finishes_it(tmp_path, external_pkg, small_disk):
+    import shlex
+    import subprocess
+
+    from tests.integration.test_faults import cv_cfg, tunecv, write
+
+    init = external_pkg / "extmodels" / "__init__.py"
+    init.write_text(init.read_text() + BALLAST)
+    ballast = small_disk / "ballast"
+    cfg = cv_cfg(tmp_path, artifact_dir=str(small_disk / "artifacts"))
+    cfg["data"] = {"class_path": "extmodels.BallastData",
+                   "init_args": {"batch_size": 32, "ballast": str(ballast), "marker": str(tmp_path / "filled"),
+                                 "fill_on_fold": 1}}
+    path = write(tmp_path / "c.yaml", cfg)
+    out = subprocess.run(tunecv("cv", "--config", str(path), "--name", "full", "--quiet"), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr[-3000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("tunecv: error: the disk is full: no space left on device writing "), line
+    assert str(small_disk) in line and " free there)" in line, line
+    cv_dir = small_disk / "artifacts" / "_cross_validations" / "full"
+    df = read_run_infos(cv_dir / "run_infos.parquet")  # whole: written atomically, old or new
+    assert set(df["fold"]) <= {0, 1} and df.set_index("fold").loc[0, "status"] == "completed", df
+    assert not (df["fold"] == 2).any()  # the cv started no run after the disk was full
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in cv_dir.glob("*/run_info.json")
+            if '"completed"' in p.read_text()}
+    assert len(kept) == 1
+    ballast.unlink()
+    words = shlex.split(line.split("finish with: ", 1)[1])
+    assert words[:2] == ["tunecv", "cv"] and words[-1] == "--resume"
+    again = subprocess.run(tunecv(*words[1:]), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    df = read_run_infos(cv_dir / "run_infos.parquet")
+    assert len(df) == 3 and set(df["status"]) == {"completed"} and df["run_name"].is_unique
+    assert {p.parent.name: p.stat().st_mtime_ns for p in cv_dir.glob("*/run_info.json") if p.parent.name in kept} \
+        == kept  # the completed run was not trained again
