@@ -3,6 +3,7 @@ that restarts. Real tunes and cvs, real files, real signals."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -189,3 +190,65 @@ def test_a_full_disk_stops_the_cv_with_one_line_and_resume_finishes_it(tmp_path,
     assert len(df) == 3 and set(df["status"]) == {"completed"} and df["run_name"].is_unique
     assert {p.parent.name: p.stat().st_mtime_ns for p in cv_dir.glob("*/run_info.json") if p.parent.name in kept} \
         == kept  # the completed run was not trained again
+
+
+# -- 4. storage connections that survive a database restart ------------------------------------------------------
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.postgres
+def test_workers_of_a_postgres_tune_ride_out_two_server_restarts(tmp_path, external_pkg):
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.integration.postgres import postgres_server, start_server, stop_server, unavailable_reason
+    from tests.integration.test_faults import tunecv, write
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="tunecv-pg-"))
+    os.chmod(root, 0o755)
+    procs: list[subprocess.Popen] = []
+    try:
+        with postgres_server(root / "pg") as url:
+            cfg = tune_cfg(tmp_path, 6, storage=url)
+            cfg["data"]["init_args"]["sleep"] = 0.3
+            path = write(tmp_path / "tune.yaml", cfg)
+            procs += [subprocess.Popen(tunecv("tune", "--config", str(path), "--name", "pg"), cwd=tmp_path,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "TUNECV_STORAGE_RETRY_S": "120"}) for _ in range(2)]
+            tdir = tmp_path / "artifacts" / "pg"
+            for finished in (1, 4):  # down twice: after the first run, and after a few more
+                _wait_for(lambda n=finished: len(list(tdir.glob("*/*/run_info.json"))) >= n
+                          or any(p.poll() is not None for p in procs), 300, f"{finished} finished runs")
+                stop_server(root / "pg")
+                time.sleep(3)  # the server is down for a while: nothing to poll for
+                start_server(root / "pg")
+            errs = []
+            for p in procs:
+                err, _ = p.communicate(timeout=600)
+                errs.append(err)
+                assert p.returncode == 0, err[-3000:]
+            assert any("retrying" in e for e in errs), [e[-2000:] for e in errs]  # the restarts were met
+            study = optuna.load_study(study_name="pg", storage=url)
+            done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                           optuna.trial.TrialState.PRUNED)]
+            assert len(done) == 6 and len({t.user_attrs["cv_name"] for t in done}) == 6
+            assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+            df = read_run_infos(tdir / "run_infos.parquet")
+            assert df["run_name"].is_unique and len(df) == 12 and df["cv_name"].nunique() == 6
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(root, ignore_errors=True)
