@@ -101,7 +101,8 @@ def _cv_index(cv_name: str, number: int) -> int:
     return int(match.group(1)) if match else number
 
 
-def rebuild_study(study: Any, plan: Any, folder: Path, run_score: Callable[[Any, Mapping[str, Any]], Any],
+def rebuild_study(study: Any, plan: Any, folder: Path, new_session: Callable[[dict[str, Any], str], Any],
+                  run_score: Callable[[Any, Mapping[str, Any]], Any],
                   objective_value: Callable[[Any, str], float]) -> Optional[str]:
     """Add to the empty ``study`` every trial the tune's folder records; a one-line summary, or ``None``
     when the folder records no trial.
@@ -110,6 +111,8 @@ def rebuild_study(study: Any, plan: Any, folder: Path, run_score: Callable[[Any,
         study: the study just created in place of the lost one.
         plan: the tune's plan (``cfg``, ``space``, ``directions``, ``tune_name``).
         folder: the tune's folder.
+        new_session: ``(config values, cv name) -> CrossValidation``, the trial's cv opened with ``resume``
+            (for its plan of runs and its scores).
         run_score: ``(cv, row) -> float | None``, one run's own score (as the tune reports it).
         objective_value: ``(run_infos, metric) -> float``, one objective of a multi-objective tune.
     """
@@ -126,7 +129,7 @@ def rebuild_study(study: Any, plan: Any, folder: Path, run_score: Callable[[Any,
         frozen, state = None, "lost"
         if rows is not None:
             try:
-                frozen, state, params, cv_index = _frozen_trial(rows, number, plan, folder, run_score,
+                frozen, state, params, cv_index = _frozen_trial(rows, number, plan, new_session, run_score,
                                                                 objective_value)
             except Exception as exc:  # a trial whose record does not fit the space: its number is kept
                 log.warning("rebuilding the study: trial %d cannot be rebuilt (%s); recorded as failed", number, exc)
@@ -151,14 +154,11 @@ def rebuild_study(study: Any, plan: Any, folder: Path, run_score: Callable[[Any,
     return ", ".join(parts) or "no trial"
 
 
-def _frozen_trial(rows: Any, number: int, plan: Any, folder: Path, run_score: Callable[..., Any],
-                  objective_value: Callable[..., float]) -> tuple[Any, str, dict[str, Any], int]:
+def _frozen_trial(rows: Any, number: int, plan: Any, new_session: Callable[..., Any],
+                  run_score: Callable[..., Any], objective_value: Callable[..., float]) -> tuple[Any, str, dict[str, Any], int]:
     """The ``FrozenTrial`` of one recorded trial, its state (lower case), its params and its cv index."""
     import optuna
     from optuna.trial import TrialState
-
-    from tunecv.cv import CrossValidation
-    from tunecv.search_space import apply
 
     space = plan.space
     first = rows.iloc[0]
@@ -173,7 +173,7 @@ def _frozen_trial(rows: Any, number: int, plan: Any, folder: Path, run_score: Ca
         return None, "running", params, cv_index
 
     # Replay the recorder over the cv's runs, in plan order (as a resumed cv reports the runs it kept).
-    session = CrossValidation(apply(plan.cfg, values), cv_name, folder / cv_name, resume=True)
+    session = new_session(values, cv_name)
     index = {run.name: run.index for run in session.runs}
     session.rows = {index[r["run_name"]]: dict(r) for r in rows.to_dict("records")
                     if r.get("status") in ("completed", "failed") and r.get("run_name") in index}

@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 
 # Relative imports: the package's name holds the name of the level above, which this level never mentions.
 from . import naming
-from ._disk import stop_on_full_disk
+from ._disk import check_run, stop_on_full_disk
 from .build import many_runs_strategy
 from .config import PARALLEL_STRATEGIES, Config
 from .errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
@@ -250,6 +250,7 @@ class CrossValidation:
         row = self._row(run, result)
         self.rows[run.index] = row
         self.write()
+        check_run(row, run.run_dir)  # a full disk stops the cv (or tune): every further run would fail the same way
         return row
 
     def _failed_result(self, run: CVRun, result: Any, error: Optional[BaseException]) -> Any:

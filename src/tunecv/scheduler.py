@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from tunecv._disk import check_run
-
 __all__ = ["Run", "Session", "drive", "run_in_series"]
 
 
@@ -196,7 +194,6 @@ class _Loop:
             row = session.record(run, result, error)
             if self.on_run_end is not None:
                 self.on_run_end(session, run, row)
-            check_run(row, getattr(run, "run_dir", "."))  # a full disk stops everything: every run would fail
 
     def collect_groups(self, done: set) -> None:
         """Record the runs of each group job that completed so far (all of them when the job is done), and
@@ -208,7 +205,6 @@ class _Loop:
                 row = session.record(run, result, error)
                 if self.on_run_end is not None:
                     self.on_run_end(session, run, row)
-                check_run(row, getattr(run, "run_dir", "."))
             if job in done:
                 del self.jobs[job]
             else:

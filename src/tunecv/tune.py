@@ -631,8 +631,14 @@ class TuneDriver:
         """Fill a study created on ``--resume`` (the tune's own was missing or damaged) from the trials the
         tune's folder records; whether there were any. Says so in one line."""
         from tunecv._study_rebuild import rebuild_study
+        from tunecv.search_space import apply
 
-        summary = rebuild_study(study, self.plan, self.plan.folder, _run_score, _objective_value)
+        plan = self.plan
+
+        def new_session(values: dict[str, Any], cv_name: str) -> CrossValidation:
+            return CrossValidation(apply(self.cfg, values), cv_name, plan.folder / cv_name, resume=True)
+
+        summary = rebuild_study(study, plan, plan.folder, new_session, _run_score, _objective_value)
         if summary is None:
             return False
         why = self.damaged or f"no study {self.plan.tune_name!r} in {redact(url)}"

@@ -64,6 +64,44 @@ def test_a_lost_study_is_rebuilt_from_the_tune_folder_and_the_tune_finishes(tmp_
         assert len(list(tdir.glob("optuna.db.damaged-*"))) == 1
 
 
+def test_a_tune_killed_mid_trial_whose_study_is_deleted_resumes_to_its_end(tmp_path, external_pkg, caplog):
+    import signal
+    import subprocess
+
+    from tests.integration.test_faults import tunecv, write
+
+    cfg = tune_cfg(tmp_path, 5)
+    cfg["data"]["init_args"]["sleep"] = 0.3
+    path = write(tmp_path / "tune.yaml", cfg)
+    tdir = tmp_path / "artifacts" / "k"
+    proc = subprocess.Popen(tunecv("tune", "--config", str(path), "--name", "k", "--quiet"), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                len(list(tdir.glob("run_infos.parts/*.parquet"))) >= 3 and len(finished_runs(tdir)) >= 7):
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # mid-trial: three trials told, the fourth has a finished run
+        proc.wait()
+    kept = finished_runs(tdir)
+    assert len(kept) >= 7
+    (tdir / "optuna.db").unlink()
+    cfg["data"]["init_args"]["sleep"] = 0.0
+    with caplog.at_level("WARNING", logger="tunecv.tune"):
+        result = tune(cfg, name="k", resume=True, progress=False)
+    assert any("rebuilt it from the tune's folder" in r.getMessage() for r in caplog.records)
+    study = optuna.load_study(study_name="k", storage=f"sqlite:///{tdir / 'optuna.db'}")
+    seen = points(study)
+    assert result.n_finished == 5 and len(seen) == 5 and len(set(seen)) == 5
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    after = finished_runs(tdir)
+    assert {k: after[k] for k in kept} == kept  # no finished run was trained again, the cut trial's included
+    assert len(after) == 10 and len(run_dirs(tdir)) == 10
+    df = read_run_infos(tdir / "run_infos.parquet")
+    assert df["run_name"].is_unique and len(df) == 10 and df["cv_name"].nunique() == 5
+
+
 # -- 2. a run killed for memory, or stopped by a memory limit, is recorded as failed --------------------------
 
 MEMORY_HOG = '''
