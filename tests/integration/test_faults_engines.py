@@ -258,14 +258,14 @@ def test_workers_of_a_postgres_tune_ride_out_two_server_restarts(tmp_path, exter
     procs: list[subprocess.Popen] = []
     try:
         with postgres_server(root / "pg") as url:
-            cfg = tune_cfg(tmp_path, 6, storage=url)
+            cfg = tune_cfg(tmp_path, 4, storage=url)
             cfg["data"]["init_args"]["sleep"] = 0.3
             path = write(tmp_path / "tune.yaml", cfg)
             procs += [subprocess.Popen(tunecv("tune", "--config", str(path), "--name", "pg"), cwd=tmp_path,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       env={**os.environ, "TUNECV_STORAGE_RETRY_S": "120"}) for _ in range(2)]
             tdir = tmp_path / "artifacts" / "pg"
-            for finished in (1, 4):  # down twice: after the first run, and after a few more
+            for finished in (1, 3):  # down twice: after the first run, and after two more
                 _wait_for(lambda n=finished: len(list(tdir.glob("*/*/run_info.json"))) >= n
                           or any(p.poll() is not None for p in procs), 300, f"{finished} finished runs")
                 stop_server(root / "pg")
@@ -280,10 +280,10 @@ def test_workers_of_a_postgres_tune_ride_out_two_server_restarts(tmp_path, exter
             study = optuna.load_study(study_name="pg", storage=url)
             done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                            optuna.trial.TrialState.PRUNED)]
-            assert len(done) == 6 and len({t.user_attrs["cv_name"] for t in done}) == 6
+            assert len(done) == 4 and len({t.user_attrs["cv_name"] for t in done}) == 4
             assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
             df = read_run_infos(tdir / "run_infos.parquet")
-            assert df["run_name"].is_unique and len(df) == 12 and df["cv_name"].nunique() == 6
+            assert df["run_name"].is_unique and len(df) == 8 and df["cv_name"].nunique() == 4
     finally:
         for p in procs:
             if p.poll() is None:
