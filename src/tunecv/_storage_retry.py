@@ -73,6 +73,8 @@ def call_with_retries(fn: Callable[[], Any], what: str, where: str, budget: Opti
         try:
             result = fn()
         except Exception as exc:
+            if started is not None and _done_before(exc, what):
+                return True  # the attempt the connection was lost in had written it
             if not is_transient(exc):
                 raise
             now = time.monotonic()
@@ -92,6 +94,13 @@ def call_with_retries(fn: Callable[[], Any], what: str, where: str, budget: Opti
         if started is not None:
             log.info("the storage %s is back after %.1f s", where, time.monotonic() - started)
         return result
+
+
+def _done_before(exc: BaseException, what: str) -> bool:
+    """Whether a retried trial-state write failed only because its first attempt had committed."""
+    import optuna
+
+    return what == "set_trial_state_values" and isinstance(exc, optuna.exceptions.UpdateFinishedTrialError)
 
 
 _CLASS: Any = None

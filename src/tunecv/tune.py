@@ -26,7 +26,7 @@ from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
-from tunecv._storage_retry import call_with_retries, retrying
+from tunecv._storage_retry import retrying
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
@@ -106,12 +106,10 @@ def open_storage(url: str) -> Any:
         if url.startswith(("postgresql", "mysql")):
             for attempt in range(6):
                 try:
-                    # a server that is restarting is waited for (bounded); a dropped connection is replaced
-                    return retrying(call_with_retries(
-                        lambda: optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}),
-                        "opening the storage", redact(url)), redact(url))
-                except StorageError:
-                    raise
+                    # a dropped connection is replaced (pre-ping); a call while the server is away is retried.
+                    # Opening is not: a wrong URL or a server that is not there says so at once.
+                    return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}),
+                                    redact(url))
                 except Exception as exc:  # workers starting together race to create the schema
                     text = str(exc)
                     if attempt == 5 or not any(s in text for s in ("duplicate key", "already exists",
