@@ -590,12 +590,14 @@ class TuneDriver:
             study, created = _create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner,
                                              plan.directions, url)
         atomic_write_text(plan.folder / "config.yaml", dump_yaml(self.cfg.replace(name=plan.tune_name)))
+        # a study created on --resume replaces a lost one: the space is checked against the folder's record
+        # before the trials are rebuilt in it
+        _check_space_unchanged(study, plan.space, plan.folder, created and not plan.resume)
         rebuilt = created and plan.resume and self._rebuild(study, url)
         if (not created or rebuilt) and not plan.shared:
             # A seeded sampler built again would restart its stream and propose the same points again.
             study.sampler = make_sampler(plan.sampler_name, seed=continued_seed(plan.seed, len(study.trials)),
                                          space=plan.space, n_objectives=len(plan.directions))
-        _check_space_unchanged(study, plan.space, plan.folder, created and not rebuilt)
         self.study, self.store = study, _StudyStorage(study, storage)
         self.rebuilt = rebuilt
         return created
