@@ -642,8 +642,8 @@ class TuneDriver:
         if summary is None:
             return False
         why = self.damaged or f"no study {self.plan.tune_name!r} in {redact(url)}"
-        log.warning("the study of tune %s could not be opened (%s): rebuilt it from the tune's folder (%s trials: "
-                    "%s); no finished run is trained again", self.plan.tune_name, why, len(study.trials), summary)
+        log.warning("the study of tune %s could not be opened (%s): rebuilt it from the tune's folder (trials: %s); "
+                    "no finished run is trained again", self.plan.tune_name, why, summary)
         return True
 
     def _enqueue(self, created: bool) -> None:
