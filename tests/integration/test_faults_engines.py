@@ -230,6 +230,37 @@ def test_a_full_disk_stops_the_cv_with_one_line_and_resume_finishes_it(tmp_path,
         == kept  # the completed run was not trained again
 
 
+def test_a_full_disk_stops_a_tune_and_resume_finishes_it_with_its_runs(tmp_path, external_pkg, small_disk):
+    from tests.integration.test_faults import write
+    from tunecv._disk import DiskFullError
+
+    init = external_pkg / "extmodels" / "__init__.py"
+    init.write_text(init.read_text() + BALLAST)
+    ballast = small_disk / "ballast"
+    cfg = tune_cfg(tmp_path, 3)
+    cfg["artifact_dir"] = str(small_disk / "artifacts")
+    cfg["data"] = {"class_path": "extmodels.BallastData",
+                   "init_args": {"batch_size": 32, "ballast": str(ballast), "marker": str(tmp_path / "filled"),
+                                 "fill_on_fold": 1}}
+    write(tmp_path / "tune.yaml", cfg)
+    with pytest.raises(DiskFullError) as info:
+        tune(cfg, name="tf", progress=False)
+    line = str(info.value)
+    assert "\n" not in line and line.startswith("the disk is full: no space left on device writing ") and \
+        "the tune stopped starting runs" in line and line.endswith("--name tf --resume"), line
+    tdir = small_disk / "artifacts" / "tf"
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in tdir.glob("*-cv*/*-run-*/run_info.json")
+            if '"completed"' in p.read_text()}
+    assert len(kept) == 1  # fold 0 of the first trial
+    ballast.unlink()
+    result = tune(cfg, name="tf", resume=True, progress=False)
+    assert result.n_finished == 3
+    after = {p.parent.name: p.stat().st_mtime_ns for p in tdir.glob("*-cv*/*-run-*/run_info.json")}
+    assert {k: after[k] for k in kept} == kept and len(after) == 6
+    df = read_run_infos(tdir / "run_infos.parquet")
+    assert df["run_name"].is_unique and len(df) == 6 and set(df["status"]) == {"completed"}
+
+
 # -- 4. storage connections that survive a database restart ------------------------------------------------------
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
