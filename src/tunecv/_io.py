@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -38,9 +39,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp)  # ``path`` keeps its old content whole
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # say which file could not be written
         raise
     fsync_dir(path.parent)
 

@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 
 # Relative imports: the package's name holds the name of the level above, which this level never mentions.
 from . import naming
+from ._disk import check_run, stop_on_full_disk
 from .build import many_runs_strategy
 from .config import PARALLEL_STRATEGIES, Config
 from .errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
@@ -249,6 +250,7 @@ class CrossValidation:
         row = self._row(run, result)
         self.rows[run.index] = row
         self.write()
+        check_run(row, run.run_dir)  # a full disk stops the cv (or tune): every further run would fail the same way
         return row
 
     def _failed_result(self, run: CVRun, result: Any, error: Optional[BaseException]) -> Any:
@@ -416,11 +418,13 @@ def cross_validate(
                                       extra_columns=extra_columns)
             folder.mkdir(parents=True, exist_ok=True)
             _write_config(folder, cfg.replace(name=cv_name))
-            reporter = _run(session, executor, progress=progress)
+            with stop_on_full_disk("cv", cv_name, folder):
+                reporter = _run(session, executor, progress=progress)
         finally:
             if own_executor and executor is not None:
                 executor.shutdown()
-        return _finish(session, reporter, progress=progress)
+        with stop_on_full_disk("cv", cv_name, folder):
+            return _finish(session, reporter, progress=progress)
 
 
 def _name_and_folder(cfg: Config, name: Optional[str], cv_dir: Optional[Union[str, os.PathLike]], *,

@@ -24,7 +24,9 @@ from typing import Any, Optional, Union
 
 from tunecv import _trial_records as records
 from tunecv import naming
+from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv._storage_retry import retrying
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
 from tunecv.cv import RUN_INFOS, CrossValidation, make_cv_executor, resolve_parallel
 from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
@@ -104,15 +106,20 @@ def open_storage(url: str) -> Any:
         if url.startswith(("postgresql", "mysql")):
             for attempt in range(6):
                 try:
-                    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+                    # a dropped connection is replaced (pre-ping); a call while the server is away is retried.
+                    # Opening is not: a wrong URL or a server that is not there says so at once.
+                    return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}),
+                                    redact(url))
                 except Exception as exc:  # workers starting together race to create the schema
                     text = str(exc)
                     if attempt == 5 or not any(s in text for s in ("duplicate key", "already exists",
                                                                     "UniqueViolation")):
                         raise
                     time.sleep(0.3 + random.random())
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                          if url.startswith("sqlite") else None)
+        return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
+                                                   if url.startswith("sqlite") else None), redact(url))
+    except StorageError:
+        raise
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"`tune.storage` cannot be opened: {redact(url)}: {redact(first)}") from None
@@ -355,7 +362,8 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
             if own_executor:
                 executor.shutdown()
             raise
-        return driver.run()
+        with stop_on_full_disk("tune", plan.tune_name, plan.folder):
+            return driver.run()
 
 
 @dataclass
@@ -521,6 +529,8 @@ class TuneDriver:
         self.worker = worker_identity(self.cfg) if plan.shared else None
         self.grace = float(self.cfg.tune.heartbeat_grace)
         self.last_stale_check = 0.0
+        self.damaged: Optional[str] = None  # why the tune's own optuna.db was set aside, if it was
+        self.rebuilt = False  # the study was rebuilt from the tune's folder
         # set by open()
         self.study: Any = None
         self.store: _StudyStorage
@@ -575,28 +585,82 @@ class TuneDriver:
         storage = open_storage(url) if plan.shared else None
         plan.folder.mkdir(parents=True, exist_ok=True)
         if storage is None:
-            storage = open_storage(url)
+            storage, study, created = self._open_own_study(url)
+        else:
+            study, created = _create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner,
+                                             plan.directions, url)
         atomic_write_text(plan.folder / "config.yaml", dump_yaml(self.cfg.replace(name=plan.tune_name)))
-        study, created = _create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner, plan.directions,
-                                         url)
-        if not created and not plan.shared:
+        # a study created on --resume replaces a lost one: the space is checked against the folder's record
+        # before the trials are rebuilt in it
+        _check_space_unchanged(study, plan.space, plan.folder, created and not plan.resume)
+        rebuilt = created and plan.resume and self._rebuild(study, url)
+        if (not created or rebuilt) and not plan.shared:
             # A seeded sampler built again would restart its stream and propose the same points again.
             study.sampler = make_sampler(plan.sampler_name, seed=continued_seed(plan.seed, len(study.trials)),
                                          space=plan.space, n_objectives=len(plan.directions))
-        _check_space_unchanged(study, plan.space, plan.folder, created)
         self.study, self.store = study, _StudyStorage(study, storage)
+        self.rebuilt = rebuilt
         return created
 
+    def _open_own_study(self, url: str) -> tuple[Any, Any, bool]:
+        """Open the storage and the study of a tune that is their only user; on ``--resume``, a default
+        ``optuna.db`` that cannot be opened (truncated, overwritten) is set aside for a new one, which
+        :meth:`_rebuild` fills from the tune's folder."""
+        import optuna
+
+        plan = self.plan
+        try:
+            storage = open_storage(url)
+            return (storage, *_create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner,
+                                              plan.directions, url))
+        except StorageError as exc:
+            path = plan.folder / STORAGE_FILE
+            if not (plan.resume and self.cfg.tune.storage is None and path.is_file()):
+                raise
+            aside = path.with_name(f"{STORAGE_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)
+            for extra in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.replace(f"{path}{extra}", f"{aside}{extra}")
+            self.damaged = f"{exc} (set aside as {aside.name})"
+        storage = open_storage(url)
+        return (storage, *_create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner,
+                                          plan.directions, url))
+
+    def _rebuild(self, study: Any, url: str) -> bool:
+        """Fill a study created on ``--resume`` (the tune's own was missing or damaged) from the trials the
+        tune's folder records; whether there were any. Says so in one line."""
+        from tunecv._study_rebuild import rebuild_study
+        from tunecv.search_space import apply
+
+        plan = self.plan
+
+        def new_session(values: dict[str, Any], cv_name: str) -> CrossValidation:
+            return CrossValidation(apply(self.cfg, values), cv_name, plan.folder / cv_name, resume=True)
+
+        summary = rebuild_study(study, plan, plan.folder, new_session, _run_score, _objective_value)
+        if summary is None:
+            return False
+        why = self.damaged or f"no study {self.plan.tune_name!r} in {redact(url)}"
+        log.warning("the study of tune %s could not be opened (%s): rebuilt it from the tune's folder (trials: %s); "
+                    "no finished run is trained again", self.plan.tune_name, why, summary)
+        return True
+
     def _enqueue(self, created: bool) -> None:
-        """A new study gets the grid's points, then the warm start's, in order."""
+        """A new study gets the grid's points, then the warm start's, in order (a rebuilt study those that
+        no trial it holds has)."""
         if not created:
             return
         space = self.plan.space
+        seen = [t.params or t.system_attrs.get("fixed_params") for t in self.study.get_trials(deepcopy=False)
+                ] if self.rebuilt else []
         for point in self.plan.points or []:
-            self.study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
+            if space.to_trial_params(point) not in seen:
+                self.study.enqueue_trial(space.to_trial_params(point), user_attrs={"grid": True})
         for values, source in self.plan.warm_points[:self.plan.n_trials]:
-            self.study.enqueue_trial(space.to_trial_params(values), user_attrs={records.WARM_START_ATTR: source},
-                                     skip_if_exists=False)
+            if space.to_trial_params(values) not in seen:
+                self.study.enqueue_trial(space.to_trial_params(values),
+                                         user_attrs={records.WARM_START_ATTR: source}, skip_if_exists=False)
 
     # -- running ----------------------------------------------------------------------------------------------
     def run(self) -> TuneResult:
@@ -776,6 +840,9 @@ class TuneDriver:
         else:
             self.study.tell(trial, values if multi else values[0])
         session.extra_columns["trial_state"] = state.name.lower()
+        for row in session.rows.values():  # the cv's own table says how its trial ended, as the tune's does
+            if row.get("trial") == trial.number:
+                row["trial_state"] = state.name.lower()
         session.write()
         return state.name.lower()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -56,10 +57,23 @@ def postgres_server(root: Path) -> Iterator[str]:
     subprocess.run([*prefix, _binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off"
-    subprocess.run([*prefix, _binary("pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"),
-                    "start"], check=True, capture_output=True)
+    start = [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"]
+    (root / "start.json").write_text(json.dumps(start))
+    subprocess.run(start, check=True, capture_output=True)
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*prefix, _binary("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
+
+
+def stop_server(root: Path, mode: str = "fast") -> None:
+    """Stop the server of :func:`postgres_server` (``fast``: clients are disconnected, as in a restart)."""
+    start = json.loads((root / "start.json").read_text())
+    subprocess.run([*start[:start.index(_binary("pg_ctl")) + 1], "-D", str(root / "data"), "-m", mode, "-w", "stop"],
+                   check=True, capture_output=True)
+
+
+def start_server(root: Path) -> None:
+    """Start the server of :func:`postgres_server` again, on the same port and files."""
+    subprocess.run(json.loads((root / "start.json").read_text()), check=True, capture_output=True)

@@ -592,6 +592,9 @@ def _reap(rec: _Running) -> Optional[int]:
     return exitcode
 
 
+OOM_KILLED = "killed (out of memory?)"
+
+
 def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
     """The message of a :class:`WorkerDiedError`."""
     if reason is not None:
@@ -603,7 +606,7 @@ def _death_message(device: Device, name: str, exitcode: Optional[int], reason: O
             sig_name = "signal"
         message = f"worker on device {device} died: killed by signal {sig_name} ({-exitcode}) while running {name}"
         if -exitcode == signal.SIGKILL:
-            message += " (the kernel's out-of-memory killer sends SIGKILL: check the job's memory use)"
+            message += f": {OOM_KILLED} (no other cause: the kernel's out-of-memory killer sends SIGKILL; check the run's memory use)"
         elif -exitcode == signal.SIGSEGV:
             message += " (a segmentation fault in native code)"
         return message

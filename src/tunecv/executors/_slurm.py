@@ -78,6 +78,25 @@ class SlurmJobError(TunecvError):
         return str(self.args[0])
 
 
+# SLURM end states that have a cause worth saying in the run's error (``sacct --helpstate``).
+END_STATE_CAUSES = {
+    "OUT_OF_MEMORY": "killed (out of memory?): the job went over its memory limit (`slurm.mem`, --mem); "
+                     "SLURM's cgroup killed it",
+    "TIMEOUT": "killed at its time limit (`slurm.time`)",
+    "NODE_FAIL": "lost with its node (NODE_FAIL)",
+    "PREEMPTED": "preempted",
+}
+
+
+def ended_message(job_id: str, name: str, state: str, reason: str, log: str) -> str:
+    """The error of a SLURM job that ended without a result: its state, what the state means, its log."""
+    cause = END_STATE_CAUSES.get(state)
+    why = f" ({reason})" if reason and reason != "None" else ""
+    if cause:
+        return f"SLURM job {job_id} ({name}) {cause}: ended {state}{why} without a result; its log: {log}"
+    return f"SLURM job {job_id} ({name}) ended {state}{why} without a result; its log: {log}"
+
+
 class _SubmititExecutor(submitit.SlurmExecutor):
     """submitit's SLURM executor, whose jobs run :mod:`tunecv.executors._slurm_job` (submitit's runner, then
     an exit that skips the interpreter's teardown once the result is written)."""
@@ -385,10 +404,8 @@ class SlurmExecutor(Executor):
                 job._ended_at = now
             if job._cancelled or now - job._ended_at >= RESULT_GRACE_S:
                 final = state or "UNKNOWN"
-                self._fail(job, SlurmJobError(
-                    f"SLURM job {job.job_id} ({job.name}) ended {final}"
-                    f"{' (' + job.reason + ')' if job.reason and job.reason != 'None' else ''} without a result; "
-                    f"its log: {job.log}", job.job_id, final, job.log))
+                self._fail(job, SlurmJobError(ended_message(job.job_id, job.name, final, job.reason, job.log),
+                                              job.job_id, final, job.log))
 
     def _finish(self, job: _SlurmJob) -> None:
         sjob = job.submitit_job.task(0) if self.n_tasks > 1 else job.submitit_job
