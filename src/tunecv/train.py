@@ -648,7 +648,7 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
     run_name, run_id, folder = run.run_name, run.run_id, run.run_dir
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    loggers = _loggers(cfg, run, objects.user_loggers, objects.package)
+    loggers, user_wandb = _loggers(cfg, run, objects.user_loggers, objects.package)
     trainer_kwargs = {**_trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar), **objects.trainer_args}
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
@@ -674,7 +674,10 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
                 raise
             raise error from None
         if objects.built is not None:
-            objects.built.before_fit(trainer)
+            objects.built.before_fit(trainer)  # the project CLI's hook, before its W&B run starts (as under fit)
+        if user_wandb is not None and _start_user_wandb(user_wandb) is None:
+            loggers.remove(user_wandb)  # wandb cannot start: the run goes on without it
+            trainer.loggers = list(loggers)
         _fit_model(trainer, model, data, _fit_kwargs(cfg, folder, run_name, resume=resume))
         if objects.built is not None:
             objects.built.after_fit()
@@ -696,27 +699,33 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
         error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
 
 
-def _loggers(cfg: Config, run: Any, user_loggers: Sequence[Any], package: str = "lightning.pytorch") -> list[Any]:
-    """The run's loggers: tunecv's CSV logger, the user's (each with the run's identity, a W&B one started as
-    tunecv starts its own), and tunecv's wandb logger when a wandb project is set and the user has no
-    WandbLogger (one W&B run per run)."""
+def _start_user_wandb(logger: Any) -> Any:
+    from tunecv import tracking as trk
+
+    return trk.start_wandb(logger)
+
+
+def _loggers(cfg: Config, run: Any, user_loggers: Sequence[Any],
+             package: str = "lightning.pytorch") -> tuple[list[Any], Any]:
+    """The run's loggers: the user's first (each with the run's identity; ``trainer.logger`` is the user's
+    first, as under the project's own CLI), tunecv's CSV logger, and tunecv's wandb logger when a wandb
+    project is set and the user has no WandbLogger (one W&B run per run). Also the user's WandbLogger, not
+    started yet: :func:`_start_user_wandb` starts it as tunecv starts its own, once the project's
+    ``before_fit`` hook could still change it."""
     from tunecv import tracking as trk
 
     loggers: list[Any] = [trk.csv_logger(run.run_dir, package=package)]
     users: list[Any] = []
-    user_wandb = False
+    user_wandb: Any = None
     for lg in user_loggers:
         trk.apply_run_identity(lg, run)
         if trk.logger_kind(lg) == "wandb":
-            if user_wandb:  # wandb.run is one per process: a second logger would log into the same run
+            if user_wandb is not None:  # wandb.run is one per process: a second logger would log into the same run
                 log.warning("run %s: only the first WandbLogger of trainer.logger is used", run.run_name)
                 continue
-            user_wandb = True
-            lg = trk.start_wandb(lg)
-            if lg is None:  # wandb could not start: the run goes on without it
-                continue
+            user_wandb = lg
         users.append(lg)
-    if cfg.logging.wandb_project and not user_wandb:
+    if cfg.logging.wandb_project and user_wandb is None:
         d = run.wandb_defaults
         wandb_lg = trk.wandb_logger(
             project=d["project"], entity=d.get("entity"), run_id=run.run_id, run_name=run.run_name,
@@ -724,7 +733,7 @@ def _loggers(cfg: Config, run: Any, user_loggers: Sequence[Any], package: str = 
             tags=d.get("tags"), package=package)
         if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
             loggers.append(wandb_lg)
-    return loggers + users
+    return users + loggers, user_wandb
 
 
 def _fit_kwargs(cfg: Config, folder: Path, run_name: str, *, resume: bool) -> dict[str, Any]:

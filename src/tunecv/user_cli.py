@@ -333,6 +333,11 @@ def _tunecv_class(spec: CLISpec, *, parsers: Optional[_Parsers] = None, add_keys
         def subcommands() -> dict[str, set[str]]:
             return {"fit": set(fit_skip)}
 
+        def _setup_parser_kwargs(self, parser_kwargs: dict) -> tuple[dict, dict]:
+            names = set(base.subcommands()) | set(spec.base.subcommands())  # every subcommand's, not the main's
+            main = {k: v for k, v in parser_kwargs.items() if k not in names}
+            return main, {k: v for k, v in parser_kwargs.items() if k == "fit"}
+
         def init_parser(self, **kwargs: Any) -> Any:
             merged = {**kwargs, **_PARSER_KWARGS}
             merged.setdefault("parser_mode", (self.parser_kwargs or {}).get("parser_mode", "omegaconf"))

@@ -250,12 +250,6 @@ def test_tunecv_train_builds_what_the_project_s_cli_builds(pool, slug):
         assert lg in identity_free(ours["loggers"]), f"{lg[0]} is missing or built otherwise"
 
 
-def _run_infos(folder: Path) -> pd.DataFrame:
-    files = list(folder.rglob("run_infos.parquet"))
-    assert files, f"no run_infos.parquet under {folder}"
-    return pd.concat([pd.read_parquet(f) for f in files])
-
-
 @pytest.mark.parametrize("slug", [p.slug for p in CASES])
 def test_tunecv_cv_cross_validates_the_project(pool, slug):
     _step(pool, slug, "cv")
@@ -270,7 +264,7 @@ def test_tunecv_cv_cross_validates_the_project(pool, slug):
 @pytest.mark.parametrize("slug", [p.slug for p in CASES])
 def test_tunecv_tune_sweeps_a_model_argument(pool, slug):
     _step(pool, slug, "tune")
-    infos = _run_infos(pool.work / slug / "artifacts" / "corpus-tune")
+    infos = pd.read_parquet(pool.work / slug / "artifacts" / "corpus-tune" / "run_infos.parquet")  # every run
     assert len(infos) == 4 and (infos["status"] == "completed").all(), infos.get("error")
     p = BY_SLUG[slug]
     assert p.tuned in infos.columns and infos[p.tuned].nunique() == 2

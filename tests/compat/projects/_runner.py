@@ -70,6 +70,8 @@ def main(spec_path: str) -> None:
         os.environ.clear()
         os.environ.update(saved_env)
         _purge(root)
+        if "tunecv.user_cli" in sys.modules:  # its classes are purged: the next step resolves the CLI again
+            sys.modules["tunecv.user_cli"].clear_caches()
         try:  # a W&B run left open by a step must not swallow the next one's logging
             import wandb
 
