@@ -881,6 +881,11 @@ def _describe_in_list(path: list[Any], value: Any, data: Mapping) -> Optional[st
         cls = import_class(str(item["class_path"]), f"{_dotted(path[:last_index + 1])}.class_path")
     except ConfigError as err:
         return str(err)
+    if _lightning_package(str(item["class_path"])) == "pytorch_lightning":
+        own = str(item["class_path"]).replace("pytorch_lightning.", "lightning.pytorch.", 1)
+        return (f"`{_dotted(path[:last_index + 1])}.class_path` must be a lightning.pytorch class, as this config's "
+                f"model is; got {item['class_path']!r}, a class of the standalone pytorch_lightning package (one "
+                f"package per run: {own}, or a pytorch_lightning model)")
     if len(rest) >= 2 and rest[0] == "init_args":
         params = init_parameters(cls)
         if params is not None and rest[1] not in params:

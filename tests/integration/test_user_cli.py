@@ -367,3 +367,15 @@ def test_an_abbreviated_flag_under_a_cli_is_an_unknown_key(tmp_path, monkeypatch
     project(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="max_epoch"):
         parse_command(["--cli", "main.py", "--trainer.max_epoch", "2"])
+
+
+def test_a_pytorch_lightning_logger_in_a_lightning_config_names_the_package_not_a_type(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pytorch_lightning")
+    project(tmp_path, monkeypatch)
+    (tmp_path / "mixlog.yaml").write_text("trainer:\n  logger:\n    - class_path: pytorch_lightning.loggers.CSVLogger\n"
+                                          "      init_args: {save_dir: .}\n")
+    digits = str(REPO / "configs" / "digits" / "train.yaml")
+    assert main(["train", "--config", digits, "--config", "mixlog.yaml", "--artifact_dir", "art"]) == 2
+    err = one_line_error(capsys)
+    assert "`trainer.logger[0].class_path`" in err and "pytorch_lightning" in err and "save_dir" not in err
+    assert not (tmp_path / "art").exists()
