@@ -190,19 +190,21 @@ def _on_path(folder: str) -> None:
         sys.path.insert(0, folder)
 
 
-def _adopt_main_classes(globals_: dict, path: Path) -> None:
-    """Classes an entry file defines itself become importable as ``{stem}.{Name}`` (a worker can find them)."""
-    stem = path.stem
-    if not stem.isidentifier() or (stem in sys.modules and getattr(sys.modules[stem], "__file__", None)
-                                   != str(path)):
+def _adopt_main_classes(globals_: dict, name: str, file: Optional[str]) -> None:
+    """Classes an entry point defines itself (``__main__``) become importable as ``{name}.{Class}`` (the file's
+    stem, or the module's name), so that a config naming them, and a worker reading it, find them."""
+    if not all(part.isidentifier() for part in name.split(".")):
         return
-    module = types.ModuleType(stem)
-    module.__file__ = str(path)
+    known = sys.modules.get(name)
+    if known is not None and getattr(known, "__file__", None) != file:
+        return
+    module = types.ModuleType(name)
+    module.__file__ = file
     for key, value in globals_.items():
         if isinstance(value, type) and getattr(value, "__module__", None) == "__main__":
-            value.__module__ = stem
+            value.__module__ = name
         setattr(module, key, value)
-    sys.modules[stem] = module
+    sys.modules[name] = module
 
 
 def _run_entry(spec: str) -> _Captured:
@@ -225,9 +227,11 @@ def _run_entry(spec: str) -> _Captured:
                 sys.argv = [spec, "fit"]
                 runpy.run_module(spec, run_name="__main__", alter_sys=False)
     except _Captured as captured:
+        main_globals = _caller_globals(captured) or globals_holder
         if path.is_file():
-            frame_globals = _caller_globals(captured)
-            _adopt_main_classes(frame_globals or globals_holder, path.resolve())
+            _adopt_main_classes(main_globals, path.resolve().stem, str(path.resolve()))
+        elif main_globals:
+            _adopt_main_classes(main_globals, spec, main_globals.get("__file__"))
         return captured
     except ConfigError:
         raise

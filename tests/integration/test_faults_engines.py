@@ -294,7 +294,7 @@ def test_workers_of_a_postgres_tune_ride_out_two_server_restarts(tmp_path, exter
             path = write(tmp_path / "tune.yaml", cfg)
             procs += [subprocess.Popen(tunecv("tune", "--config", str(path), "--name", "pg"), cwd=tmp_path,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "TUNECV_STORAGE_RETRY_S": "120"}) for _ in range(2)]
+                                      env={**os.environ, "TUNECV_STORAGE_RETRY_S": "120"}) for _ in range(4)]
             tdir = tmp_path / "artifacts" / "pg"
             for finished in (1, 3):  # down twice: after the first run, and after two more
                 _wait_for(lambda n=finished: len(list(tdir.glob("*/*/run_info.json"))) >= n
