@@ -477,6 +477,9 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     import lightning as L
 
+    from tunecv import _chatter
+
+    _chatter.install()  # Lightning's device lines and tips stay out unless --verbose (TUNECV_VERBOSE=1)
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     identity = _run_identity(cfg, run_name, run_id, folder, tracking)
