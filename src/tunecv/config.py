@@ -610,8 +610,9 @@ def precheck(words: Sequence[str], command: str = "train") -> None:
         else:
             has_cli = has_cli or key == "cli"
             light_words += unit
-    if has_cli or any("${" in w for w in light_words):
-        return  # the project's parser (its own keys) / interpolation that may read the Lightning sections
+    if has_cli or any("${" in w for w in light_words) or _section_as_path(light_words):
+        return  # the project's parser (its own keys), interpolation that may read the Lightning sections, or
+        # a section given as a file name (resolved against its config file's folder, which inline text lacks)
     _check_utf8(light_words)  # unknown top-level keys, even with empty values
     parser = build_parser(light=True)
     try:
@@ -636,6 +637,20 @@ def precheck(words: Sequence[str], command: str = "train") -> None:
         from tunecv.search_space import load_search_space
 
         load_search_space(cfg.tune.search_space)
+
+
+def _section_as_path(words: Sequence[str]) -> bool:
+    """Whether a section of tunecv's (``cv``, ``split``, ...) is given as a string: a file to include."""
+    hints = _config_hints()
+    for i, word in enumerate(words[:-1]):
+        key = word[2:]
+        if key == "config":
+            data = yaml.safe_load(words[i + 1]) or {}
+            if any(isinstance(v, str) and _dataclass_of(hints.get(k)) for k, v in data.items()):
+                return True
+        elif key in hints and _dataclass_of(hints[key]) and not words[i + 1].lstrip().startswith("{"):
+            return True
+    return False
 
 
 def parse_command(words: Sequence[str], prog: str = "tunecv") -> ParsedCommand:
