@@ -29,7 +29,7 @@ def mistakes(tmp: Path) -> list[tuple[list[str], str]]:
     """Ten mistakes about tunecv's own keys and files, and a word of the line each must get."""
     (tmp / "broken.yaml").write_text("cv:\n  n_seeds: [1\n")
     (tmp / "unknown.yaml").write_text("cvv: {n_seeds: 2}\n")
-    (tmp / "space.yaml").write_text("model.init_args.lr: {distribution: loguniform, low: 1.0, high: 0.1}\n")
+    (tmp / "space.yaml").write_text("hyperparameters:\n  model.init_args.lr: {distribution: loguniform, low: 1.0, high: 0.1}\n")
     return [
         (["train", "--config", str(tmp / "nope.yaml")], "no such file"),
         (["train", "--config", str(tmp)], "is a directory"),
