@@ -38,13 +38,14 @@ common options (train, cv, tune):
   --reset               delete that name's artifacts and start over
   --dry_run             (cv, tune) print the plan and create nothing
   --quiet               no progress bars
-  --debug               show tracebacks
+  --verbose             let torch, Lightning and Optuna print their own messages too
+  --debug               show tracebacks (the exit code stays the same)
 
 Run `tunecv COMMAND --help` for every config key.
 """
 
 # the command flags (tunecv.config.FLAGS, spelled as on the command line; kept here so --help stays light)
-FLAGS = {"--print_config", "--resume", "--reset", "--dry_run", "--debug", "--help", "-h", "--quiet"}
+FLAGS = {"--print_config", "--resume", "--reset", "--dry_run", "--debug", "--help", "-h", "--quiet", "--verbose"}
 
 
 
@@ -67,7 +68,8 @@ def _command_help(command: str) -> str:
              "  --print_config        print the resolved config and exit\n"
              "  --resume              finish what an earlier call with the same name left\n"
              "  --reset               delete that name's artifacts and start over\n"
-             "  --debug               show tracebacks\n")
+             "  --verbose             let torch, Lightning and Optuna print their own messages too\n"
+             "  --debug               show tracebacks (the exit code stays the same)\n")
     if command in ("cv", "tune"):
         extra += "  --dry_run             print the plan and create nothing\n"
     if command == "tune":
@@ -80,8 +82,10 @@ class _UsageError(Exception):
 
 
 def _error(message: str, debug: bool, exc: Optional[BaseException] = None) -> int:
-    if debug and exc is not None:
-        raise exc
+    if debug and exc is not None:  # the traceback, then the same line and exit code as without --debug
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
     line = " ".join(str(message).split("\n")[0].split())
     print(f"tunecv: error: {line}", file=sys.stderr)
     return 2
@@ -223,11 +227,15 @@ def _interrupted_line(command: str, rest: Sequence[str], signum: int) -> str:
 
 
 def _run(command: str, rest: list[str]) -> int:
-    from tunecv.config import dump_yaml, parse_command
+    from tunecv.config import dump_yaml, parse_command, precheck
     from tunecv.errors import ConfigError
 
+    precheck(rest, command)  # tunecv's own keys and files: before torch and lightning are imported
     parsed = parse_command(rest, prog=f"tunecv {command}")
     flags = {f"--{flag}" for flag in parsed.flags}
+    from tunecv import _chatter
+
+    _chatter.install("--verbose" in flags)  # before a pool starts: its workers inherit the setting
     if command in ("cv", "tune"):
         _prestart_pool(parsed.config, flags)
     if "--dry_run" in flags and command == "train":

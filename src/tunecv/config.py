@@ -82,7 +82,7 @@ DEVICE_KEYS = ("accelerator", "strategy", "devices", "num_nodes")
 # Keys of ``LightningCLI ... fit`` that are arguments of ``Trainer.fit`` (added from its signature there).
 FIT_KEYS = ("ckpt_path", "weights_only")
 # Command flags (not config keys).
-FLAGS = ("print_config", "resume", "reset", "dry_run", "quiet", "debug")
+FLAGS = ("print_config", "resume", "reset", "dry_run", "quiet", "debug", "verbose")
 
 
 @dataclass(frozen=True)
@@ -525,6 +525,8 @@ def _check_utf8(words: Sequence[str], valid_keys: Optional[Sequence[str]] = None
             value = word.split("=", 1)[1]
         if value is None:
             continue
+        if "\n" not in value and not Path(value).is_file():
+            _check_not_a_file(value)
         if "\n" in value or not Path(value).is_file():
             _check_top_level_keys(value, "the config", valid_keys)
             continue
@@ -538,6 +540,22 @@ def _check_utf8(words: Sequence[str], valid_keys: Optional[Sequence[str]] = None
         _check_top_level_keys(text, repr(value), valid_keys)
 
 
+def _check_not_a_file(value: str) -> None:
+    """``--config VALUE`` that is no file: inline YAML when it holds a mapping, else a path that is wrong."""
+    try:
+        data = yaml.safe_load(value)
+    except yaml.YAMLError:
+        data = value
+    if isinstance(data, Mapping) or data is None:
+        return  # inline YAML (``--config '{cv: {n_seeds: 2}}'``), read as text
+    path = Path(value)
+    if path.is_dir():
+        raise ConfigError(f"`--config` must be a YAML file; got {value!r}: is a directory")
+    if path.exists():
+        return  # a FIFO or device: read as it is
+    raise ConfigError(f"`--config` {value!r}: no such file")
+
+
 def _check_top_level_keys(text: str, source: str, valid_keys: Optional[Sequence[str]] = None) -> None:
     """An unknown top-level key is an error even when its value is empty (jsonargparse drops ``x: {}``)."""
     try:
@@ -548,6 +566,91 @@ def _check_top_level_keys(text: str, source: str, valid_keys: Optional[Sequence[
     unknown = [k for k in data if str(k) not in valid] if isinstance(data, Mapping) else []
     if unknown:
         raise ConfigError(f"unknown config key `{unknown[0]}` in {source}; valid top-level keys: {', '.join(valid)}")
+
+
+# Keys whose values get Lightning's types (the full parser imports lightning to check them).
+_LIGHTNING_KEYS = (*DICT_SECTIONS, "seed_everything", *FIT_KEYS)
+
+
+def precheck(words: Sequence[str], command: str = "train") -> None:
+    """Report the mistakes that need neither torch nor lightning before either is imported (fail fast).
+
+    Checked here: every ``--config`` file (exists, readable, UTF-8, valid YAML, a mapping), tunecv's own keys
+    (unknown keys, types, ranges: ``cv.*``, ``tune.*``, ``split.*``, the executor sections, ...) and, for
+    ``tune``, the search-space file. The Lightning sections (``model``, ``data``, ``trainer``,
+    ``optimizer``, ``lr_scheduler``, ``seed_everything``, ``ckpt_path``) are left to the full parse, which
+    keeps its messages; so is everything when the config names a project CLI (``cli``), whose parser adds
+    keys of its own. Does nothing when all is well: :func:`parse_command` still parses the whole command.
+
+    Raises:
+        ConfigError: one line, as :func:`parse_command` would report it.
+    """
+    flag_words = {f"--{f}" for f in FLAGS}
+    words = [w for w in words if w not in flag_words]
+    light_words: list[str] = []
+    has_cli = False
+    units = _units(words, None)
+    for unit in units:
+        key, eq, value = unit[0][2:].partition("=") if unit[0].startswith("--") else ("", "", "")
+        if eq and len(unit) == 1:
+            unit = [f"--{key}", value]
+        elif len(unit) == 2:
+            value = unit[1]
+        if key == "config" and len(unit) == 2:
+            _check_utf8(unit)  # no such file, a folder, unreadable, not UTF-8
+            data = _read_config_value(value)  # YAML errors with their line
+            if not isinstance(data, Mapping):
+                if data is None:
+                    continue
+                raise ConfigError(f"`--config` must be a YAML file holding a mapping of config keys; got {value!r}")
+            has_cli = has_cli or "cli" in data
+            light_words += ["--config", _config_text({k: v for k, v in data.items() if k not in _LIGHTNING_KEYS})]
+        elif key.split(".")[0] in _LIGHTNING_KEYS:
+            continue
+        else:
+            has_cli = has_cli or key == "cli"
+            light_words += unit
+    if has_cli or any("${" in w for w in light_words) or _section_as_path(light_words):
+        return  # the project's parser (its own keys), interpolation that may read the Lightning sections, or
+        # a section given as a file name (resolved against its config file's folder, which inline text lacks)
+    _check_utf8(light_words)  # unknown top-level keys, even with empty values
+    parser = build_parser(light=True)
+    try:
+        ns = parser.parse_args(light_words, env=False)
+    except Interrupted:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(_diagnose(parser, light_words, exc)) from None
+    data = _plain(ns.as_dict())
+    kwargs: dict[str, Any] = {}
+    for f in config_fields():
+        value = data.get(f.name, _DEFAULTS[f.name])
+        cls = _dataclass_of(_config_hints()[f.name])
+        if f.name in _LIGHTNING_KEYS:
+            value = _DEFAULTS[f.name]
+        elif cls is not None and isinstance(value, Mapping):
+            value = cls(**value)
+        kwargs[f.name] = value
+    cfg = Config(**kwargs)
+    validate(cfg)
+    if command == "tune" and cfg.tune.search_space:
+        from tunecv.search_space import load_search_space
+
+        load_search_space(cfg.tune.search_space)
+
+
+def _section_as_path(words: Sequence[str]) -> bool:
+    """Whether a section of tunecv's (``cv``, ``split``, ...) is given as a string: a file to include."""
+    hints = _config_hints()
+    for i, word in enumerate(words[:-1]):
+        key = word[2:]
+        if key == "config":
+            data = yaml.safe_load(words[i + 1]) or {}
+            if any(isinstance(v, str) and _dataclass_of(hints.get(k)) for k, v in data.items()):
+                return True
+        elif key in hints and _dataclass_of(hints[key]) and not words[i + 1].lstrip().startswith("{"):
+            return True
+    return False
 
 
 def parse_command(words: Sequence[str], prog: str = "tunecv") -> ParsedCommand:

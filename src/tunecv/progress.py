@@ -42,19 +42,49 @@ class LiveBar:
         if not self.live:
             return
         from rich.progress import (
+            Progress,
+        )
+
+        self.progress = Progress(*self.columns(self.console.width, name, total), console=self.console,
+                                 transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(name, total=total, completed=completed, info=info)
+
+    def columns(self, width: int, name: str, total: int) -> list[Any]:
+        """The bar's columns, sized to fit ``width`` characters with elapsed time and ETA always whole.
+
+        Rich shrinks every column of a line that is too wide (the times become ``0:01:…``); here each
+        column gets its width: the times and ``done/total`` theirs, then the free text (counts, best, jobs)
+        28 characters, the label what it needs of the rest, and the bar what is left (none under 8); the
+        label and the free text are cut with an ellipsis when they are longer.
+        """
+        from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
-        self.progress = Progress(TextColumn(f"{self.kind} {{task.description}}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task(name, total=total, completed=completed, info=info)
+        times = 7 + 1 + 3 + 1 + 7  # "0:01:05 eta 0:03:10"
+        count = 2 * len(str(total)) + 1
+        room = max(width - 1, 40) - times - count - 5  # 5: one space between two of the six columns
+        text = 28  # "pruned 3 failed 0 best 1.728"
+        label = max(min(len(f"{self.kind} {name}"), room - text), 10)
+        bar = min(room - label - text - 1, 40)  # the bar gets what is left (and a space), if it is worth it
+        info = room - label - (bar + 1 if bar >= 8 else 0)
+        columns = [TextColumn(f"{self.kind} {{task.description}}",
+                              table_column=Column(width=label, no_wrap=True, overflow="ellipsis"))]
+        if bar >= 8:
+            columns.append(BarColumn(bar_width=bar, table_column=Column(width=bar, no_wrap=True)))
+        return [*columns,
+                MofNCompleteColumn(table_column=Column(width=count, no_wrap=True, justify="right")),
+                TextColumn("{task.fields[info]}", table_column=Column(width=max(info, 1), no_wrap=True,
+                                                                      overflow="ellipsis")),
+                TimeElapsedColumn(table_column=Column(min_width=7, no_wrap=True, justify="right")),
+                TextColumn("eta", table_column=Column(width=3, no_wrap=True)),
+                TimeRemainingColumn(table_column=Column(min_width=7, no_wrap=True))]
 
     def update(self, **fields: Any) -> None:
         """Move the bar (``completed=``) or change its text (``info=``); nothing without a bar."""

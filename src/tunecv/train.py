@@ -264,7 +264,8 @@ def build_callbacks(cfg: Config, run_dir: Path, user_callbacks: Sequence[Any] = 
     if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
         checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
     recorder = tc.RunMetrics()
-    return [tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
+    rng = [tc.RngStates()] if cfg.seed_everything is not False else []  # a resumed run goes on as it was
+    return [tc.MonitorCheck(checks), recorder, *rng, *own, *user], checkpoint, recorder
 
 
 def checkpointing_enabled(cfg: Config) -> bool:
@@ -477,6 +478,9 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     import lightning as L
 
+    from tunecv import _chatter
+
+    _chatter.install()  # Lightning's device lines and tips stay out unless --verbose (TUNECV_VERBOSE=1)
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     identity = _run_identity(cfg, run_name, run_id, folder, tracking)

@@ -42,6 +42,9 @@ from typing import Optional
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 ACCOUNTING = ("mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "sacct", "sacctmgr")
+# What `.ci/run` installs for these tests (tests/unit/test_fail_fast.py keeps the two lists equal)
+APT_PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
+INSTALL_HINT = f"apt-get install -y {' '.join(APT_PACKAGES)}"
 N_GPUS = 4
 CPUS = 2
 
@@ -57,7 +60,7 @@ def why_unavailable() -> Optional[str]:
     missing = [d for d in ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
                if shutil.which(d) is None and not Path("/usr/sbin", d).exists()]
     if missing:
-        return f"SLURM / munge not installed (missing {', '.join(missing)}): apt-get install -y slurm-wlm munge"
+        return f"SLURM / munge not installed (missing {', '.join(missing)}): {INSTALL_HINT}"
     return None
 
 
