@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import types
-from collections.abc import Mapping
 from typing import Any, Optional
 
 import lightning as L
@@ -162,99 +161,6 @@ class _RunMetrics:
         return dict(self.records[-1]["metrics"])
 
 
-class _RngStates:
-    """The random generators' states travel in the run's checkpoints, so that a resumed run is the run it
-    replaces.
-
-    A checkpoint is written when an epoch's validation ends. A run resumed from it seeds again
-    (``seed_everything``) and builds its train loader again, whose own generator (``DataLoader(generator=
-    torch.Generator().manual_seed(seed))``) would replay the first epoch's order, and whose dropout masks
-    would come from the seed's stream, not from where the interrupted run was. Saved with each checkpoint:
-    Python's ``random``, NumPy's and torch's CPU generators (CUDA's where CUDA is initialised) and the
-    generators of the train loader (its own, its sampler's); put back when training starts again, after
-    Lightning's sanity check (whose validation loader draws a number from torch's generator) and before the
-    next epoch draws its order. A run killed mid-epoch resumes from the end of the last epoch whose
-    checkpoint was written, and goes on as the uninterrupted run did from there.
-
-    Exact on CPU with a fixed seed; on a GPU only as exact as its operations are deterministic
-    (``trainer.deterministic``; see docs/levels.md).
-    """
-
-    KEY = "tunecv_rng_states"
-
-    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        import random
-
-        import numpy as np
-        import torch
-
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        # plain types and tensors only: a checkpoint must load with torch.load(weights_only=True)
-        state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state(),
-                                 "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                                           float(gauss)],
-                                 "loaders": [g.get_state() for g in _loader_generators(trainer)]}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint[self.KEY] = state
-
-    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        self._pending = checkpoint.get(self.KEY) or None
-
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        state = getattr(self, "_pending", None)
-        if not state:
-            return
-        self._pending = None
-        import random
-
-        import numpy as np
-        import torch
-
-        random.setstate(_as_tuples(state["python"]))
-        kind, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        torch.set_rng_state(state["torch"].cpu())
-        generators = _loader_generators(trainer)
-        if len(generators) == len(state.get("loaders") or []):
-            for generator, saved in zip(generators, state["loaders"]):
-                generator.set_state(saved.cpu())
-        cuda = state.get("cuda")
-        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
-def _loader_generators(trainer: Any) -> list[Any]:
-    """The ``torch.Generator`` objects of the train loaders (the loader's, its sampler's), each once."""
-    import torch
-
-    loaders = getattr(trainer, "train_dataloader", None)
-    if loaders is None:
-        return []
-    if isinstance(loaders, Mapping):
-        loaders = list(loaders.values())
-    elif not isinstance(loaders, (list, tuple)):
-        loaders = [loaders]
-    found: list[Any] = []
-    for loader in loaders:
-        sampler = getattr(loader, "sampler", None)
-        batch_sampler = getattr(loader, "batch_sampler", None)
-        for owner in (loader, sampler, getattr(batch_sampler, "sampler", None)):
-            generator = getattr(owner, "generator", None)
-            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
-                found.append(generator)
-    return found
-
-
-def _as_tuples(value: Any) -> Any:
-    """``random.setstate`` / ``np.random.set_state`` want tuples; a checkpoint may give back lists."""
-    if isinstance(value, list):
-        return tuple(_as_tuples(v) for v in value)
-    if isinstance(value, tuple):
-        return tuple(_as_tuples(v) for v in value)
-    return value
-
-
 def _make(package: Any) -> types.SimpleNamespace:
     callbacks = package.callbacks
     ns = types.SimpleNamespace(
@@ -263,7 +169,6 @@ def _make(package: Any) -> types.SimpleNamespace:
         LightningDataModule=package.LightningDataModule)
     ns.MonitorCheck = type("MonitorCheck", (_MonitorCheck, package.Callback), {"__module__": __name__})
     ns.RunMetrics = type("RunMetrics", (_RunMetrics, package.Callback), {"__module__": __name__})
-    ns.RngStates = type("RngStates", (_RngStates, package.Callback), {"__module__": __name__})
     ns.BestOrLastCheckpoint = type("BestOrLastCheckpoint", (_BestOrLastCheckpoint, callbacks.ModelCheckpoint),
                                    {"__module__": __name__})
     return ns
@@ -285,12 +190,7 @@ class BestOrLastCheckpoint(_BestOrLastCheckpoint, ModelCheckpoint):
     __doc__ = _BestOrLastCheckpoint.__doc__
 
 
-class RngStates(_RngStates, L.Callback):
-    __doc__ = _RngStates.__doc__
-
-
 LIGHTNING.MonitorCheck, LIGHTNING.RunMetrics, LIGHTNING.BestOrLastCheckpoint = MonitorCheck, RunMetrics, BestOrLastCheckpoint
-LIGHTNING.RngStates = RngStates
 
 
 @functools.cache

@@ -264,8 +264,7 @@ def build_callbacks(cfg: Config, run_dir: Path, user_callbacks: Sequence[Any] = 
     if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
         checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
     recorder = tc.RunMetrics()
-    rng = [tc.RngStates()] if cfg.seed_everything is not False else []  # a resumed run goes on as it was
-    return [tc.MonitorCheck(checks), recorder, *rng, *own, *user], checkpoint, recorder
+    return [tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
 
 
 def checkpointing_enabled(cfg: Config) -> bool:
