@@ -342,7 +342,8 @@ def _points_of_tune(folder: Path, top_k: int, space: Any,
     for t in done[:top_k]:
         values = t.user_attrs.get(CONFIG_VALUES_ATTR)
         if not isinstance(values, Mapping):
-            values = old_space.params_from_trial(t.params) if old_space is not None else dict(t.params)
+            values = (old_space.params_from_trial(t.params, t.distributions) if old_space is not None
+                      else dict(t.params))
         dropped = [k for k in values if k not in space.params]
         if dropped:
             log.info("warm start from %s trial %d: %s not in the new search space (left out)", folder, t.number,

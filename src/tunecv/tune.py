@@ -1189,7 +1189,7 @@ def _result(name: str, folder: Path, study: Any, space: Any, directions: list[st
             pareto = sorted(t.number for t in study.best_trials)
     return TuneResult(
         name=name, tune_dir=folder,
-        best_params=space.params_from_trial(best.params) if best is not None else {},
+        best_params=space.params_from_trial(best.params, best.distributions) if best is not None else {},
         best_score=float(best.values[0]) if best is not None else float("nan"),
         best_trial=best.number if best is not None else None,
         run_infos=read_tune_table(folder), study=study, pareto_trials=pareto)
