@@ -297,7 +297,7 @@ def test_retrain_trains_the_best_cvs_epochs_and_keeps_the_last_checkpoint(tmp_pa
     cfg["trainer"]["max_epochs"] = 3
     # the best checkpoint of every cv run is its worst val/loss: in practice its first epoch, before max_epochs
     cfg["checkpoint"] = {"monitor": "val/loss", "mode": "max"}
-    cfg["early_stopping"] = {"monitor": "val/loss", "mode": "max", "patience": 1}
+    cfg["early_stopping"] = {"monitor": "val/loss", "mode": "max", "patience": 2}
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "250")  # the best's lines unwrapped (tunecv's own closing lines never wrap)
     res = tune(cfg, name="re", progress=True)
