@@ -200,15 +200,25 @@ def _runner_up(study: Any, best: Any, direction: str) -> Optional[dict[str, Any]
 
 
 def runner_up_line(record: Mapping[str, Any]) -> Optional[str]:
-    """A line saying whether the best trial could be told apart from the runner-up, or ``None``."""
+    """Whether the best trial could be told apart from the runner-up, with the interval of their paired
+    difference (a second line when the pairs are too few for the Wilcoxon test to decide), or ``None``."""
+    from tunecv.stats import few_pairs_line
+
     runner = record.get("runner_up")
     if not runner or not runner.get("n_pairs"):
         return None
-    p = runner["p_value"]
-    p_text = f"{p:.2g}" if p is not None and math.isfinite(p) else "n/a"
+    d = runner.get("difference") or {}
+    interval = "-"
+    if all(isinstance(d.get(k), (int, float)) and math.isfinite(d[k]) for k in ("mean", "low", "high")):
+        interval = f"{d['mean']:.4g} [{d['low']:.4g}, {d['high']:.4g}]"
     verdict = "is better than" if runner["distinguishable"] else "cannot be told apart from"
-    return (f"the best trial {verdict} the runner-up, trial {runner['number']} (paired Wilcoxon p={p_text} over "
-            f"{runner['n_pairs']} (fold, seed) pairs; see tunecv report)")
+    p = runner.get("p_value")
+    reachable = runner.get("p_can_reach_alpha", True)
+    p_text = f"; Wilcoxon p={p:.2g}" if reachable and p is not None and math.isfinite(p) else ""
+    line = (f"the best trial {verdict} the runner-up, trial {runner['number']}: {interval} (runner-up - best, "
+            f"95% paired t interval over {runner['n_pairs']} (fold, seed) pairs{p_text})")
+    few = few_pairs_line(int(runner["n_pairs"]))
+    return f"{line}\n  {few}" if few else line
 
 
 # -- budgets ------------------------------------------------------------------------------------------------
@@ -342,7 +352,8 @@ def _points_of_tune(folder: Path, top_k: int, space: Any,
     for t in done[:top_k]:
         values = t.user_attrs.get(CONFIG_VALUES_ATTR)
         if not isinstance(values, Mapping):
-            values = old_space.params_from_trial(t.params) if old_space is not None else dict(t.params)
+            values = (old_space.params_from_trial(t.params, t.distributions) if old_space is not None
+                      else dict(t.params))
         dropped = [k for k in values if k not in space.params]
         if dropped:
             log.info("warm start from %s trial %d: %s not in the new search space (left out)", folder, t.number,

@@ -472,7 +472,7 @@ def _paired_statistics(df: Any, board: list[dict[str, Any]], best: Optional[dict
     and ``indistinguishable_from_best`` to the best :data:`TOP_COMPARED` others; returns the method and
     the comparison of the best with the runner-up (the next stable complete trial).
     """
-    from tunecv.stats import ALPHA, mean_interval, paired_comparison
+    from tunecv.stats import ALPHA, few_pairs_line, mean_interval, paired_comparison
 
     per_cv: dict[str, dict[tuple[int, int], float]] = {}
     if len(df):
@@ -484,10 +484,14 @@ def _paired_statistics(df: Any, board: list[dict[str, Any]], best: Optional[dict
     for entry in board:
         entry["score_interval"] = mean_interval(list(per_cv.get(entry["cv_name"], {}).values())).to_dict()
     out: dict[str, Any] = {
-        "test": "Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon, zero_method='zsplit'), over the "
-                "(fold, seed) pairs both trials finished",
+        "decision": f"told apart from the best when the {1 - ALPHA:.0%} paired t interval of the difference "
+                    f"excludes 0 (a two-sided paired t-test at {ALPHA:g}), over the (fold, seed) pairs both "
+                    f"trials finished",
+        "test": "Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon, zero_method='zsplit'), shown beside it; "
+                "p_can_reach_alpha false: too few pairs for it to ever reach alpha",
         "interval": f"{1 - ALPHA:.0%} Student-t interval of the mean",
         "alpha": ALPHA, "difference": "trial - best, in score units", "best": None, "runner_up": None,
+        "few_pairs": None,
     }
     if best is None:
         return out
@@ -503,6 +507,7 @@ def _paired_statistics(df: Any, board: list[dict[str, Any]], best: Optional[dict
         compared += 1
         if out["runner_up"] is None and entry["state"] == "complete" and not entry["score_is_unstable"]:
             out["runner_up"] = {"cv_name": entry["cv_name"], "trial": entry["trial"], **comparison.to_dict()}
+    out["few_pairs"] = few_pairs_line([e["vs_best"]["n_pairs"] for e in board if e.get("vs_best")])
     return out
 
 
@@ -742,14 +747,15 @@ def _paired_plot(out_dir: Path, summary: Mapping[str, Any]) -> Any:
             ax.errorbar(mean, y, xerr=xerr, fmt="o", color=color, capsize=3)
             p = e["vs_best"]["p_value"]
             mark = "≈ best" if e["indistinguishable_from_best"] else "worse"
-            ax.annotate(f"p={p:.2g} ({mark})" if p is not None else mark, (mean, y), textcoords="offset points",
+            shown = p is not None and e["vs_best"].get("p_can_reach_alpha", True)
+            ax.annotate(f"Wilcoxon p={p:.2g} ({mark})" if shown else mark, (mean, y), textcoords="offset points",
                         xytext=(6, 6), fontsize=8, color=color)
         ax.axvline(0.0, color="black", lw=0.8)
         ax.set_yticks(range(len(entries)), [e["cv_name"] for e in entries])
         ax.invert_yaxis()
         better = "higher" if summary["direction"] == "maximize" else "lower"
         ax.set_xlabel(f"paired difference to {best} per (fold, seed), 95 % interval ({better} score is better)")
-        ax.set_title("trials against the best: grey = cannot be told apart (Wilcoxon p >= 0.05)")
+        ax.set_title("trials against the best: grey = cannot be told apart (the interval holds 0)")
         fig.tight_layout()
         return _save(fig, out_dir / "paired_differences.png")
 
@@ -853,12 +859,14 @@ def _difference(d: Mapping[str, Any]) -> str:
 
 
 def _vs_best(entry: Mapping[str, Any], best: Optional[str]) -> str:
-    """``-0.026 [-0.09, 0.04] p=0.62 ≈`` (≈: cannot be told apart from the best)."""
+    """``-0.026 [-0.09, 0.04] p=0.62 ≈`` (≈: the interval holds 0, cannot be told apart from the best); the
+    Wilcoxon p only where it could reach the threshold with these pairs."""
     c = entry.get("vs_best")
     if not c:
         return "best" if entry["cv_name"] == best else "-"
     mark = "≈" if entry.get("indistinguishable_from_best") else ""
-    return f"{_difference(c['difference'])} p={_fmt(c['p_value'], 2)} {mark}".rstrip()
+    p = f" p={_fmt(c['p_value'], 2)}" if c.get("p_can_reach_alpha", True) else ""
+    return f"{_difference(c['difference'])}{p} {mark}".rstrip()
 
 
 def _short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -975,9 +983,13 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
         if runner:
             verdict = ("[yellow]cannot be told apart from[/yellow]" if not runner["distinguishable"]
                        else "is better than")
-            console.print(f"the best {verdict} the runner-up {runner['cv_name']}: Wilcoxon p="
-                          f"{_fmt(runner['p_value'], 2)} over {runner['n_pairs']} (fold, seed) pairs; "
-                          f"{_difference(runner['difference'])} (runner-up - best)")
+            p = (f"; Wilcoxon p={_fmt(runner['p_value'], 2)}" if runner.get("p_can_reach_alpha", True) else "")
+            console.print(f"the best {verdict} the runner-up {runner['cv_name']}: "
+                          f"{_difference(runner['difference'])} (runner-up - best, 95% paired t interval) over "
+                          f"{runner['n_pairs']} (fold, seed) pairs{p}")
+        few = (s.get("statistics") or {}).get("few_pairs")
+        if few:
+            console.print(few)
     elif s.get("pareto_trials") is not None:
         console.print(f"Pareto-optimal trials: {s['pareto_trials']}")
     else:

@@ -13,10 +13,14 @@ YAML's ``model: {init_args: {lr: ...}}`` work too. A mapping that has any entry 
 nesting; a constant that is itself a mapping must be written explicitly (``{distribution: constant,
 value: {...}}``).
 
-Names in Optuna: each entry is suggested under its dotted key. A ``reversed_loguniform`` entry is
-suggested as the log-uniform ``x`` and the config receives ``n - x``, so ``trial.params`` holds ``x``
-(a tune records the used values in the trial's user attr ``config_values``, see ``docs/tuning.md``);
-:meth:`SearchSpace.params_from_trial` turns trial params into the real config values and
+Names in Optuna: each entry is suggested under its dotted key, and Optuna records the value the config
+receives, so a plain Optuna reader (``trial.params``, ``study.best_params``, ``trials_dataframe()``,
+optuna-dashboard) sees the values the model used. A ``reversed_loguniform`` entry is recorded as a
+``FloatDistribution(low, high)`` of the used value ``n - x``; the sampler still draws ``x`` log-uniformly
+in ``[n-high, n-low]``: :func:`make_sampler` wraps it in :class:`_ReversedLogSampler`, which shows the
+wrapped sampler every recorded ``n - x`` as ``x`` under its log distribution and turns its draws back.
+:meth:`SearchSpace.params_from_trial` turns trial params into config values (the identity, except for
+studies written before this change, whose reversed entries recorded ``x``) and
 :meth:`SearchSpace.to_trial_params` goes back (for ``study.enqueue_trial``). A constant whose value is a
 scalar is recorded in Optuna as a one-choice categorical (samplers skip it); any other constant only
 reaches the config.
@@ -271,7 +275,8 @@ class Param:
     def optuna_distribution(self) -> Optional[optuna.distributions.BaseDistribution]:
         """The Optuna distribution of the value Optuna records, or ``None`` when it records nothing.
 
-        For reversed_loguniform this is the log-uniform distribution of ``x`` in ``[n-high, n-low]``.
+        For reversed_loguniform this is ``FloatDistribution(low, high)``, the range of the used value
+        ``n - x``; :meth:`sampling_distribution` is the one the sampler draws ``x`` from.
         """
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -281,7 +286,7 @@ class Param:
         if d == "loguniform":
             return FloatDistribution(self.low, self.high, log=True)  # type: ignore[arg-type]
         if d == "reversed_loguniform":
-            return FloatDistribution(*self._internal_range(), log=True)
+            return FloatDistribution(self.low, self.high)  # type: ignore[arg-type]
         if d == "intuniform":
             return IntDistribution(int(self.low), int(self.high), step=int(self.step or 1))  # type: ignore[arg-type]
         if d == "choice":
@@ -295,9 +300,8 @@ class Param:
             return trial.suggest_float(self.key, self.low, self.high, step=self.step)  # type: ignore[arg-type]
         if d == "loguniform":
             return trial.suggest_float(self.key, self.low, self.high, log=True)  # type: ignore[arg-type]
-        if d == "reversed_loguniform":
-            lo, hi = self._internal_range()
-            return self.from_internal(trial.suggest_float(self.key, lo, hi, log=True))
+        if d == "reversed_loguniform":  # recorded as used; make_sampler's wrapper draws n - x, x log-uniform
+            return trial.suggest_float(self.key, self.low, self.high)  # type: ignore[arg-type]
         if d == "intuniform":
             return trial.suggest_int(self.key, int(self.low), int(self.high),  # type: ignore[arg-type]
                                      step=int(self.step or 1))
@@ -307,18 +311,35 @@ class Param:
             trial.suggest_categorical(self.key, [self.value])
         return _copy(self.value)
 
+    def sampling_distribution(self) -> Optional[optuna.distributions.BaseDistribution]:
+        """The distribution the sampler draws from: :meth:`optuna_distribution`, except for
+        reversed_loguniform, whose sampler draws ``x`` log-uniform in ``[n-high, n-low]``."""
+        if self.distribution == "reversed_loguniform":
+            from optuna.distributions import FloatDistribution
+
+            return FloatDistribution(*self._internal_range(), log=True)
+        return self.optuna_distribution()
+
     def from_internal(self, x: Any) -> Any:
-        """The config value of what Optuna recorded: ``n - x`` (kept within ``[low, high]``) if reversed."""
+        """The used value of an ``x`` the sampler drew: ``n - x`` (kept within ``[low, high]``) if reversed."""
         if self.distribution != "reversed_loguniform":
             return x
         return min(max(self.n - x, self.low), self.high)  # type: ignore[operator, type-var]
 
     def to_internal(self, value: Any) -> Any:
-        """What Optuna records for a config value: ``n - value`` if reversed (inverse of from_internal)."""
+        """The ``x`` of a used value: ``n - value`` if reversed (inverse of :meth:`from_internal`)."""
         if self.distribution != "reversed_loguniform":
             return value
         lo, hi = self._internal_range()
         return min(max(self.n - value, lo), hi)  # type: ignore[operator]
+
+    def from_trial(self, value: Any, distribution: Any = None) -> Any:
+        """The used value of what Optuna recorded. Since tunecv records used values this is ``value``;
+        a reversed entry of an older study, recorded as ``x`` under the log distribution, gives ``n - x``."""
+        if (self.distribution == "reversed_loguniform" and distribution is not None
+                and getattr(distribution, "log", False)):
+            return self.from_internal(value)
+        return value
 
     def check_value(self, value: Any) -> Optional[str]:
         """Why ``value`` (a config value) is not one this entry can take, or ``None`` when it is."""
@@ -593,10 +614,12 @@ class SearchSpace:
         """Ask ``trial`` for every entry; returns dotted key → value to set into the config."""
         return {key: p.suggest(trial) for key, p in self.params.items()}
 
-    def params_from_trial(self, trial_params: Mapping[str, Any]) -> dict[str, Any]:
-        """Turn Optuna's ``trial.params`` into config values (``n - x`` for reversed_loguniform).
-
-        Constants that Optuna does not record are filled in from the space.
+    def params_from_trial(self, trial_params: Mapping[str, Any],
+                          distributions: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """Turn Optuna's ``trial.params`` into config values: the same values, plus the constants that
+        Optuna does not record (filled in from the space). With the trial's ``distributions``, a
+        reversed_loguniform entry of a study written before tunecv recorded used values (``x`` under a log
+        distribution) becomes ``n - x``.
 
         Raises:
             SearchSpaceError: the trial has no value for a key of the space (the space changed).
@@ -604,7 +627,7 @@ class SearchSpace:
         out: dict[str, Any] = {}
         for key, p in self.params.items():
             if key in trial_params:
-                out[key] = p.from_internal(trial_params[key])
+                out[key] = p.from_trial(trial_params[key], (distributions or {}).get(key))
             elif p.distribution == "constant":
                 out[key] = _copy(p.value)
             else:
@@ -615,8 +638,7 @@ class SearchSpace:
     def to_trial_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Config values → the params Optuna records (for ``study.enqueue_trial``); inverse of
         :meth:`params_from_trial`. Constants Optuna does not record are left out."""
-        return {key: p.to_internal(values[key]) for key, p in self.params.items()
-                if key in values and p.recorded}
+        return {key: values[key] for key, p in self.params.items() if key in values and p.recorded}
 
     def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         """Key → Optuna distribution of every entry Optuna records (for ``study.ask(fixed_distributions)``)."""
@@ -727,6 +749,16 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
     """
     if name not in SAMPLERS:
         raise one_of("tune.sampler", name, SAMPLERS)
+    if name == "grid":
+        if space is None:
+            raise ConfigError("`tune.sampler: grid` needs the search space (`tune.search_space`)")
+        space._require_grid("tune.sampler: grid")
+        grid = {key: p.values() for key, p in space.params.items() if p.recorded}
+        return _ask_tell_grid_sampler()(grid, seed=seed)
+    return _reversed_log_sampler(_make_sampler(name, seed, n_objectives), space)
+
+
+def _make_sampler(name: str, seed: Optional[int], n_objectives: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     samplers = optuna.samplers
@@ -734,12 +766,6 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
         return samplers.TPESampler(seed=seed)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        if space is None:
-            raise ConfigError("`tune.sampler: grid` needs the search space (`tune.search_space`)")
-        space._require_grid("tune.sampler: grid")
-        grid = {key: [p.to_internal(v) for v in p.values()] for key, p in space.params.items() if p.recorded}
-        return _ask_tell_grid_sampler()(grid, seed=seed)
     if name == "cmaes":
         if n_objectives > 1:
             raise ConfigError(f"`tune.sampler` cmaes optimizes one objective; got {n_objectives} objectives; "
@@ -754,6 +780,117 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
     if name == "gp":
         return samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     return samplers.NSGAIISampler(seed=seed)
+
+
+def _reversed_log_sampler(inner: Any, space: Optional[SearchSpace]) -> Any:
+    """``inner`` itself, or wrapped so that it draws every reversed_loguniform entry as ``x`` (log-uniform in
+    ``[n-high, n-low]``) while the study records the used value ``n - x`` (see the module's docstring)."""
+    reversed_params = {k: p for k, p in (space.params if space is not None else {}).items()
+                       if p.distribution == "reversed_loguniform"}
+    if not reversed_params:
+        return inner
+    return _reversed_log_sampler_class()(inner, reversed_params)
+
+
+@functools.cache
+def _reversed_log_sampler_class() -> type:
+    import copy
+
+    from optuna.samplers import BaseSampler
+
+    class ReversedLogSampler(BaseSampler):
+        """A sampler that sees reversed_loguniform entries as their log-uniform ``x``.
+
+        Optuna records the used value ``v = n - x`` under ``FloatDistribution(low, high)``, so that every
+        reader sees what the model received. The wrapped sampler (TPE, CMA-ES, GP, ...) sees a view of the
+        study in which each such value is ``x = n - v`` under ``FloatDistribution(n-high, n-low, log=True)``:
+        it models and draws ``x`` in log space as the distribution says, and its draw ``x`` is turned into
+        the used value ``n - x`` before Optuna records it. Values recorded under another distribution (a
+        study from before this change recorded ``x`` itself under the log distribution) are shown as they are.
+        """
+
+        def __init__(self, inner: Any, params: Mapping[str, Param]) -> None:
+            self.inner = inner
+            self.params = dict(params)
+            self.used = {k: p.optuna_distribution() for k, p in self.params.items()}
+            self.drawn = {k: p.sampling_distribution() for k, p in self.params.items()}
+
+        def __getattr__(self, name: str) -> Any:  # the inner sampler's own attributes (seed, rng, ...)
+            if name == "inner":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+        # -- views ----------------------------------------------------------------------------------------
+        def _trial(self, trial: Any) -> Any:
+            keys = [k for k in self.params if k in trial.distributions and trial.distributions[k] == self.used[k]]
+            if not keys:
+                return trial
+            view = copy.copy(trial)
+            params, dists = dict(trial.params), dict(trial.distributions)
+            for k in keys:
+                params[k] = self.params[k].to_internal(params[k])
+                dists[k] = self.drawn[k]
+            view.params, view.distributions = params, dists
+            return view
+
+        def _study(self, study: Any) -> Any:
+            return _StudyView(study, self._trial)
+
+        def _swap(self, space: Mapping[str, Any], source: Mapping[str, Any],
+                  target: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: target[k] if k in self.params and d == source[k] else d for k, d in space.items()}
+
+        # -- BaseSampler ----------------------------------------------------------------------------------
+        # Optuna checks a relative search space against the distributions the trial suggests (the used
+        # ones); the wrapped sampler works in the drawn ones.
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            space = self.inner.infer_relative_search_space(self._study(study), self._trial(trial))
+            return self._swap(space, self.drawn, self.used)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Mapping[str, Any]) -> dict[str, Any]:
+            inner_space = self._swap(search_space, self.used, self.drawn)
+            drawn = self.inner.sample_relative(self._study(study), self._trial(trial), inner_space)
+            return {k: self.params[k].from_internal(v) if k in self.params and inner_space.get(k) == self.drawn[k]
+                    else v for k, v in drawn.items()}
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            if param_name in self.params and param_distribution == self.used[param_name]:
+                x = self.inner.sample_independent(self._study(study), self._trial(trial), param_name,
+                                                  self.drawn[param_name])
+                return self.params[param_name].from_internal(x)
+            return self.inner.sample_independent(self._study(study), self._trial(trial), param_name,
+                                                 param_distribution)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            self.inner.before_trial(self._study(study), self._trial(trial))
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self.inner.after_trial(self._study(study), self._trial(trial), state, values)
+
+        def reseed_rng(self) -> None:
+            self.inner.reseed_rng()
+
+    return ReversedLogSampler
+
+
+class _StudyView:
+    """A study whose trials are shown through ``show`` (everything else is the study's own)."""
+
+    def __init__(self, study: Any, show: Callable[[Any], Any]) -> None:
+        self._view_of, self._show = study, show
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view_of, name)
+
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [self._show(t) for t in self._view_of._get_trials(*args, **kwargs)]
+
+    def get_trials(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [self._show(t) for t in self._view_of.get_trials(*args, **kwargs)]
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()
 
 
 @functools.cache

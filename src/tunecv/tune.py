@@ -64,6 +64,7 @@ class TuneResult:
         retrain: the retrain run (a :class:`~tunecv.train.TrainResult`) when asked for.
         stopped_by: why the tune stopped starting cvs before ``n_trials`` (``tune.timeout`` or
             ``tune.max_runs`` reached), else ``None``.
+        retrain_epochs: how many epochs the retrain trained and where that number came from, else ``None``.
     """
 
     name: str
@@ -76,6 +77,7 @@ class TuneResult:
     pareto_trials: list[int] = field(default_factory=list)
     retrain: Any = None
     stopped_by: Optional[str] = None
+    retrain_epochs: Optional[str] = None
 
     @property
     def n_finished(self) -> int:
@@ -862,8 +864,38 @@ class TuneDriver:
                 and _claim_retrain(self.study, plan.folder, plan.shared, plan.n_trials)):
             result.retrain = _retrain(self.cfg, plan.space, result, plan.folder, plan.tune_name)
         if self.progress:
-            self.reporter.summary(result)
+            self.reporter.summary(result)  # the best, its interval against the runner-up, its parameters
+            from rich.console import Console
+
+            console = Console()
+            for line in closing_lines(result):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)  # paths stay whole
         return result
+
+
+def closing_lines(result: TuneResult) -> list[str]:
+    """The tune's last lines after the best trial's summary: the retrain's test metrics (when
+    ``tune.retrain_and_test``) and the ``tunecv report`` command to run next."""
+    import shlex
+
+    lines = []
+    retrain = result.retrain
+    if retrain is not None:
+        if retrain.status == "completed":
+            metrics = retrain.metrics or {}
+            tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
+            shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(tested.items()))
+            lines.append(f"retrain: test {shown or '(no test/* metric logged)'} ({retrain.run_dir})")
+        else:
+            lines.append(f"retrain: {retrain.status}: {(retrain.error or '').splitlines()[0] if retrain.error else ''}"
+                         f" ({retrain.run_dir})")
+        if result.retrain_epochs:
+            lines.append(f"  trained {result.retrain_epochs}")
+    folder = Path(result.tune_dir)
+    with contextlib.suppress(ValueError):
+        folder = folder.resolve().relative_to(Path.cwd().resolve())
+    lines.append(f"next: tunecv report {shlex.quote(str(folder))}")
+    return lines
 
 
 def _load_tune(folder: Path) -> tuple[Any, Optional[dict]]:
@@ -1189,25 +1221,93 @@ def _result(name: str, folder: Path, study: Any, space: Any, directions: list[st
             pareto = sorted(t.number for t in study.best_trials)
     return TuneResult(
         name=name, tune_dir=folder,
-        best_params=space.params_from_trial(best.params) if best is not None else {},
+        best_params=space.params_from_trial(best.params, best.distributions) if best is not None else {},
         best_score=float(best.values[0]) if best is not None else float("nan"),
         best_trial=best.number if best is not None else None,
         run_infos=read_tune_table(folder), study=study, pareto_trials=pareto)
 
 
 def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_name: str) -> Any:
+    """Train the best parameters once on all non-test data and test it.
+
+    With ``fold_method: none`` the run's ``val/*`` is computed on the data it trains on, so nothing may be
+    chosen by it: the retrain trains for the epochs the best cv's runs needed to reach their best checkpoint
+    (:func:`retrain_epochs`), without early stopping, and keeps its last checkpoint.
+    """
     from tunecv.search_space import apply
     from tunecv.train import train
 
     best_cfg = apply(cfg, result.best_params)
-    best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0, "cv.n_folds": None})
+    epochs, why = retrain_epochs(result)
+    trainer = {k: v for k, v in (best_cfg.trainer or {}).items() if k not in ("min_epochs", "max_steps")}
+    if epochs is not None:
+        trainer["max_epochs"] = epochs
+    callbacks = trainer.get("callbacks")
+    if isinstance(callbacks, list):  # a user's EarlyStopping would stop on the training data too
+        trainer["callbacks"] = [cb for cb in callbacks if not _is_early_stopping_spec(cb)]
+    best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0, "cv.n_folds": None,
+                                   "early_stopping": None, "checkpoint": None, "trainer": trainer})
     run_name = naming.retrain_name(tune_name)
     existing = naming.find_run_dirs(folder, run_name)
     run_dir = existing[-1] if existing else naming.run_dir(folder, run_name, naming.new_run_id())
-    log.info("retraining the best parameters (trial %s) on all non-test data into %s", result.best_trial,
-             run_dir)
+    log.info("retraining the best parameters (trial %s) on all non-test data for %s into %s", result.best_trial,
+             why, run_dir)
+    result.retrain_epochs = why
     return train(best_cfg, name=run_name, run_dir=run_dir, resume=bool(existing),
                  tracking={"group": tune_name, "job_type": "retrain", "config": result.best_params})
+
+
+def _is_early_stopping_spec(spec: Any) -> bool:
+    if isinstance(spec, Mapping):
+        return str(spec.get("class_path", "")).rsplit(".", 1)[-1] == "EarlyStopping"
+    from tunecv._callbacks import is_early_stopping
+
+    return bool(is_early_stopping(spec))
+
+
+_EPOCH_IN_NAME = re.compile(r"epoch[=_]?(\d+)")
+
+
+def checkpoint_epoch(path: Any) -> Optional[int]:
+    """The 0-based epoch a checkpoint was saved at: from its file name (``best-epoch3-step40.ckpt``,
+    Lightning's ``epoch=3-step=40.ckpt``), else from the file (``checkpoint["epoch"]``); ``None`` when neither
+    says."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        return None
+    match = _EPOCH_IN_NAME.search(Path(path).name)
+    if match:
+        return int(match.group(1))
+    try:
+        import torch
+
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
+        return int(ckpt["epoch"])
+    except Exception:
+        return None
+
+
+def retrain_epochs(result: TuneResult) -> tuple[Optional[int], str]:
+    """The epochs the retrain trains: the median over the best cv's completed runs of the epochs to their best
+    checkpoint (its 0-based epoch + 1), rounded half up; ``None`` (the config's ``max_epochs``) when no run
+    says. Returns it with a phrase saying where it came from."""
+    import statistics
+
+    df = result.run_infos
+    cv_name = None
+    with contextlib.suppress(Exception):
+        cv_name = next(t for t in result.study.trials if t.number == result.best_trial).user_attrs.get("cv_name")
+    if df is None or not len(df) or "checkpoint" not in df.columns:
+        return None, "trainer.max_epochs epochs (no run of the best cv recorded a checkpoint)"
+    rows = df[df["cv_name"] == cv_name] if cv_name is not None and "cv_name" in df.columns else \
+        df[df["trial"] == result.best_trial]
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "completed"]
+    epochs = [e + 1 for e in (checkpoint_epoch(p) for p in rows["checkpoint"]) if e is not None]
+    if not epochs:
+        return None, "trainer.max_epochs epochs (no run of the best cv recorded a checkpoint epoch)"
+    n = math.floor(statistics.median(epochs) + 0.5)
+    return n, (f"{n} epoch{'s' if n != 1 else ''} (the median epochs to the best checkpoint of {cv_name or 'the best cv'}'s "
+               f"{len(epochs)} runs: {', '.join(map(str, sorted(epochs)))}; no early stopping, last checkpoint kept)")
 
 
 def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: str, strategy: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -280,3 +281,40 @@ def test_changed_search_space_on_resume_is_an_error(tmp_path, external_pkg, caps
     assert main(["tune", "--config", str(path), "--name", "ch", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "search space changed" in err and "model.init_args" in err
+
+
+def test_retrain_trains_the_best_cvs_epochs_and_keeps_the_last_checkpoint(tmp_path, external_pkg, capsys,
+                                                                         monkeypatch):
+    """Issue 29, findings 6 and 3: the retrain's val/* is on its own training data, so it must not pick its
+    epochs or checkpoint by it; and the tune ends with the retrain's test metrics and the report command."""
+    import re
+    import statistics
+
+    import torch
+
+    cfg = tune_cfg(tmp_path, n_trials=2, retrain_and_test=True)
+    cfg["split"] = {"test_split": "random", "test_split_by": [0.2], "fold_method": "kfold", "total_folds": 2}
+    cfg["trainer"]["max_epochs"] = 3
+    # the best checkpoint of every cv run is its worst val/loss: in practice its first epoch, before max_epochs
+    cfg["checkpoint"] = {"monitor": "val/loss", "mode": "max"}
+    cfg["early_stopping"] = {"monitor": "val/loss", "mode": "max", "patience": 2}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")  # the best's lines unwrapped (tunecv's own closing lines never wrap)
+    res = tune(cfg, name="re", progress=True)
+    best_cv = res.run_infos[res.run_infos["trial"] == res.best_trial]
+    best_epochs = [int(re.search(r"epoch(\d+)", Path(p).name).group(1)) + 1 for p in best_cv["checkpoint"]]
+    expected = math.floor(statistics.median(best_epochs) + 0.5)
+    assert expected < 3
+    assert res.retrain.status == "completed"
+    last = torch.load(res.retrain.last_checkpoint, map_location="cpu", weights_only=False)
+    assert last["epoch"] + 1 == expected  # trained the best cv's epochs, not max_epochs or an early stop
+    assert Path(res.retrain.checkpoint).name.startswith(f"epoch{expected - 1}-")  # the last one, not a "best"
+    saved = yaml.safe_load((res.retrain.run_dir / "config.yaml").read_text())
+    assert saved["early_stopping"] is None and saved["trainer"]["max_epochs"] == expected
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "next: tunecv report artifacts/re"
+    test_acc = res.retrain.metrics["test/acc"]
+    assert any(line.startswith(f"retrain: test test/acc={test_acc:.4g}") for line in out)
+    assert any(f"trained {expected} epoch{'s' if expected > 1 else ''} (the median epochs to the best checkpoint" in line for line in out)
+    assert any(line.startswith("  the best trial ") and "95% paired t interval over 2 (fold, seed) pairs" in line
+               for line in out)

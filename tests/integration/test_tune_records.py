@@ -18,7 +18,7 @@ from tunecv.tune import tune
 
 LR = "model.init_args.lr"
 HIDDEN = "model.init_args.hidden"
-# lr = 1 - x with x log-uniform: Optuna records x, the model gets 1 - x
+# lr = 1 - x with x log-uniform: the sampler draws x, Optuna records the used 1 - x
 SPACE = {"hyperparameters": {LR: {"distribution": "reversed-loguniform", "low": 1e-5, "high": 0.5},
                              HIDDEN: [4, 8]}}
 GOOD = {LR: 0.3, HIDDEN: 8}
@@ -55,9 +55,9 @@ def test_plain_optuna_sees_the_tune_and_paired_statistics_tell_copies_apart(tmp_
         assert len(run_scores) == 6 and t.user_attrs["n_runs"] == 6
         assert t.intermediate_values[0] == pytest.approx(run_scores["0"])
         assert t.value == pytest.approx(statistics.mean(run_scores.values()))
-        # the values the model used: config_values (and run_infos), while params hold Optuna's x = 1 - lr
+        # the values the model used: config_values, run_infos and params alike (issue 29, finding 7)
         used = t.user_attrs["config_values"]
-        assert used[LR] == pytest.approx(1 - t.params[LR]) == pytest.approx(rows[LR].iloc[0])
+        assert used[LR] == t.params[LR] == pytest.approx(rows[LR].iloc[0])
         assert used[HIDDEN] == t.params[HIDDEN]
         assert t.user_attrs["score"] == pytest.approx(t.value) and t.user_attrs["cv_name"] == f"t-cv{t.number}"
     for t, values in zip(trials[:3], [GOOD, GOOD, BAD], strict=True):
@@ -116,7 +116,7 @@ def test_multi_objective_records(tmp_path, external_pkg):
         assert len(t.values) == 2 and all(math.isfinite(v) for v in t.values)
         assert t.intermediate_values == {}  # Optuna forbids reports in multi-objective studies
         assert len(t.user_attrs["run_scores"]) == 2 and t.user_attrs["n_runs"] == 2
-        assert t.user_attrs["config_values"][LR] == pytest.approx(1 - t.params[LR])
+        assert t.user_attrs["config_values"][LR] == t.params[LR]
     best = study.user_attrs["tunecv:best_trial"]
     assert best["number"] is None and best["pareto"] == sorted(t.number for t in study.best_trials)
 

@@ -187,25 +187,67 @@ def test_same_seed_same_trials(sampler):
         assert first != run_study(space, sampler, n=3, seed=8)
 
 
-def test_reversed_loguniform_records_x_and_reports_n_minus_x():
+def test_reversed_loguniform_records_the_used_value_and_samples_x_log_uniform():
     space = space_of({"model.init_args.beta": {"distribution": "reversed_loguniform", "low": 0.9,
                                                "high": 0.999, "n": 1}})
     p = space.params["model.init_args.beta"]
-    dist = p.optuna_distribution()
-    assert dist.log and math.isclose(dist.low, 0.001) and math.isclose(dist.high, 0.1)
-    study = optuna.create_study(sampler=make_sampler("random", 3))
-    for _ in range(20):
+    dist = p.optuna_distribution()  # what Optuna records: the used value's range
+    assert not dist.log and (dist.low, dist.high) == (0.9, 0.999)
+    drawn = p.sampling_distribution()  # what the sampler draws: x = n - value, log-uniform
+    assert drawn.log and math.isclose(drawn.low, 0.001) and math.isclose(drawn.high, 0.1)
+    study = optuna.create_study(sampler=make_sampler("random", 3, space))
+    betas = []
+    for _ in range(200):
         trial = study.ask()
         beta = space.suggest(trial)["model.init_args.beta"]
         assert 0.9 <= beta <= 0.999
-        assert math.isclose(beta, 1 - trial.params["model.init_args.beta"])
+        assert trial.params["model.init_args.beta"] == beta  # the record is the value used
         assert space.params_from_trial(trial.params) == {"model.init_args.beta": beta}
-        assert math.isclose(space.to_trial_params({"model.init_args.beta": beta})["model.init_args.beta"],
-                            trial.params["model.init_args.beta"])
+        assert space.to_trial_params({"model.init_args.beta": beta}) == {"model.init_args.beta": beta}
+        betas.append(beta)
         study.tell(trial, beta)
-    # Enqueued real values come back as the same real values.
+    # 1 - beta is log-uniform in [0.001, 0.1]: its log10 is uniform in [-3, -1] (median -2; a uniform beta
+    # would put 1 - beta's median near 0.05, log10 -1.3)
+    logs = sorted(math.log10(1 - b) for b in betas)
+    assert -2.3 < logs[len(logs) // 2] < -1.7
+    assert sum(lg < -2 for lg in logs) > 70  # half the mass within 0.01 of n: a uniform beta puts ~8 % there
+    # Enqueued used values come back as the same used values.
     study.enqueue_trial(space.to_trial_params({"model.init_args.beta": 0.95}))
-    assert math.isclose(space.suggest(study.ask())["model.init_args.beta"], 0.95)
+    assert space.suggest(study.ask())["model.init_args.beta"] == 0.95
+
+
+def test_reversed_loguniform_plain_optuna_reader_sees_used_values(tmp_path):
+    """optuna.load_study, best_params, trials_dataframe and a TPE that learns in x's log space."""
+    space = space_of({"model.init_args.dropout": {"distribution": "reversed_loguniform", "low": 0.5, "high": 0.99},
+                      "model.init_args.lr": {"distribution": "loguniform", "low": 1e-4, "high": 1e-1}})
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    url = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    study = optuna.create_study(study_name="t", storage=url, sampler=make_sampler("tpe", 0, space))
+    used = {}
+    for _ in range(20):
+        trial = study.ask()
+        values = space.suggest(trial)
+        used[trial.number] = values
+        # best near dropout 0.95, i.e. x = 0.05: a distance in log(x), the space TPE models
+        study.tell(trial, abs(math.log(1 - values["model.init_args.dropout"]) - math.log(0.05)))
+    plain = optuna.load_study(study_name="t", storage=JournalStorage(JournalFileBackend(str(tmp_path / "journal.log"))))
+    assert plain.best_params == used[plain.best_trial.number]
+    frame = plain.trials_dataframe()
+    assert frame["params_model.init_args.dropout"].tolist() == [used[n]["model.init_args.dropout"]
+                                                                 for n in frame["number"]]
+    assert frame["params_model.init_args.dropout"].between(0.5, 0.99).all()
+    assert abs(plain.best_params["model.init_args.dropout"] - 0.95) < 0.03
+
+
+def test_params_from_trial_reads_studies_that_recorded_x():
+    """Studies written before tunecv recorded used values hold x under the log distribution."""
+    space = space_of({"model.init_args.beta": {"distribution": "reversed_loguniform", "low": 0.9, "high": 0.999}})
+    old = {"model.init_args.beta": optuna.distributions.FloatDistribution(0.001, 0.1, log=True)}
+    assert math.isclose(space.params_from_trial({"model.init_args.beta": 0.05}, old)["model.init_args.beta"], 0.95)
+    new = {"model.init_args.beta": space.params["model.init_args.beta"].optuna_distribution()}
+    assert space.params_from_trial({"model.init_args.beta": 0.95}, new) == {"model.init_args.beta": 0.95}
 
 
 def test_params_from_trial_names_a_missing_key():

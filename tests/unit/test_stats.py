@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tunecv.stats import mean_interval, paired_comparison
+from tunecv.stats import few_pairs_line, mean_interval, paired_comparison, wilcoxon_min_p
 
 # The issue's example: per-fold scores of two cvs of one tune (cv5 led the board 1.740 to 1.715).
 CV5 = [1.80, 1.69, 1.79, 1.79, 1.63]
@@ -78,7 +78,37 @@ def test_only_shared_finite_pairs_count():
     assert lone.n_pairs == 1 and math.isnan(lone.p_value) and not lone.distinguishable
 
 
-def test_five_pairs_can_never_reach_five_percent():
-    # the smallest two-sided signed-rank p-value with 5 pairs is 2/32: documented in docs/results.md
-    c = paired_comparison(pairs([0.1, 0.2, 0.3, 0.4, 0.5]), pairs([1.1, 1.2, 1.3, 1.4, 1.5]))
-    assert c.p_value == pytest.approx(2 / 32) and not c.distinguishable
+def test_five_pairs_far_apart_are_told_apart_by_the_interval():
+    """Issue 29, finding 1: with 5 pairs the smallest two-sided signed-rank p-value is 2/32, so the p-value can
+    never decide; the paired t interval does."""
+    c = paired_comparison(pairs([0.1, 0.25, 0.3, 0.38, 0.5]), pairs([1.1, 1.2, 1.3, 1.4, 1.5]))
+    assert c.p_value == pytest.approx(2 / 32) and not c.p_can_reach_alpha
+    ci = stats.ttest_rel([0.1, 0.25, 0.3, 0.38, 0.5], [1.1, 1.2, 1.3, 1.4, 1.5]).confidence_interval(0.95)
+    assert (c.difference.low, c.difference.high) == pytest.approx((ci.low, ci.high))
+    assert c.difference.high < 0 and c.distinguishable
+
+
+def test_a_pruned_trial_far_below_the_best_is_not_marked_like_it():
+    # the issue's report line `-1.27 [-1.42, -1.13] p=0.25`: 3 pairs, p can never go below 0.25
+    best = [1.72, 1.70, 1.75]
+    trial = [0.47, 0.40, 0.49]
+    c = paired_comparison(pairs(trial), pairs(best))
+    assert c.p_value == pytest.approx(0.25) and not c.p_can_reach_alpha
+    assert c.difference.high < 0 and c.distinguishable
+
+
+def test_interval_covering_zero_is_not_distinguishable_whatever_the_pairs():
+    c = paired_comparison(pairs(CV1), pairs(CV5))
+    assert c.difference.low < 0 < c.difference.high and not c.distinguishable and not c.p_can_reach_alpha
+    eight = paired_comparison(pairs([0.9, 0.8, 0.7, 0.6, 0.9, 0.8, 0.7, 0.61]),
+                              pairs([0.8, 0.9, 0.6, 0.7, 0.8, 0.9, 0.6, 0.7]))
+    assert eight.p_can_reach_alpha and not eight.distinguishable
+
+
+def test_wilcoxon_min_p_and_the_few_pairs_line():
+    assert [wilcoxon_min_p(n) for n in (0, 1, 2, 5, 6)] == [1.0, 1.0, 0.5, 2 / 32, 2 / 64]
+    # the bound is what scipy's exact test gives when every difference is on one side
+    assert stats.wilcoxon([-1, -2, -3, -4, -5]).pvalue == pytest.approx(wilcoxon_min_p(5))
+    assert few_pairs_line(5) == ("5 paired runs: a difference cannot be significant at 0.05 by Wilcoxon (smallest p "
+                                 "0.062); ≈ best is read from the 95% paired t intervals shown")
+    assert few_pairs_line(6) is None and few_pairs_line(0) is None

@@ -69,7 +69,8 @@ def test_budget_counts_runs_of_each_cv_once():
 
 def test_best_trial_record_explains_a_difference_with_optuna():
     study = optuna.create_study(direction="maximize")
-    for value, unstable, scores in [(0.9, True, [0.9, 0.9]), (0.8, False, [0.8, 0.8]), (0.7, False, [0.7, 0.7])]:
+    # the runner-up's runs differ from the best's by -0.1 and -0.02: the interval of 2 pairs holds 0
+    for value, unstable, scores in [(0.9, True, [0.9, 0.9]), (0.8, False, [0.8, 0.8]), (0.7, False, [0.7, 0.78])]:
         trial = study.ask()
         trial.set_user_attr("score_is_unstable", unstable)
         trial.set_user_attr("run_scores", {str(i): s for i, s in enumerate(scores)})
@@ -82,3 +83,22 @@ def test_best_trial_record_explains_a_difference_with_optuna():
     assert record["runner_up"]["number"] == 2 and record["runner_up"]["n_pairs"] == 2
     assert "cannot be told apart from the runner-up, trial 2" in records.runner_up_line(record)
     assert records.record_best(study, None, ["maximize"])["number"] is None
+
+
+def test_runner_up_line_decides_from_the_interval_when_wilcoxon_cannot():
+    """Issue 29, finding 1: 5 pairs far apart are told apart (the smallest Wilcoxon p would be 0.0625), and
+    the line says why the p-value is not the judge."""
+    study = optuna.create_study(direction="maximize")
+    for scores in ([1.80, 1.69, 1.79, 1.79, 1.63], [0.52, 0.40, 0.66, 0.49, 0.47]):
+        trial = study.ask()
+        trial.set_user_attr("score_is_unstable", False)
+        trial.set_user_attr("run_scores", {str(i): s for i, s in enumerate(scores)})
+        study.tell(trial, sum(scores) / len(scores))
+    record = records.record_best(study, study.trials[0], ["maximize"])
+    runner = record["runner_up"]
+    assert runner["distinguishable"] and not runner["p_can_reach_alpha"] and runner["p_value"] > 0.05
+    line = records.runner_up_line(record)
+    assert line.startswith("the best trial is better than the runner-up, trial 1: -1.232 [-1.332, -1.132] (")
+    assert "95% paired t interval over 5 (fold, seed) pairs)" in line and "Wilcoxon p" not in line
+    assert line.endswith("5 paired runs: a difference cannot be significant at 0.05 by Wilcoxon (smallest p 0.062); "
+                         "≈ best is read from the 95% paired t intervals shown")

@@ -168,3 +168,29 @@ def test_waiting_for_other_workers_returns_when_their_trials_finished_before_the
     waiter.start()
     waiter.join(timeout=10)
     assert not waiter.is_alive(), "the worker kept waiting for trials that had already finished"
+
+
+def test_retrain_epochs_is_the_median_epochs_to_the_best_checkpoint(tmp_path):
+    """Issue 29, finding 6: the epochs the retrain trains come from the best cv's runs."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tunecv.tune import TuneResult, checkpoint_epoch, retrain_epochs
+
+    study = optuna.create_study()
+    for cv in ("t-cv0", "t-cv1"):
+        trial = study.ask()
+        trial.set_user_attr("cv_name", cv)
+        study.tell(trial, 1.0)
+    ckpt = "/x/checkpoints/best-epoch{}-step9.ckpt"
+    df = pd.DataFrame({"cv_name": ["t-cv1"] * 4 + ["t-cv0"], "trial": [1, 1, 1, 1, 0],
+                       "status": ["completed", "completed", "completed", "failed", "completed"],
+                       "checkpoint": [ckpt.format(2), ckpt.format(6), "/x/epoch=4-step=50.ckpt", ckpt.format(0),
+                                      ckpt.format(9)]})
+    result = TuneResult("t", Path(tmp_path), {}, 1.0, 1, df, study)
+    n, why = retrain_epochs(result)
+    assert n == 5 and why.startswith("5 epochs (") and "t-cv1's 3 runs: 3, 5, 7" in why
+    assert checkpoint_epoch(None) is None and checkpoint_epoch(str(tmp_path / "last.ckpt")) is None
+    empty = TuneResult("t", Path(tmp_path), {}, 1.0, 1, df.assign(checkpoint=None), study)
+    assert retrain_epochs(empty)[0] is None
