@@ -230,7 +230,11 @@ def _run(command: str, rest: list[str]) -> int:
     from tunecv.config import dump_yaml, parse_command, precheck
     from tunecv.errors import ConfigError
 
-    precheck(rest, command)  # tunecv's own keys and files: before torch and lightning are imported
+    light = precheck(rest, command)  # tunecv's own keys and files: before torch and lightning are imported
+    if command == "tune" and light is not None and light.tune.search_space:
+        from tunecv.search_space import load_search_space
+
+        load_search_space(light.tune.search_space)  # its file's mistakes too
     parsed = parse_command(rest, prog=f"tunecv {command}")
     flags = {f"--{flag}" for flag in parsed.flags}
     from tunecv import _chatter

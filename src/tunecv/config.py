@@ -572,7 +572,7 @@ def _check_top_level_keys(text: str, source: str, valid_keys: Optional[Sequence[
 _LIGHTNING_KEYS = (*DICT_SECTIONS, "seed_everything", *FIT_KEYS)
 
 
-def precheck(words: Sequence[str], command: str = "train") -> None:
+def precheck(words: Sequence[str], command: str = "train") -> Optional[Config]:
     """Report the mistakes that need neither torch nor lightning before either is imported (fail fast).
 
     Checked here: every ``--config`` file (exists, readable, UTF-8, valid YAML, a mapping), tunecv's own keys
@@ -581,6 +581,8 @@ def precheck(words: Sequence[str], command: str = "train") -> None:
     ``optimizer``, ``lr_scheduler``, ``seed_everything``, ``ckpt_path``) are left to the full parse, which
     keeps its messages; so is everything when the config names a project CLI (``cli``), whose parser adds
     keys of its own. Does nothing when all is well: :func:`parse_command` still parses the whole command.
+    Returns the light config (tunecv's own keys; ``None`` when the check stepped aside), whose search-space
+    file the caller can load (``search_space`` sits above this layer).
 
     Raises:
         ConfigError: one line, as :func:`parse_command` would report it.
@@ -611,7 +613,7 @@ def precheck(words: Sequence[str], command: str = "train") -> None:
             has_cli = has_cli or key == "cli"
             light_words += unit
     if has_cli or any("${" in w for w in light_words) or _section_as_path(light_words):
-        return  # the project's parser (its own keys), interpolation that may read the Lightning sections, or
+        return None  # the project's parser (its own keys), interpolation that may read the Lightning sections, or
         # a section given as a file name (resolved against its config file's folder, which inline text lacks)
     _check_utf8(light_words)  # unknown top-level keys, even with empty values
     parser = build_parser(light=True)
@@ -633,10 +635,7 @@ def precheck(words: Sequence[str], command: str = "train") -> None:
         kwargs[f.name] = value
     cfg = Config(**kwargs)
     validate(cfg)
-    if command == "tune" and cfg.tune.search_space:
-        from tunecv.search_space import load_search_space
-
-        load_search_space(cfg.tune.search_space)
+    return cfg
 
 
 def _section_as_path(words: Sequence[str]) -> bool:

@@ -792,6 +792,7 @@ def _reversed_log_sampler(inner: Any, space: Optional[SearchSpace]) -> Any:
     return _reversed_log_sampler_class()(inner, reversed_params)
 
 
+# long: one class body (the sampler wrapper), defined where optuna is imported (a lazy heavy dependency)
 @functools.cache
 def _reversed_log_sampler_class() -> type:
     import copy

@@ -323,6 +323,7 @@ class _Parsers:
     fit_arguments: list  # Trainer.fit's arguments that LightningCLI added (ckpt_path, ...)
 
 
+# long: one class body (the project's CLI subclassed with the hooks tunecv needs), defined where its base is known
 def _tunecv_class(spec: CLISpec, *, parsers: Optional[_Parsers] = None, add_keys: Any = None) -> type:
     """A subclass of the project's CLI, as ``main.py fit`` runs it but with ``fit`` as its only subcommand:
     without ``parsers`` it stops once its parsers are built (raising :class:`_ParserReady`); with them it
