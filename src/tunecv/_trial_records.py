@@ -310,6 +310,8 @@ def warm_start_points(spec: Any, top_k: int, space: Any,
                           f"config keys to values; got {spec!r}")
     for values, where in points:
         for key, value in values.items():
+            if value is None and getattr(space, "conditional", False):
+                continue  # a parameter inactive in that trial
             problem = space.params[key].check_value(value)
             if problem:
                 raise ConfigError(f"`{where}`: `{key}` {problem} (the new search space)")

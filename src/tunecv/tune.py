@@ -436,8 +436,8 @@ class _TunePlan:
         from tunecv.build import validate_objects
         from tunecv.search_space import apply
 
-        first_values = self.points[0] if self.points else {p.key: _midpoint(p) for p in self.space}
-        validate_objects(apply(self.cfg, first_values).replace(fold=0), executor)
+        first_values = self.points[0] if self.points else self.space.replay(_midpoint)
+        validate_objects(apply(self.cfg, self.space.to_config(first_values)).replace(fold=0), executor)
         for point in self.points or []:
             apply(self.cfg, point)
 
@@ -636,7 +636,8 @@ class TuneDriver:
         plan = self.plan
 
         def new_session(values: dict[str, Any], cv_name: str) -> CrossValidation:
-            return CrossValidation(apply(self.cfg, values), cv_name, plan.folder / cv_name, resume=True)
+            return CrossValidation(apply(self.cfg, plan.space.to_config(values)), cv_name, plan.folder / cv_name,
+                                   resume=True)
 
         summary = rebuild_study(study, plan, plan.folder, new_session, _run_score, _objective_value)
         if summary is None:
@@ -768,7 +769,7 @@ class TuneDriver:
         if CV_INDEX_ATTR not in trial.user_attrs:
             trial.set_user_attr(CV_INDEX_ATTR, cv_index)
         cv_name = naming.cv_name(plan.tune_name, cv_index)
-        trial_cfg = apply(self.cfg, values)
+        trial_cfg = apply(self.cfg, plan.space.to_config(values))
         extra = {"tune_name": plan.tune_name, "trial": trial.number, "trial_state": "running", **values}
         session = CrossValidation(trial_cfg, cv_name, plan.folder / cv_name, resume=True,
                                   tracking={"group": plan.tune_name, "job_type": cv_name,
@@ -1199,7 +1200,7 @@ def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_nam
     from tunecv.search_space import apply
     from tunecv.train import train
 
-    best_cfg = apply(cfg, result.best_params)
+    best_cfg = apply(cfg, space.to_config(result.best_params))
     best_cfg = best_cfg.replace(**{"split.fold_method": "none", "fold": 0, "cv.n_folds": None})
     run_name = naming.retrain_name(tune_name)
     existing = naming.find_run_dirs(folder, run_name)
