@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import yaml
 
 from tunecv import conditional
-from tunecv.config import PRUNERS, SAMPLERS, Config, check_key, config_from_dict, set_in
+from tunecv.config import CLASS_SECTIONS, PRUNERS, SAMPLERS, Config, check_key, config_from_dict, set_in
 from tunecv.errors import ConfigError, SearchSpaceError, one_of
 
 if TYPE_CHECKING:
@@ -601,6 +601,8 @@ class SearchSpace:
         """
         keys = conditional.also_keys(self.tree) if self.tree is not None else self.params
         for key in keys:
+            if self.tree is not None and key in CLASS_SECTIONS:
+                continue  # a whole class section, whose classes check_classes checks
             try:
                 check_key(cfg, key)
             except ConfigError as exc:
