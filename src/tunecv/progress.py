@@ -202,7 +202,9 @@ class TuneProgress(LiveBar):
         else:  # this trial only: constant work per trial
             if state in self.counts:
                 self.counts[state] += 1
-            if len(self.directions) == 1 and records.is_candidate(state, result.score, result.score_is_unstable):
+            feasible = trial.user_attrs.get("feasible") is not False  # tune.constraints
+            if len(self.directions) == 1 and feasible and records.is_candidate(state, result.score,
+                                                                               result.score_is_unstable):
                 direction = self.directions[0]
                 if self.best is None or (records.rank_key(result.score, None, direction)
                                          < records.rank_key(self.best, None, direction)):

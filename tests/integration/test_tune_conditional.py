@@ -91,3 +91,33 @@ def test_an_argument_the_class_lacks_stops_the_tune_before_training(tmp_path, ca
     assert "`optimizer[Adam].init_args.momentum`: torch.optim.Adam takes no argument `momentum`; valid: " in err
     assert "betas" in err and "\n" not in err
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_a_constraint_half_the_space_breaks_never_gives_an_infeasible_best(tmp_path, capsys):
+    # DigitsConvNet logs params/count: 350, 690, 1370, 2730 weights for 2, 4, 8, 16 channels
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"hyperparameters": {"model.init_args.channels": [2, 4, 8, 16]}}))
+    cfg = digits_cfg(tmp_path, space, n_trials="grid", constraints=["params/count<=1000"])
+    cfg["model"] = {"class_path": "tunecv.examples.digits.DigitsConvNet"}
+    res = tune(cfg, name="k", progress=False)
+    trials = {t.number: t for t in res.study.trials}
+    feasible = {n: t.user_attrs["feasible"] for n, t in trials.items()}
+    assert sorted(feasible.values()) == [False, False, True, True]
+    assert feasible[res.best_trial] and res.best_params["model.init_args.channels"] in (2, 4)
+    values = trials[res.best_trial].user_attrs["constraint_values"]
+    assert len(values) == 1 and values[0] <= 0
+    if hasattr(optuna.trial.Trial, "set_constraint"):  # Optuna >= 5: its own samplers read these
+        assert all(any(k.endswith("params/count<=1000") for k in t.system_attrs) for t in trials.values())
+    best_any = max(trials.values(), key=lambda t: t.value)
+    record = res.study.user_attrs["tunecv:best_trial"]
+    assert record["number"] == res.best_trial
+    if not feasible[best_any.number]:
+        assert "breaks tune.constraints" in record["reason"]
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "artifacts" / "k"), "--format", "json", "--no-plots"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["best"]["trial"] == res.best_trial
+    marks = {e["trial"]: e["feasible"] for e in summary["leaderboard"]}
+    assert marks == feasible
+    assert main(["report", str(tmp_path / "artifacts" / "k"), "--no-plots"]) == 0
+    assert capsys.readouterr().out.count("(infeasible)") == 2

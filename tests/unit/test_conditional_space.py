@@ -162,3 +162,26 @@ def test_an_argument_the_class_does_not_take_names_the_class_and_the_valid_ones(
         SearchSpace.from_mapping({"hyperparameters": {"model": [
             {"class_path": "tunecv.examples.digits.DigitsConvNet", "init_args": {"hidden_dim": [8, 16]}}]}}
         ).check_keys(config_from_dict(CFG))
+
+
+def test_constraints_parse_and_reach_the_samplers_that_take_them():
+    from tunecv.constraints import constraints_func, evaluate, parse_constraints
+    from tunecv.errors import ConfigError
+
+    cs = parse_constraints(["params/count<=5000", "val/acc >= 0.5"])
+    assert [str(c) for c in cs] == ["params/count<=5000", "val/acc>=0.5"]
+    import pandas as pd
+    frame = pd.DataFrame({"status": ["completed", "completed", "failed"], "params/count": [4000.0, 6000.0, 1e9],
+                          "val/acc": [0.4, 0.4, None]})
+    assert evaluate(cs, frame) == pytest.approx([0.0, 0.1])
+    assert evaluate(parse_constraints(["never/logged<=1"]), frame) == [float("inf")]
+    for bad in (["params/count<5000"], ["x<=abc"], "x<=1", ["<=3"]):
+        with pytest.raises(ConfigError, match=r"tune\.constraints"):
+            parse_constraints(bad)
+    with pytest.raises(ConfigError, match=r"tune\.constraints\[0\]"):
+        config_from_dict({**CFG, "tune": {"constraints": ["val/acc=1"]}})
+    func = constraints_func(2)
+    with warnings.catch_warnings():  # deprecated from Optuna 5 on, where a tune sets Trial.set_constraint
+        warnings.simplefilter("ignore", FutureWarning)
+        for name in ("tpe", "nsga2", "gp"):
+            assert make_sampler(name, seed=0, constraints_func=func)._constraints_func is func
