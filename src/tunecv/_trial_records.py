@@ -133,7 +133,9 @@ def rank(items: Iterable[T], direction: str,
 
 
 def ranked_trials(trials: Iterable[Any], direction: str) -> list[Any]:
-    """Optuna trials that may be the best, best first (score: the trial's first value)."""
+    """Optuna trials that may be the best, best first (score: the trial's first value); a trial that broke
+    ``tune.constraints`` (user attr ``feasible`` false) never is."""
+    trials = [t for t in trials if t.user_attrs.get("feasible") is not False]
     return rank(trials, direction, lambda t: (t.state.name.lower(), t.values[0] if t.values else None,
                                               t.user_attrs.get("score_is_unstable"), t.number))
 
@@ -170,6 +172,9 @@ def record_best(study: Any, best: Any, directions: Sequence[str]) -> dict[str, A
             plain = None
         if plain is None or plain.number == best.number:
             reason = "the best value among COMPLETE trials (the same as study.best_trial)"
+        elif plain.user_attrs.get("feasible") is False:
+            reason = (f"study.best_trial is trial {plain.number} (value {plain.value:.6g}), which breaks "
+                      f"tune.constraints; this is the best COMPLETE trial that meets them")
         else:
             reason = (f"study.best_trial is trial {plain.number} (value {plain.value:.6g}), whose cv score is "
                       f"unstable (a run logged a scoring metric that is not finite or is 0), which tunecv never "
@@ -320,6 +325,8 @@ def warm_start_points(spec: Any, top_k: int, space: Any,
                           f"config keys to values; got {spec!r}")
     for values, where in points:
         for key, value in values.items():
+            if value is None and getattr(space, "conditional", False):
+                continue  # a parameter inactive in that trial
             problem = space.params[key].check_value(value)
             if problem:
                 raise ConfigError(f"`{where}`: `{key}` {problem} (the new search space)")

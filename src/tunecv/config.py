@@ -164,6 +164,7 @@ class TuneConfig:
     warm_start_top_k: int = 5
     worker_id: Optional[str] = None
     heartbeat_grace: float = 120.0
+    constraints: Optional[list[str]] = None
 
 
 @dataclass(frozen=True)
@@ -1225,6 +1226,9 @@ def validate(cfg: Config) -> None:
         _check_metric_spec(metric, "cv.scoring_metric")
     for metric in cfg.tune.objectives or []:
         _check_metric_spec(metric, "tune.objectives")
+    from tunecv.constraints import parse_constraints
+
+    parse_constraints(cfg.tune.constraints)
     if not cfg.tune.heartbeat_grace > 0:
         raise ConfigError(f"`tune.heartbeat_grace` must be > 0 (seconds); got {cfg.tune.heartbeat_grace}")
     if cfg.tune.worker_id is not None and not str(cfg.tune.worker_id).strip():

@@ -232,7 +232,9 @@ class TuneProgress(LiveBar):
         else:  # this trial only: constant work per trial
             if state in self.counts:
                 self.counts[state] += 1
-            if len(self.directions) == 1 and records.is_candidate(state, result.score, result.score_is_unstable):
+            feasible = trial.user_attrs.get("feasible") is not False  # tune.constraints
+            if len(self.directions) == 1 and feasible and records.is_candidate(state, result.score,
+                                                                               result.score_is_unstable):
                 direction = self.directions[0]
                 if self.best is None or (records.rank_key(result.score, None, direction)
                                          < records.rank_key(self.best, None, direction)):
@@ -243,7 +245,9 @@ class TuneProgress(LiveBar):
             value = frozen.values[0] if frozen.values else result.score
         else:  # the value told is the cv score
             value = result.score
-        shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
+        # a conditional space's names say their path (optimizer[SGD].init_args.lr): keep it, leave out inactive ones
+        shown = ", ".join(f"{k.replace('.init_args.', '.') if '[' in k else k.split('.')[-1]}={_fmt(v)}"
+                          for k, v in params.items() if v is not None or '[' not in k)
         self.print(f"trial {trial.number}: {session.name} {state} score {value:.4g} ({shown})")
 
     def summary(self, result: Any) -> None:
@@ -264,7 +268,7 @@ class TuneProgress(LiveBar):
             line = records.runner_up_line(result.study.user_attrs.get(records.BEST_TRIAL_ATTR) or {})
             if line:
                 console.print(f"  {line}")
-        for k, v in result.best_params.items():
+        for k, v in ((k, v) for k, v in result.best_params.items() if v is not None or "[" not in k):
             console.print(f"  {k}: {_fmt(v)}")
         console.print(f"results: {result.tune_dir / naming.RUN_INFOS_FILE}")
 

@@ -382,12 +382,13 @@ def _leaderboard(df: Any, trials: Mapping[int, Mapping[str, Any]], names: Sequen
             "runs_completed": int((group["status"] == "completed").sum()),
             "runs_failed": int((group["status"] == "failed").sum()), "runs": len(group),
             "params": {k: _first(group, k) for k in hyper if group[k].notna().any()},
+            "feasible": trials.get(trial, {}).get("feasible") if trial is not None else None,
         })
     for number, t in trials.items():  # trials with no finished run yet (running, or failed early)
         if number not in seen_trials and t["state"] in ("running", "fail"):
             board.append({"cv_name": t["cv_name"], "trial": number, "state": t["state"], "score": None,
                           "score_is_unstable": None, "metrics": {}, "runs_completed": 0, "runs_failed": 0,
-                          "runs": 0, "params": t["params"]})
+                          "runs": 0, "params": t["params"], "feasible": t.get("feasible")})
     return board
 
 
@@ -398,7 +399,7 @@ def _sort_leaderboard(board: list[dict[str, Any]], direction: str) -> None:
 
     def key(entry: dict[str, Any]) -> tuple:
         group = _STATE_ORDER.get(entry["state"], 5)
-        if group == 0 and entry["score_is_unstable"]:
+        if group == 0 and (entry["score_is_unstable"] or entry.get("feasible") is False):
             group = 1
         score = entry["score"]
         finite = isinstance(score, (int, float)) and math.isfinite(score)
@@ -413,7 +414,8 @@ def _best_entry(board: Sequence[dict[str, Any]], direction: str) -> Optional[dic
     """The leaderboard entry of the best trial, by the tune's own rule (:func:`tunecv._trial_records.rank`)."""
     from tunecv import _trial_records as records
 
-    ranked = records.rank(board, direction, lambda e: (e["state"], e["score"], e["score_is_unstable"], e["trial"]))
+    feasible = [e for e in board if e.get("feasible") is not False]  # tune.constraints
+    ranked = records.rank(feasible, direction, lambda e: (e["state"], e["score"], e["score_is_unstable"], e["trial"]))
     return ranked[0] if ranked else None
 
 
@@ -450,7 +452,7 @@ def _study_trials(study: Any, tune_name: str) -> dict[int, dict[str, Any]]:
         cv_name = t.user_attrs.get("cv_name") or naming.cv_name(tune_name, index)
         # config_values: the values the model used (trial.params holds x, not n - x, for reversed_loguniform)
         params = t.user_attrs.get("config_values")
-        out[t.number] = {"state": t.state.name.lower(), "cv_name": cv_name,
+        out[t.number] = {"state": t.state.name.lower(), "cv_name": cv_name, "feasible": t.user_attrs.get("feasible"),
                          "params": dict(params) if isinstance(params, Mapping) else dict(t.params)}
     return out
 
@@ -505,7 +507,8 @@ def _paired_statistics(df: Any, board: list[dict[str, Any]], best: Optional[dict
         entry["vs_best"] = comparison.to_dict()
         entry["indistinguishable_from_best"] = not comparison.distinguishable
         compared += 1
-        if out["runner_up"] is None and entry["state"] == "complete" and not entry["score_is_unstable"]:
+        if (out["runner_up"] is None and entry["state"] == "complete" and not entry["score_is_unstable"]
+                and entry.get("feasible") is not False):
             out["runner_up"] = {"cv_name": entry["cv_name"], "trial": entry["trial"], **comparison.to_dict()}
     out["few_pairs"] = few_pairs_line([e["vs_best"]["n_pairs"] for e in board if e.get("vs_best")])
     return out
@@ -964,6 +967,8 @@ def _print_tune(s: Mapping[str, Any], console: Any) -> None:
     for e in s["leaderboard"][:TABLE_ROWS]:
         score = _fmt(e["score"]) + (" (unstable)" if e["score_is_unstable"] else "")
         state = e["state"] if e["state"] == "complete" else f"[yellow]{e['state']}[/yellow]"
+        if e.get("feasible") is False:
+            state += " [red](infeasible)[/red]"
         runs = f"{e['runs_completed']}/{e['runs']}"
         if e["runs_failed"]:
             runs += f" ({e['runs_failed']} failed)"

@@ -105,11 +105,12 @@ def is_hyperparameter_column(name: str) -> bool:
 
     Returns:
         True for a dotted config key such as ``model.init_args.lr`` or ``trainer.gradient_clip_val``
-        (first dotted part a top-level config key, no ``/``) that is not a fixed column.
+        (first dotted part a top-level config key, no ``/``) that is not a fixed column, and for a parameter
+        of a conditional search space its name (``optimizer[SGD].init_args.momentum``).
     """
     if not isinstance(name, str) or name in _BOOKKEEPING or "/" in name:
         return False
-    return name.split(".", 1)[0] in CONFIG_KEYS
+    return name.split(".", 1)[0].split("[", 1)[0] in CONFIG_KEYS
 
 
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import yaml
 
-from tunecv.config import PRUNERS, SAMPLERS, Config, check_key, config_from_dict, set_in
+from tunecv import conditional
+from tunecv.config import CLASS_SECTIONS, PRUNERS, SAMPLERS, Config, check_key, config_from_dict, set_in
 from tunecv.errors import ConfigError, SearchSpaceError, one_of
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ def canonical_distribution(name: Any) -> Optional[str]:
     return _ALIASES.get(name.strip().lower().replace("-", "_"))
 _FLOAT_KEYS = {"uniform": ("low", "high", "step"), "loguniform": ("low", "high"),
                "reversed_loguniform": ("low", "high", "n")}
-_ENTRY_KEYS = frozenset({"distribution", "low", "high", "n", "step", "choices", "value"})
+_ENTRY_KEYS = frozenset({"distribution", "low", "high", "n", "step", "choices", "value", "when"})
 _IMPLICIT_RANGE_KEYS = frozenset({"low", "high", "step"})
 # Keys that tunecv sets itself for every run, or that configure the tune: they cannot vary per trial.
 _RESERVED = {"name": "tunecv names every cv and run itself", "artifact_dir": "it fixes where the tune lives",
@@ -470,7 +471,8 @@ def _flatten(table: Mapping[Any, Any], prefix: str, source: str) -> Iterator[tup
             yield key, v
 
 
-def _parse_document(doc: Any, source: str) -> dict[str, Param]:
+def _parse_document(doc: Any, source: str) -> tuple[dict[str, Param], Optional[dict[str, Any]]]:
+    """The space's parameters by name, and its tree when it is conditional (see :mod:`tunecv.conditional`)."""
     example = "such as `hyperparameters: {model.init_args.lr: {distribution: loguniform, low: 1.0e-4, high: 0.1}}`"
     if doc is None or doc == {}:
         raise SearchSpaceError(f"{source}: the search space is empty; expected a `hyperparameters` table {example}")
@@ -489,16 +491,19 @@ def _parse_document(doc: Any, source: str) -> dict[str, Param]:
                                f"entries; got {_type_name(table)}")
     if not table:
         raise SearchSpaceError(f"{source}: `hyperparameters` is empty; list at least one key {example}")
-    params: dict[str, Param] = {}
+    entries: dict[str, Any] = {}
     for key, raw in _flatten(table, "", source):
         _check_key_syntax(key, source)
-        if key in params:
+        if key in entries:
             raise SearchSpaceError(f"{source}: `{key}` is given twice (once nested, once dotted)")
-        clash = next((p for p in params if p.startswith(key + ".") or key.startswith(p + ".")), None)
+        clash = next((p for p in entries if p.startswith(key + ".") or key.startswith(p + ".")), None)
         if clash:
             raise SearchSpaceError(f"{source}: `{key}` and `{clash}` overlap; one is inside the other")
-        params[key] = _parse_entry(key, raw, source)
-    return params
+        entries[key] = raw
+    if any(conditional.is_conditional(raw) for raw in entries.values()):
+        tree, params = conditional.parse_tree(list(entries.items()), source, _parse_entry)
+        return params, tree
+    return {key: _parse_entry(key, raw, source) for key, raw in entries.items()}, None
 
 
 class _SpaceLoader(yaml.SafeLoader):
@@ -571,6 +576,15 @@ class SearchSpace:
 
     params: dict[str, Param]
     source: str = "<dict>"
+    tree: Optional[dict[str, Any]] = None
+    raw: Optional[dict[str, Any]] = None
+
+    @property
+    def conditional(self) -> bool:
+        """Whether parameters are active only under some choices (see :mod:`tunecv.conditional`); then
+        ``params`` holds every parameter by its path name, and values are *flat values* (name → value,
+        ``None`` where inactive), which :meth:`to_config` turns into config values."""
+        return self.tree is not None
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike]) -> SearchSpace:
@@ -581,7 +595,7 @@ class SearchSpace:
                 the key, the constraint and the value.
         """
         source = str(path)
-        return cls(_parse_document(_read_file(Path(path), source), source), source)
+        return cls.from_mapping(_read_file(Path(path), source), source)
 
     @classmethod
     def from_mapping(cls, mapping: Any, source: str = "<dict>") -> SearchSpace:
@@ -590,7 +604,9 @@ class SearchSpace:
         Raises:
             SearchSpaceError: the mapping is malformed.
         """
-        return cls(_parse_document(mapping, source), source)
+        params, tree = _parse_document(mapping, source)
+        raw = _copy(dict(mapping["hyperparameters"])) if tree is not None else None
+        return cls(params, source, tree, raw)
 
     def __len__(self) -> int:
         return len(self.params)
@@ -604,15 +620,35 @@ class SearchSpace:
         Raises:
             SearchSpaceError: a key is not a config key; the message starts with the file name.
         """
-        for key in self.params:
+        keys = conditional.also_keys(self.tree) if self.tree is not None else self.params
+        for key in keys:
+            if self.tree is not None and key in CLASS_SECTIONS:
+                continue  # a whole class section, whose classes check_classes checks
             try:
                 check_key(cfg, key)
             except ConfigError as exc:
                 raise SearchSpaceError(f"{self.source}: {exc}") from None
+        if self.tree is not None:
+            conditional.check_classes(self.tree, self.source)
+
+    def to_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The dotted config keys and values to set for a trial's values (the same mapping unless the space
+        is conditional: then flat values become classes with their ``init_args``)."""
+        if self.tree is None:
+            return dict(values)
+        return conditional.walk(self.tree, lambda p: _copy(values.get(p.key, conditional.UNKNOWN)))[1]
+
+    def replay(self, get: Callable[[Param], Any]) -> dict[str, Any]:
+        """The values (flat values when conditional) with ``get(param)`` for each active parameter."""
+        if self.tree is None:
+            return {key: get(p) for key, p in self.params.items()}
+        flat = conditional.walk(self.tree, get)[0]
+        return {key: flat.get(key) for key in self.params}
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        """Ask ``trial`` for every entry; returns dotted key → value to set into the config."""
-        return {key: p.suggest(trial) for key, p in self.params.items()}
+        """Ask ``trial`` for every entry; returns dotted key → value to set into the config (conditional:
+        flat values, see :meth:`to_config`)."""
+        return self.replay(lambda p: p.suggest(trial))
 
     def params_from_trial(self, trial_params: Mapping[str, Any],
                           distributions: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
@@ -624,6 +660,15 @@ class SearchSpace:
         Raises:
             SearchSpaceError: the trial has no value for a key of the space (the space changed).
         """
+        if self.tree is not None:
+            def get(p: Param) -> Any:
+                if p.key in trial_params:
+                    return p.from_internal(trial_params[p.key])
+                if p.distribution == "constant":
+                    return _copy(p.value)
+                raise SearchSpaceError(f"{self.source}: the trial has no value for `{p.key}`; its parameters "
+                                       f"are {', '.join(trial_params) or 'none'}")
+            return self.replay(get)
         out: dict[str, Any] = {}
         for key, p in self.params.items():
             if key in trial_params:
@@ -637,7 +682,14 @@ class SearchSpace:
 
     def to_trial_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Config values → the params Optuna records (for ``study.enqueue_trial``); inverse of
-        :meth:`params_from_trial`. Constants Optuna does not record are left out."""
+        :meth:`params_from_trial`. Constants Optuna does not record are left out (conditional: so are
+        inactive parameters and those missing from ``values``). Optuna records the used values."""
+        if self.tree is not None:
+            def known(p: Param) -> Any:
+                v = values.get(p.key)
+                return conditional.UNKNOWN if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            flat = conditional.walk(self.tree, known)[0]
+            return {key: v for key, v in flat.items() if self.params[key].recorded}
         return {key: values[key] for key, p in self.params.items() if key in values and p.recorded}
 
     def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -647,8 +699,8 @@ class SearchSpace:
 
     @property
     def is_grid_compatible(self) -> bool:
-        """Whether every entry is a choice or a constant."""
-        return all(p.is_discrete for p in self.params.values())
+        """Whether every entry is a choice or a constant (and the space is not conditional)."""
+        return self.tree is None and all(p.is_discrete for p in self.params.values())
 
     def grid_size(self) -> int:
         """How many points :meth:`grid` has (raises like :meth:`grid` when a key is continuous)."""
@@ -672,6 +724,9 @@ class SearchSpace:
                 for combo in itertools.product(*(p.values() for p in self.params.values()))]
 
     def _require_grid(self, what: str) -> None:
+        if self.tree is not None:
+            raise SearchSpaceError(f"{self.source}: `{what}` needs a space without conditions; this one has a "
+                                   "choice over classes or a `when:` (use a sampler such as tpe)")
         for key, p in self.params.items():
             if not p.is_discrete:
                 raise SearchSpaceError(f"{self.source}: `{what}` needs every entry to be a choice or a "
@@ -679,7 +734,9 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """The space in explicit form, in file order (``{"hyperparameters": {key: {distribution: ...}}}``);
-        :meth:`from_mapping` reads it back."""
+        :meth:`from_mapping` reads it back (conditional: the table as written)."""
+        if self.raw is not None:
+            return {"hyperparameters": _copy(self.raw)}
         return {"hyperparameters": {key: p.to_dict() for key, p in self.params.items()}}
 
     def fingerprint(self) -> dict[str, Any]:
@@ -688,6 +745,8 @@ class SearchSpace:
         Two spaces that sample the same way have equal fingerprints. Store it with a tune and compare
         with :meth:`diff` on resume.
         """
+        if self.raw is not None:  # conditional: the table as written reads back into the same space
+            return {"format": _FINGERPRINT_FORMAT, "conditional": True, "hyperparameters": _copy(self.raw)}
         entries = self.to_dict()["hyperparameters"]
         return {"format": _FINGERPRINT_FORMAT, "hyperparameters": {k: entries[k] for k in sorted(entries)}}
 
@@ -708,6 +767,8 @@ class SearchSpace:
             elif q.to_dict() != p.to_dict():
                 lines.append(f"changed `{key}`: {p.describe()} → {q.describe()}")
         lines += [f"added `{key}`: {q.describe()}" for key, q in other.params.items() if key not in self.params]
+        if not lines and self.fingerprint() != other.fingerprint():
+            lines.append("changed the conditions (`when:`, `also:` or which class a parameter belongs to)")
         return lines
 
 
@@ -734,7 +795,8 @@ def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
 # -- Optuna samplers and pruners -----------------------------------------------------------------------
 
 def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSpace] = None,
-                 n_objectives: int = 1) -> optuna.samplers.BaseSampler:
+                 n_objectives: int = 1, constraints_func: Optional[Callable[[Any], Any]] = None
+                 ) -> optuna.samplers.BaseSampler:
     """The Optuna sampler named by ``tune.sampler``, seeded: the same seed and space give the same trials.
 
     Args:
@@ -742,6 +804,8 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
         seed: the sampler's seed; ``None`` for a random one.
         space: the search space; required for ``grid`` (a ``GridSampler`` over :meth:`SearchSpace.grid`).
         n_objectives: the number of objectives; ``cmaes`` supports one.
+        constraints_func: Optuna's ``constraints_func`` (``tune.constraints``): passed to tpe, nsga2 and gp,
+            the samplers that take one (the config rejects the others).
 
     Raises:
         ConfigError: an unknown name, or a sampler that cannot serve this space or objective count.
@@ -755,15 +819,22 @@ def make_sampler(name: str, seed: Optional[int] = None, space: Optional[SearchSp
         space._require_grid("tune.sampler: grid")
         grid = {key: p.values() for key, p in space.params.items() if p.recorded}
         return _ask_tell_grid_sampler()(grid, seed=seed)
-    return _reversed_log_sampler(_make_sampler(name, seed, n_objectives), space)
+    return _reversed_log_sampler(_make_sampler(name, seed, n_objectives, space, constraints_func), space)
 
 
-def _make_sampler(name: str, seed: Optional[int], n_objectives: int) -> optuna.samplers.BaseSampler:
+def _make_sampler(name: str, seed: Optional[int], n_objectives: int, space: Optional[SearchSpace] = None,
+                  constraints_func: Optional[Callable[[Any], Any]] = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     samplers = optuna.samplers
     if name == "tpe":
-        return samplers.TPESampler(seed=seed)
+        if space is not None and space.conditional:
+            # TPE's own answer to define-by-run spaces: one model per group of parameters that appear together
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                           constraints_func=constraints_func)
+        return samplers.TPESampler(seed=seed, constraints_func=constraints_func)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -778,8 +849,8 @@ def _make_sampler(name: str, seed: Optional[int], n_objectives: int) -> optuna.s
         return samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
                                    warn_asynchronous_seeding=False, warn_independent_sampling=False)
     if name == "gp":
-        return samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    return samplers.NSGAIISampler(seed=seed)
+        return samplers.GPSampler(seed=seed, warn_independent_sampling=False, constraints_func=constraints_func)
+    return samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func)
 
 
 def _reversed_log_sampler(inner: Any, space: Optional[SearchSpace]) -> Any:

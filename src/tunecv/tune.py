@@ -424,7 +424,8 @@ class _TunePlan:
             # Workers sharing a study must not draw the same points: each gets its own stream.
             seed = (seed * 1_000_003 + os.getpid() + int(time.time() * 1000)) % (2**31 - 1)
         sampler_name = "nsga2" if len(directions) > 1 and cfg.tune.sampler == "tpe" else cfg.tune.sampler
-        sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions))
+        sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions),
+                               constraints_func=_constraints_func(cfg, sampler_name))
         pruner = make_pruner(cfg.tune.pruner)
         tune_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
         parallel, accelerator = resolve_parallel(cfg)
@@ -438,8 +439,8 @@ class _TunePlan:
         from tunecv.build import validate_objects
         from tunecv.search_space import apply
 
-        first_values = self.points[0] if self.points else {p.key: _midpoint(p) for p in self.space}
-        validate_objects(apply(self.cfg, first_values).replace(fold=0), executor)
+        first_values = self.points[0] if self.points else self.space.replay(_midpoint)
+        validate_objects(apply(self.cfg, self.space.to_config(first_values)).replace(fold=0), executor)
         for point in self.points or []:
             apply(self.cfg, point)
 
@@ -599,7 +600,8 @@ class TuneDriver:
         if (not created or rebuilt) and not plan.shared:
             # A seeded sampler built again would restart its stream and propose the same points again.
             study.sampler = make_sampler(plan.sampler_name, seed=continued_seed(plan.seed, len(study.trials)),
-                                         space=plan.space, n_objectives=len(plan.directions))
+                                         space=plan.space, n_objectives=len(plan.directions),
+                                         constraints_func=_constraints_func(self.cfg, plan.sampler_name))
         self.study, self.store = study, _StudyStorage(study, storage)
         self.rebuilt = rebuilt
         return created
@@ -638,7 +640,8 @@ class TuneDriver:
         plan = self.plan
 
         def new_session(values: dict[str, Any], cv_name: str) -> CrossValidation:
-            return CrossValidation(apply(self.cfg, values), cv_name, plan.folder / cv_name, resume=True)
+            return CrossValidation(apply(self.cfg, plan.space.to_config(values)), cv_name, plan.folder / cv_name,
+                                   resume=True)
 
         summary = rebuild_study(study, plan, plan.folder, new_session, _run_score, _objective_value)
         if summary is None:
@@ -770,7 +773,7 @@ class TuneDriver:
         if CV_INDEX_ATTR not in trial.user_attrs:
             trial.set_user_attr(CV_INDEX_ATTR, cv_index)
         cv_name = naming.cv_name(plan.tune_name, cv_index)
-        trial_cfg = apply(self.cfg, values)
+        trial_cfg = apply(self.cfg, plan.space.to_config(values))
         extra = {"tune_name": plan.tune_name, "trial": trial.number, "trial_state": "running", **values}
         session = CrossValidation(trial_cfg, cv_name, plan.folder / cv_name, resume=True,
                                   tracking={"group": plan.tune_name, "job_type": cv_name,
@@ -837,6 +840,7 @@ class TuneDriver:
         # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
         # last intermediate value, the cv score so far (see tunecv._trial_records).
         tr.recorder.before_tell(result.score, result.score_is_unstable)
+        _record_constraints(self.cfg, trial, result.run_infos)
         if state in (TrialState.PRUNED, TrialState.FAIL):
             self.study.tell(trial, state=state)
         else:
@@ -1123,6 +1127,39 @@ def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[flo
     return value if math.isfinite(value) else None
 
 
+def _constraints_func(cfg: Config, sampler_name: str) -> Any:
+    """Optuna's ``constraints_func`` of ``tune.constraints`` for the samplers that take one, else ``None``;
+    also ``None`` from Optuna 5 on, where each trial sets its constraints (``Trial.set_constraint``) and
+    the samplers read them (``constraints_func`` is deprecated there)."""
+    from optuna.trial import Trial
+
+    from tunecv.constraints import SAMPLERS_WITH_CONSTRAINTS, constraints_func, parse_constraints
+
+    constraints = parse_constraints(cfg.tune.constraints)
+    if not constraints or sampler_name not in SAMPLERS_WITH_CONSTRAINTS or hasattr(Trial, "set_constraint"):
+        return None
+    return constraints_func(len(constraints))
+
+
+def _record_constraints(cfg: Config, trial: Any, frame: Any) -> None:
+    """The trial's constraint values and whether it is feasible (user attrs; before it is told)."""
+    from tunecv.constraints import FEASIBLE_ATTR, VALUES_ATTR, evaluate, parse_constraints
+
+    constraints = parse_constraints(cfg.tune.constraints)
+    if not constraints:
+        return
+    values = evaluate(constraints, frame)
+    trial.set_user_attr(VALUES_ATTR, values)
+    trial.set_user_attr(FEASIBLE_ATTR, all(v <= 0 for v in values))
+    if hasattr(trial, "set_constraint"):  # Optuna >= 5: what its samplers and study.best_trial read
+        for c, v in zip(constraints, values, strict=True):
+            trial.set_constraint(str(c), v)
+    broken = [str(c) for c, v in zip(constraints, values, strict=True) if not v <= 0]
+    if broken:
+        log.info("trial %d breaks tune.constraints %s (not a candidate for the best trial)", trial.number,
+                 ", ".join(broken))
+
+
 def _objective_value(frame: Any, metric: str) -> float:
     from tunecv.scoring import score_runs
 
@@ -1237,7 +1274,7 @@ def _retrain(cfg: Config, space: Any, result: TuneResult, folder: Path, tune_nam
     from tunecv.search_space import apply
     from tunecv.train import train
 
-    best_cfg = apply(cfg, result.best_params)
+    best_cfg = apply(cfg, space.to_config(result.best_params))
     epochs, why = retrain_epochs(result)
     trainer = {k: v for k, v in (best_cfg.trainer or {}).items() if k not in ("min_epochs", "max_steps")}
     if epochs is not None:

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 from tunecv.data import SplitDataModule
 from tunecv.examples._steps import ClassificationSteps
 
-__all__ = ["DigitsClassifier", "DigitsDataModule"]
+__all__ = ["DigitsClassifier", "DigitsConvNet", "DigitsDataModule"]
 
 
 class DigitsDataModule(SplitDataModule):
@@ -69,3 +69,31 @@ class DigitsClassifier(ClassificationSteps):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
+
+
+class DigitsConvNet(ClassificationSteps):
+    """A small convolutional net of the 8x8 digits (a second model class to choose from in a tune);
+    logs what :class:`DigitsClassifier` logs, and ``params/count``, its number of weights.
+
+    Args:
+        channels: feature maps of the convolution.
+        kernel_size: its kernel size (odd; the 8x8 size is kept).
+
+    It has no optimizer arguments: give it an ``optimizer:`` section (Adam with lr 0.01 otherwise).
+    """
+
+    def __init__(self, channels: int = 8, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, channels, kernel_size, padding=kernel_size // 2), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(channels * 16, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("params/count", float(sum(p.numel() for p in self.parameters())))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
