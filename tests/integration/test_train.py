@@ -184,10 +184,11 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, chan
     assert not (tmp_path / "artifacts").exists()
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, capsys):
     path = write(tmp_path / "bad.yaml", tiny_digits(tmp_path, devices=[]))
-    with pytest.raises(Exception, match="devices"):
-        main(["train", "--config", str(path), "--debug"])
+    assert main(["train", "--config", str(path), "--debug"]) == 2  # a user error stays exit 2 (issue 29)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "devices" in err.strip().splitlines()[-1]
 
 
 def test_cli_subprocess_exit_code_and_single_line(tmp_path):
