@@ -83,3 +83,27 @@ def test_a_run_stopped_in_the_middle_of_an_epoch_resumes_from_the_last_epoch_and
     # Lightning writes last.ckpt at epoch ends: the resumed run replays epoch 2 from the end of epoch 1
     result = _stopped_and_resumed(tmp_path, "whole", StopAt(epoch=2, batch=3))
     _assert_same(result, uninterrupted)
+
+
+def _plain_cfg(tmp_path, name, own_generator, folded):
+    split = {"fold_method": "kfold", "total_folds": 2, "test_split": "none"} if folded else {"fold_method": "none"}
+    return {
+        "split": split,
+        "name": name, "artifact_dir": str(tmp_path / name / "artifacts"),
+        "model": {"class_path": "tests.integration._resume_plain.DropoutNet"},
+        "data": {"class_path": "tests.integration._resume_plain.PlainData",
+                 "init_args": {"own_generator": own_generator}},
+        "trainer": {"max_epochs": 4, "enable_model_summary": False, "enable_progress_bar": False},
+        "accelerator": "cpu", "devices": [0], "cv": {"scoring_metric": ["val/loss:lower"]},
+    }
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["own-loaders", "fold-loaders"])
+@pytest.mark.parametrize("own_generator", [False, True], ids=["torch-generator", "loader-generator"])
+def test_a_plain_data_modules_shuffled_loader_resumes_exactly(tmp_path, own_generator, folded):
+    # its own loaders as they are, or the fold loaders tunecv builds with their settings (fold_data)
+    whole = train(_plain_cfg(tmp_path, "whole", own_generator, folded), quiet=True)
+    cfg = _plain_cfg(tmp_path, "stopped", own_generator, folded)
+    with pytest.raises(Stop):
+        train(cfg, callbacks=[StopAt(epoch=1)], quiet=True)
+    _assert_same(train(cfg, resume=True, quiet=True), (whole, _weights(whole)))
