@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import types
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import lightning as L
@@ -161,6 +162,122 @@ class _RunMetrics:
         return dict(self.records[-1]["metrics"])
 
 
+class _ResumeRng:
+    """The random generators' states travel in the run's checkpoints, so that a resumed run is the run it
+    replaces (on CPU with a fixed seed: the same metrics and weights, exactly).
+
+    A run resumed from ``last.ckpt`` seeds again (``seed_everything``) and builds its train loader again,
+    whose generator would replay the first epoch's order and whose dropout masks would come from the seed's
+    stream. Each checkpoint therefore holds, as they were when it was written (at the end of an epoch):
+    Python's ``random``, NumPy's and torch's CPU generators (CUDA's where CUDA is initialised) and the
+    generators of the train loaders (the loader's, its sampler's). The first resumed epoch puts them back in
+    ``on_train_epoch_start`` (after Lightning's restore, after its sanity check, which runs in
+    ``isolate_rng`` anyway), then creates the train loader's iterator again, as an uninterrupted run does at
+    every epoch start: the iterator Lightning created before (it draws a base seed from the loader's generator
+    when it is made, and a ``RandomSampler`` without a generator draws its seed from torch's) saw the
+    generators of the fresh start, not the restored ones.
+
+    A checkpoint written in the middle of an epoch (``every_n_train_steps``) gets the generators back when
+    training starts again; Lightning then replays the loader from its start, which is not exact.
+    """
+
+    def __init__(self) -> None:
+        self._pending: Optional[dict[str, Any]] = None  # the states of the checkpoint resumed from
+        self._trainer: Any = None
+
+    def state_dict(self) -> dict[str, Any]:
+        import random
+
+        import numpy as np
+        import torch
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain types and tensors only: a checkpoint must load with torch.load(weights_only=True)
+        state: dict[str, Any] = {
+            "python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "loaders": [g.get_state() for g in _loader_generators(self._trainer)]}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict) if state_dict else None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._trainer = trainer  # state_dict() is called without it
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._pending is not None and getattr(trainer.fit_loop, "restarted_mid_epoch", False):
+            self._restore(trainer, again=False)  # no on_train_epoch_start for the resumed epoch
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._pending is not None:
+            self._restore(trainer, again=True)
+
+    def _restore(self, trainer: Any, *, again: bool) -> None:
+        import random
+
+        import numpy as np
+        import torch
+
+        state, self._pending = self._pending or {}, None
+        if "python" in state:
+            random.setstate(_as_tuples(state["python"]))
+        if "numpy" in state:
+            kind, keys, pos, has_gauss, gauss = state["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+        if "torch" in state:
+            torch.set_rng_state(state["torch"].cpu())
+        cuda = state.get("cuda")
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
+        generators, saved = _loader_generators(trainer), state.get("loaders") or []
+        if len(generators) == len(saved):
+            for generator, value in zip(generators, saved):
+                generator.set_state(value.cpu())
+        elif saved:
+            log.warning("the train loaders' generators differ from the checkpoint's; their order is not restored")
+        fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+        if again and fetcher is not None and getattr(fetcher, "combined_loader", None) is not None:
+            iter(fetcher)  # the epoch's iterator, made from the restored generators (as at every epoch start)
+
+
+def _train_loaders(trainer: Any) -> list[Any]:
+    combined = getattr(getattr(trainer, "fit_loop", None), "_combined_loader", None)
+    if combined is not None:
+        return list(combined.flattened)
+    loaders = getattr(trainer, "train_dataloader", None)
+    if loaders is None:
+        return []
+    if isinstance(loaders, Mapping):
+        return list(loaders.values())
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+
+
+def _loader_generators(trainer: Any) -> list[Any]:
+    """The ``torch.Generator`` objects of the train loaders (the loader's, its sampler's), each once."""
+    import torch
+
+    if trainer is None:
+        return []
+    found: list[Any] = []
+    for loader in _train_loaders(trainer):
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        for owner in (loader, getattr(loader, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
+            generator = getattr(owner, "generator", None)
+            if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+                found.append(generator)
+    return found
+
+
+def _as_tuples(value: Any) -> Any:
+    """``random.setstate`` wants tuples; a checkpoint may give back lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
 def _make(package: Any) -> types.SimpleNamespace:
     callbacks = package.callbacks
     ns = types.SimpleNamespace(
@@ -169,6 +286,7 @@ def _make(package: Any) -> types.SimpleNamespace:
         LightningDataModule=package.LightningDataModule)
     ns.MonitorCheck = type("MonitorCheck", (_MonitorCheck, package.Callback), {"__module__": __name__})
     ns.RunMetrics = type("RunMetrics", (_RunMetrics, package.Callback), {"__module__": __name__})
+    ns.ResumeRng = type("ResumeRng", (_ResumeRng, package.Callback), {"__module__": __name__})
     ns.BestOrLastCheckpoint = type("BestOrLastCheckpoint", (_BestOrLastCheckpoint, callbacks.ModelCheckpoint),
                                    {"__module__": __name__})
     return ns
@@ -190,7 +308,12 @@ class BestOrLastCheckpoint(_BestOrLastCheckpoint, ModelCheckpoint):
     __doc__ = _BestOrLastCheckpoint.__doc__
 
 
+class ResumeRng(_ResumeRng, L.Callback):
+    __doc__ = _ResumeRng.__doc__
+
+
 LIGHTNING.MonitorCheck, LIGHTNING.RunMetrics, LIGHTNING.BestOrLastCheckpoint = MonitorCheck, RunMetrics, BestOrLastCheckpoint
+LIGHTNING.ResumeRng = ResumeRng
 
 
 @functools.cache

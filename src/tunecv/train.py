@@ -264,7 +264,8 @@ def build_callbacks(cfg: Config, run_dir: Path, user_callbacks: Sequence[Any] = 
     if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
         checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
     recorder = tc.RunMetrics()
-    return [tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
+    rng = [tc.ResumeRng()] if cfg.seed_everything is not False else []  # a resumed run goes on as it was
+    return [*rng, tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
 
 
 def checkpointing_enabled(cfg: Config) -> bool:
