@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine  # noqa: E402
-
 from tests.unit.test_fail_fast import TRAIN, mistakes  # noqa: E402  (the same ten mistakes as the test)
 
 

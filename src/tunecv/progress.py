@@ -42,12 +42,7 @@ class LiveBar:
         if not self.live:
             return
         from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
             Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
         )
 
         self.progress = Progress(*self.columns(self.console.width, name, total), console=self.console,
@@ -63,7 +58,13 @@ class LiveBar:
         28 characters, the label what it needs of the rest, and the bar what is left (none under 8); the
         label and the free text are cut with an ellipsis when they are longer.
         """
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.table import Column
 
         times = 7 + 1 + 3 + 1 + 7  # "0:01:05 eta 0:03:10"
