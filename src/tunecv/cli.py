@@ -269,6 +269,8 @@ def _run(command: str, rest: list[str]) -> int:
         import tunecv.nested as nested_mod
 
         nested_res = nested_mod.nested(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
+        if nested_res is not None and not progress:  # the outer folds' table ends the command, also --quiet
+            nested_mod.print_summary(nested_res.summary)
         return 0 if nested_res is None or nested_res.summary["test_score"]["n"] > 0 else 1
     import tunecv.tune as tune_mod
 

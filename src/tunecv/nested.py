@@ -349,26 +349,24 @@ def print_summary(summary: Mapping[str, Any], console: Any = None) -> None:
 
     console = console or Console(width=200 if not os.environ.get("COLUMNS") else None)
     folds = [summary["folds"][k] for k in sorted(summary["folds"], key=int)]
-    params = list(summary.get("agreement") or {})
-    short = {p: p.rsplit(".", 1)[-1] for p in params}
     metric = ", ".join(summary["scoring_metric"])
     table = Table(title=f"nested {summary['name']}: {len(folds)} of {summary['n_folds']} outer folds "
                         f"({summary['fold_method']}, {summary['total_folds']} in all); score {escape(metric)}")
-    for column in ("outer fold", "tune", "test samples", "inner best", "outer test", "optimism",
-                   *(short[p] for p in params)):
-        table.add_column(escape(column), justify="left" if column == "tune" else "right")
+    for column in ("outer fold", "tune", "test samples", "inner best", "outer test", "optimism"):
+        table.add_column(column, justify="left" if column == "tune" else "right")
     for f in folds:
         table.add_row(str(f["outer_fold"]), f["tune_name"], str(f["n_test"]), _fmt(f["inner_score"]),
-                      _fmt(f["test_score"]), _fmt(f["optimism"]),
-                      *(_fmt(f["best_params"].get(p)) for p in params))
+                      _fmt(f["test_score"]), _fmt(f["optimism"]))
     console.print(table)
     console.print(f"outer test score: {_mean_std(summary['test_score'])}")
     console.print(f"optimism of the inner best (inner best cv score vs outer test, positive: the inner score "
                   f"was better): {_mean_std(summary['optimism'])}")
+    if summary.get("agreement"):
+        console.print("chosen parameters (per outer fold):")
     for p, a in (summary.get("agreement") or {}).items():
-        spread = f", range {_fmt(a['range'][0])}..{_fmt(a['range'][1])}" if "range" in a else ""
-        console.print(f"  {escape(p)}: {_fmt(a['mode'])} chosen in {round(a['share'] * len(folds))}/{len(folds)} "
-                      f"outer folds{spread}")
+        same = round(a["share"] * len(folds))
+        values = "" if same == len(folds) else f": {', '.join(_fmt(v) for v in a['values'])}"
+        console.print(f"  {escape(p)}: {_fmt(a['mode'])} in {same}/{len(folds)} outer folds{escape(values)}")
 
 
 def _print_plan(cfg: Config, nested_name: str, folder: Path, folds: list[list[Any]]) -> None:
