@@ -17,10 +17,11 @@ COMMANDS = {
     "train": "one training run",
     "cv": "a cross-validation: folds x seeds",
     "tune": "a hyperparameter sweep (Optuna) over cross-validations",
+    "nested": "nested cross-validation: outer folds, a tune on each, its winner tested on the outer fold",
     "report": "tables and plots of what a run, cv or tune left",
 }
 
-USAGE = """usage: tunecv [--version] {train,cv,tune,report} ...
+USAGE = """usage: tunecv [--version] {train,cv,tune,nested,report} ...
 
 tunecv: tune -> cross-validate -> train any PyTorch Lightning model.
 
@@ -28,15 +29,16 @@ commands:
   train    one training run
   cv       a cross-validation: folds x seeds
   tune     a hyperparameter sweep (Optuna) over cross-validations
+  nested   nested cross-validation: a tune on each outer fold, tested there
   report   tables and plots of what a run, cv or tune left
 
-common options (train, cv, tune):
+common options (train, cv, tune, nested):
   --config FILE         a YAML config (repeatable, later wins)
   --KEY VALUE           any config key, dotted: --model.init_args.lr 0.01 --split.total_folds 3
   --print_config        print the resolved config and exit
   --resume              finish what an earlier call with the same --name left
   --reset               delete that name's artifacts and start over
-  --dry_run             (cv, tune) print the plan and create nothing
+  --dry_run             (cv, tune, nested) print the plan and create nothing
   --quiet               no progress bars
   --verbose             let torch, Lightning and Optuna print their own messages too
   --debug               show tracebacks (the exit code stays the same)
@@ -70,9 +72,9 @@ def _command_help(command: str) -> str:
              "  --reset               delete that name's artifacts and start over\n"
              "  --verbose             let torch, Lightning and Optuna print their own messages too\n"
              "  --debug               show tracebacks (the exit code stays the same)\n")
-    if command in ("cv", "tune"):
+    if command in ("cv", "tune", "nested"):
         extra += "  --dry_run             print the plan and create nothing\n"
-    if command == "tune":
+    if command in ("tune", "nested"):
         extra += "  --tune.search_space FILE   the search-space file (YAML or TOML)\n"
     return text + extra
 
@@ -114,7 +116,7 @@ def _main(args: list[str]) -> int:
     if "-h" in rest or "--help" in rest:
         if command == "report":
             print("usage: tunecv report PATH [--format table|json] [--no-plots]\n\n"
-                  "Tables and plots of a run, cv or tune folder (also while a tune is still running).")
+                  "Tables and plots of a run, cv, tune or nested folder (also while a tune is still running).")
         else:
             print(_command_help(command), end="")
         return 0
@@ -231,7 +233,7 @@ def _run(command: str, rest: list[str]) -> int:
     from tunecv.errors import ConfigError
 
     light = precheck(rest, command)  # tunecv's own keys and files: before torch and lightning are imported
-    if command == "tune" and light is not None and light.tune.search_space:
+    if command in ("tune", "nested") and light is not None and light.tune.search_space:
         from tunecv.search_space import load_search_space
 
         load_search_space(light.tune.search_space)  # its file's mistakes too
@@ -240,7 +242,7 @@ def _run(command: str, rest: list[str]) -> int:
     from tunecv import _chatter
 
     _chatter.install("--verbose" in flags)  # before a pool starts: its workers inherit the setting
-    if command in ("cv", "tune"):
+    if command in ("cv", "tune", "nested"):
         _prestart_pool(parsed.config, flags)
     if "--dry_run" in flags and command == "train":
         raise ConfigError("`--dry_run` applies to cv and tune; for train use --print_config")
@@ -263,6 +265,13 @@ def _run(command: str, rest: list[str]) -> int:
 
         res = cv_mod.cross_validate(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
         return 0 if res is None or res.n_completed > 0 else 1
+    if command == "nested":
+        import tunecv.nested as nested_mod
+
+        nested_res = nested_mod.nested(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
+        if nested_res is not None and not progress:  # the outer folds' table ends the command, also --quiet
+            nested_mod.print_summary(nested_res.summary)
+        return 0 if nested_res is None or nested_res.summary["test_score"]["n"] > 0 else 1
     import tunecv.tune as tune_mod
 
     tune_res = tune_mod.tune(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)

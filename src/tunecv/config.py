@@ -44,6 +44,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "LocalConfig",
     "LoggingConfig",
+    "NestedConfig",
     "ParsedCommand",
     "RayConfig",
     "SlurmConfig",
@@ -168,6 +169,15 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class NestedConfig:
+    """Outer folds of ``tunecv nested``: each a whole tune on the rest, tested on the held-out fold."""
+
+    fold_method: FoldMethod = "kfold"
+    total_folds: int = 5
+    n_folds: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class LocalConfig:
     """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
 
@@ -241,6 +251,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    nested: NestedConfig = field(default_factory=NestedConfig)
     executor: str = "local"
     local: LocalConfig = field(default_factory=LocalConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
@@ -346,6 +357,7 @@ _KEY_HELP = {
     "logging": "wandb project/entity and log interval",
     "cv": "cross-validation settings",
     "tune": "hyperparameter-search settings",
+    "nested": "nested cv (tunecv nested): the outer folds' fold_method, total_folds and n_folds (run the first n)",
     "executor": "where runs execute: local (this machine), slurm, ... (options in the section of that name)",
     "local": "options of executor local (the device pool)",
     "slurm": "options of executor slurm: resources and sbatch options of each job",
@@ -1233,6 +1245,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"`tune.heartbeat_grace` must be > 0 (seconds); got {cfg.tune.heartbeat_grace}")
     if cfg.tune.worker_id is not None and not str(cfg.tune.worker_id).strip():
         raise ConfigError(f"`tune.worker_id` must be a non-empty string or null; got {cfg.tune.worker_id!r}")
+    _validate_nested(cfg)
     if isinstance(cfg.tune.n_trials, int) and cfg.tune.n_trials < 1:
         raise ConfigError(f"`tune.n_trials` must be >= 1 or 'grid'; got {cfg.tune.n_trials}")
     for sec in ("model", "data"):
@@ -1240,6 +1253,18 @@ def validate(cfg: Config) -> None:
         if cfg.cli is None and spec is not None and not isinstance(spec.get("class_path"), str):
             raise ConfigError(f"`{sec}` must have a `class_path` string (and optional `init_args`); "
                               f"got keys {sorted(spec)}")
+
+
+def _validate_nested(cfg: Config) -> None:
+    ne = cfg.nested
+    if ne.fold_method == "none":
+        methods = ", ".join(m for m in FOLD_METHODS if m != "none")
+        raise ConfigError(f"`nested.fold_method` must cut outer folds (one of {methods}); got 'none'")
+    if ne.total_folds < 2:
+        raise ConfigError(f"`nested.total_folds` must be >= 2; got {ne.total_folds}")
+    if ne.n_folds is not None and not 1 <= ne.n_folds <= ne.total_folds:
+        raise ConfigError(f"`nested.n_folds` must be in [1, {ne.total_folds}] (nested.total_folds) or null; "
+                          f"got {ne.n_folds}")
 
 
 def _validate_artifact_dir(path: str) -> None:

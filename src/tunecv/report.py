@@ -60,6 +60,8 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
         raise ConfigError(f"`--format` must be one of table, json; got {fmt!r}")
     root = Path(path)
     kind = _kind(root)
+    if kind == "nested":  # its own small section: the outer folds (report an outer tune for its plots)
+        return _report_nested(root, fmt, console)
     if kind == "run":
         summary, ctx = _run_summary(root)
     elif kind == "cv":
@@ -85,6 +87,8 @@ def _kind(root: Path) -> str:
     if root.is_dir():
         if (root / RUN_INFO_FILE).is_file() or _is_running_run(root):
             return "run"
+        if (root / "nested.json").is_file():
+            return "nested"
         if (root / SPACE_FILE).is_file() or (root / STORAGE_FILE).is_file():
             return "tune"
         if (root / RUN_INFOS_FILE).is_file():
@@ -100,6 +104,18 @@ def _kind(root: Path) -> str:
             what += f"; folders below it that do: {', '.join(below)}"
     raise ConfigError(f"`PATH` must be a run, cv or tune folder (one holding run_info.json or "
                       f"run_infos.parquet); got {str(root)!r}, which {what}")
+
+
+def _report_nested(root: Path, fmt: str, console: Any) -> dict[str, Any]:
+    from tunecv.nested import print_summary, report_summary
+
+    summary = _jsonable(report_summary(root))
+    summary.pop("plan", None)
+    if fmt == "json":
+        print(json.dumps(summary, indent=2, allow_nan=False))
+    elif fmt == "table":
+        print_summary(summary, console)
+    return summary
 
 
 def _reportable_below(root: Path, limit: int = 5) -> list[str]:

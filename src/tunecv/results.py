@@ -71,6 +71,7 @@ RUN_INFO_COLUMNS = (
 )
 SCORE_COLUMNS = ("score", "score_is_unstable")
 TUNE_COLUMNS = ("trial", "trial_state")
+NESTED_COLUMNS = ("outer_fold",)  # the outer fold of a run under `tunecv nested`
 STATUSES = ("completed", "failed", "pruned")
 
 # Top-level keys of tunecv.config.Config (a test keeps the two in step); a hyperparameter column is
@@ -78,7 +79,7 @@ STATUSES = ("completed", "failed", "pruned")
 CONFIG_KEYS = (
     "name", "artifact_dir", "cli", "seed_everything", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
     "ckpt_path", "weights_only", "accelerator", "strategy", "devices", "num_nodes", "runs_per_device", "fold", "seed",
-    "early_stopping", "checkpoint", "logging", "cv", "tune", "executor", "local", "slurm", "ray",
+    "early_stopping", "checkpoint", "logging", "cv", "tune", "nested", "executor", "local", "slurm", "ray",
 )
 
 _STR = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas 3, object before)
@@ -90,9 +91,9 @@ _DTYPES: dict[str, object] = {
     "duration": np.dtype("float64"), "checkpoint": _STR, "status": _STR, "error": _STR,
     "is_unstable": pd.BooleanDtype(),
     "score": np.dtype("float64"), "score_is_unstable": pd.BooleanDtype(),
-    "trial": pd.Int64Dtype(), "trial_state": _STR,
+    "trial": pd.Int64Dtype(), "trial_state": _STR, "outer_fold": pd.Int64Dtype(),
 }
-_BOOKKEEPING = frozenset(RUN_INFO_COLUMNS + SCORE_COLUMNS + TUNE_COLUMNS)
+_BOOKKEEPING = frozenset(RUN_INFO_COLUMNS + SCORE_COLUMNS + TUNE_COLUMNS + NESTED_COLUMNS)
 
 
 # -- columns ---------------------------------------------------------------------------------------------
@@ -129,7 +130,8 @@ def _ordered(columns: Iterable[str]) -> list[str]:
     metrics = [c for c in present if c not in _BOOKKEEPING and not is_hyperparameter_column(c)]
     hyper = [c for c in present if is_hyperparameter_column(c)]
     tune = list(TUNE_COLUMNS) if any(c in present for c in TUNE_COLUMNS) else []
-    return [*RUN_INFO_COLUMNS, *metrics, *SCORE_COLUMNS, *tune, *hyper]
+    nested = [c for c in NESTED_COLUMNS if c in present]
+    return [*RUN_INFO_COLUMNS, *metrics, *SCORE_COLUMNS, *tune, *nested, *hyper]
 
 
 # -- dtypes ----------------------------------------------------------------------------------------------

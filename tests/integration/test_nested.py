@@ -1,0 +1,156 @@
+"""The nested level: outer folds, a whole tune on each outer training part, its winner tested on the outer fold."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch.utils.data import TensorDataset
+
+import tunecv.tune as tune_mod
+from tests.conftest import tiny_digits
+from tunecv.cli import main
+from tunecv.data import SplitDataModule
+from tunecv.nested import nested
+from tunecv.report import report
+from tunecv.results import load_run_infos
+
+SPACE = {"hyperparameters": {"model.init_args.lr": {"distribution": "loguniform", "low": 0.001, "high": 0.1},
+                             "model.init_args.hidden_dim": [8, 16]}}
+# many knobs for few samples: a tune can fit its own cv's noise
+WIDE_SPACE = {"hyperparameters": {
+    "model.init_args.lr": {"distribution": "loguniform", "low": 0.001, "high": 0.3},
+    "model.init_args.hidden_dim": [4, 8, 16, 32, 64],
+    "model.init_args.dropout": {"distribution": "uniform", "low": 0.0, "high": 0.5},
+    "model.init_args.weight_decay": {"distribution": "loguniform", "low": 1.0e-6, "high": 1.0e-1},
+    "data.init_args.batch_size": [4, 8, 16],
+}}
+
+
+class RandomLabels(SplitDataModule):
+    """Noise features with coin-flip labels: nothing to learn, so any cv score above chance is luck."""
+
+    def __init__(self, n: int = 60, batch_size: int = 8, num_workers: int = 0) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.n = n
+
+    def load(self):
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(self.n, 64, generator=g), torch.randint(0, 2, (self.n,), generator=g)
+        return TensorDataset(x, y), pd.DataFrame({"label": y.numpy()})
+
+
+def nested_cfg(tmp_path: Path, *, outer: int = 3, n_trials: int = 2, space: dict = SPACE) -> dict:
+    space_path = tmp_path / "space.yaml"
+    space_path.write_text(yaml.safe_dump(space))
+    cfg = tiny_digits(tmp_path)
+    cfg["data"]["init_args"]["limit"] = 240
+    cfg["split"] = {"fold_method": "stratified", "total_folds": 2, "stratify_column": "label"}
+    cfg["trainer"]["max_epochs"] = 1
+    cfg.pop("early_stopping")
+    cfg["cv"] = {"n_seeds": 1, "scoring_metric": ["val/acc"]}
+    cfg["tune"] = {"search_space": str(space_path), "n_trials": n_trials}
+    cfg["nested"] = {"fold_method": "stratified", "total_folds": outer}
+    return cfg
+
+
+def _tree_mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_nested_tunes_each_outer_training_part_and_tests_its_winner_on_the_outer_fold(tmp_path, capsys):
+    res = nested(nested_cfg(tmp_path), name="n")
+    out = capsys.readouterr().out
+    folder = tmp_path / "artifacts" / "n"
+    assert res.nested_dir == folder and (folder / "config.yaml").is_file() and (folder / "nested.json").is_file()
+    # one normal tune folder per outer fold, its config holding out exactly that fold
+    held_out = []
+    for k in range(3):
+        tdir = folder / f"n-outer{k}"
+        assert (tdir / "optuna.db").is_file() and (tdir / "run_infos.parquet").is_file()
+        saved = yaml.safe_load((tdir / "config.yaml").read_text())
+        assert saved["split"]["test_split"] == "sample" and saved["tune"]["retrain_and_test"] is True
+        held_out.append(set(saved["split"]["test_split_by"]))
+        assert list(tdir.glob("n-outer*-retrain-*"))
+    assert sum(map(len, held_out)) == 240 and set.union(*held_out) == set(range(240))  # a partition
+    # one table over everything: every run of every outer tune and each retrain, with the outer fold
+    df = load_run_infos(folder)
+    assert sorted(df["outer_fold"].unique()) == [0, 1, 2]
+    assert len(df) == 3 * (2 * 2 + 1) and (df["run_name"].str.endswith("-retrain")).sum() == 3
+    assert set(df["tune_name"]) == {"n-outer0", "n-outer1", "n-outer2"}
+    # the per-outer-fold summary and the optimism of the inner best
+    folds = [res.summary["folds"][str(k)] for k in range(3)]
+    for f in folds:
+        assert f["test_score"] == pytest.approx(f["test_metrics"]["test/acc"])
+        assert f["optimism"] == pytest.approx(f["inner_score"] - f["test_score"])  # val/acc: higher is better
+        assert set(f["best_params"]) == {"model.init_args.lr", "model.init_args.hidden_dim"}
+    assert res.test_score["n"] == 3
+    assert res.test_score["mean"] == pytest.approx(sum(f["test_score"] for f in folds) / 3)
+    assert res.optimism["mean"] == pytest.approx(sum(f["optimism"] for f in folds) / 3)
+    assert 0 < res.summary["agreement"]["model.init_args.hidden_dim"]["share"] <= 1
+    assert "outer test score:" in out and "optimism of the inner best" in out and "n-outer2" in out
+    # tunecv report of the nested folder: the same section
+    summary = report(folder, fmt="none")
+    assert summary["kind"] == "nested" and summary["test_score"]["n"] == 3
+    assert summary["optimism"]["mean"] == pytest.approx(res.optimism["mean"])
+    assert main(["report", str(folder)]) == 0
+    assert "optimism of the inner best" in capsys.readouterr().out
+
+
+def test_resume_after_an_interrupt_keeps_the_finished_outer_tune(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "nested.yaml"
+    path.write_text(yaml.safe_dump(nested_cfg(tmp_path, outer=2, n_trials=2)))
+    original = tune_mod.TuneDriver.cv_ended
+
+    def interrupt_in_the_second_outer_tune(self, session):
+        original(self, session)
+        if self.plan.tune_name.endswith("-outer1"):
+            raise KeyboardInterrupt  # Ctrl-C after outer fold 1's first cv: outer fold 0's tune had finished
+
+    monkeypatch.setattr(tune_mod.TuneDriver, "cv_ended", interrupt_in_the_second_outer_tune)
+    assert main(["nested", "--config", str(path), "--quiet", "--name", "r"]) == 130
+    assert "finish with: tunecv nested --config" in (err := capsys.readouterr().err) and "--name r --resume" in err
+    folder = tmp_path / "artifacts" / "r"
+    state = json.loads((folder / "nested.json").read_text())
+    assert list(state["folds"]) == ["0"] and (folder / "r-outer1").is_dir()
+    first = _tree_mtimes(folder / "r-outer0")
+    monkeypatch.setattr(tune_mod.TuneDriver, "cv_ended", original)
+    assert main(["nested", "--config", str(path), "--name", "r", "--resume", "--quiet"]) == 0
+    assert _tree_mtimes(folder / "r-outer0") == first  # not a file of the finished outer tune touched
+    state = json.loads((folder / "nested.json").read_text())
+    assert sorted(state["folds"]) == ["0", "1"] and state["test_score"]["n"] == 2
+    df = load_run_infos(folder)
+    assert len(df[df["outer_fold"] == 1]) == 2 * 2 + 1  # outer fold 1's first cv was kept, not run twice
+    assert df["run_id"].is_unique
+
+
+def test_a_tune_that_fits_its_own_cv_noise_shows_a_positive_optimism(tmp_path):
+    cfg = nested_cfg(tmp_path, n_trials=5, space=WIDE_SPACE)
+    cfg["data"] = {"class_path": f"{__name__}.RandomLabels", "init_args": {"n": 60}}
+    cfg["split"] = {"fold_method": "kfold", "total_folds": 2}
+    cfg["trainer"]["max_epochs"] = 3
+    cfg["nested"] = {"fold_method": "kfold", "total_folds": 3, "n_folds": 2}
+    res = nested(cfg, name="noise", progress=False)
+    folds = list(res.summary["folds"].values())
+    assert len(folds) == 2 and all(math.isfinite(f["optimism"]) for f in folds)
+    # the best of 5 cvs on coin flips looks better than chance; the held-out outer folds do not agree
+    assert res.optimism["mean"] > 0
+
+
+def test_nested_config_errors_are_one_line(tmp_path):
+    from tunecv.errors import ConfigError
+
+    cfg = nested_cfg(tmp_path)
+    cfg["split"] = {**cfg["split"], "test_split": "random", "test_split_by": [0.2]}
+    with pytest.raises(ConfigError, match=r"split\.test_split` must be none for nested"):
+        nested(cfg, name="x")
+    cfg = nested_cfg(tmp_path)
+    cfg["nested"] = {"fold_method": "none"}
+    with pytest.raises(ConfigError, match=r"nested\.fold_method"):
+        nested(cfg, name="x")
+    assert not (tmp_path / "artifacts" / "x").exists()
