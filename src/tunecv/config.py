@@ -450,7 +450,15 @@ def _trainer_defaults() -> dict[str, Any]:
 
 
 def _find_cli(words: Sequence[str]) -> Optional[str]:
-    """The project CLI a command line names: ``--cli X`` or a ``cli:`` key in a ``--config`` (later wins)."""
+    """The project CLI of a command line: the one it names (:func:`_named_cli`), else
+    ``pytorch_lightning``'s LightningCLI for a config whose classes come from that package."""
+    found = _named_cli(words)
+    return found if found is not None else _standalone_package_cli(words)
+
+
+def _named_cli(words: Sequence[str]) -> Optional[str]:
+    """The project CLI a command line names: ``--cli X`` or a ``cli:`` key in a ``--config`` (later wins).
+    Reads YAML only (no import)."""
     found: Optional[str] = None
     for i, word in enumerate(words):
         key, eq, value = word.partition("=")
@@ -470,7 +478,7 @@ def _find_cli(words: Sequence[str]) -> Optional[str]:
             continue
         if isinstance(data, Mapping) and "cli" in data:
             found = data["cli"] if isinstance(data["cli"], str) else None
-    return found if found is not None else _standalone_package_cli(words)
+    return found
 
 
 _PL_CLI = "pytorch_lightning.cli.LightningCLI"
@@ -602,6 +610,8 @@ def precheck(words: Sequence[str], command: str = "train") -> Optional[Config]:
     """
     flag_words = {f"--{f}" for f in FLAGS}
     words = [w for w in words if w not in flag_words]
+    if _named_cli(words) is not None:
+        return None  # the project's own parser decides what its configs may hold (its keys, `fit:` nesting)
     light_words: list[str] = []
     has_cli = False
     units = _units(words, None)

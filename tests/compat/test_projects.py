@@ -147,7 +147,9 @@ class _Pool:
         spec = work / "spec.json"
         results = work / "results.json"
         spec.write_text(json.dumps({"root": str(root), "steps": spec_steps, "results": str(results)}))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(PROJECTS)]),
+        # a fresh shell's environment: no PL_GLOBAL_SEED left by an earlier test's seed_everything
+        base = {k: v for k, v in os.environ.items() if k != "PL_GLOBAL_SEED"}
+        env = {**base, "PYTHONPATH": os.pathsep.join([str(SRC), str(PROJECTS)]),
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_DIR": str(work)}
         proc = subprocess.run([sys.executable, str(PROJECTS / "_runner.py"), str(spec)], env=env,
                               capture_output=True, text=True, timeout=600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tunecv.cli import main
@@ -51,6 +52,8 @@ CASES = [
                   "cv.n_folds": "1", "tune.retrain_and_test": "false"}, id="digits/space_grid.yaml:grid"),
     pytest.param("configs/digits/tune_multiobjective.yaml", "tune", DIGITS, id="digits/tune_multiobjective.yaml"),
     pytest.param("configs/penguins/region_stratified.yaml", "cv", TINY, id="penguins/region_stratified.yaml:cv"),
+    pytest.param("configs/digits/nested.yaml", "nested", {**DIGITS, "nested.n_folds": "2", "data.init_args.limit": "200"},
+                 id="digits/nested.yaml:nested"),
     gpu_case("configs/gpu/ddp_fork_4gpus.yaml", "train", DIGITS, gpus=7),
     gpu_case("configs/gpu/ddp_fork_4gpus.yaml", "cv", DIGITS, gpus=7),
     gpu_case("configs/gpu/tune_parallel_4gpus.yaml", "tune", {**DIGITS, "tune.n_trials": "4"}, gpus=4),
@@ -96,6 +99,10 @@ def test_config_runs(config, command, overrides, in_repo, tmp_path, capsys):
         assert (run / "run_info.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
         return
     folder = artifacts / ("_cross_validations/t" if command == "cv" else "t")
+    if command == "nested":  # one table over the outer folds' tunes and their retrains
+        df = pd.read_parquet(folder / "run_infos.parquet")
+        assert sorted(df["outer_fold"].dropna().unique()) == [0, 1], df.columns
+        return
     df = load_run_infos(folder / "run_infos.parquet")
     assert len(df) > 0 and (df["status"] == "completed").all(), df[["run_name", "status", "error"]]
     if command == "cv":
