@@ -113,9 +113,11 @@ def open_storage(url: str) -> Any:
                     return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}),
                                     redact(url))
                 except Exception as exc:  # workers starting together race to create the schema
-                    text = str(exc)
+                    text = _chain_text(exc)  # Optuna wraps the driver's error ("... during the commit")
                     if attempt == 5 or not any(s in text for s in ("duplicate key", "already exists",
-                                                                    "UniqueViolation")):
+                                                                    "UniqueViolation",
+                                                                    "An exception is raised during the commit",
+                                                                    "deadlock detected")):
                         raise
                     time.sleep(0.3 + random.random())
         return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
@@ -125,6 +127,17 @@ def open_storage(url: str) -> Any:
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"`tune.storage` cannot be opened: {redact(url)}: {redact(first)}") from None
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of ``exc`` and of the errors behind it (``__cause__`` / ``__context__``)."""
+    texts, seen = [], set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return " | ".join(texts)
 
 
 def _postgres_driver(url: str) -> str:
