@@ -387,16 +387,22 @@ def _wandb_spec(init: dict, extra: dict, identity: RunIdentity) -> tuple[dict, d
     if _unset(init.get("save_dir"), ".") and _unset(init.get("dir")):
         init["save_dir"] = str(identity.run_dir)
     extra.update(group=identity.group, job_type=identity.job_type, resume="allow")
-    defaults = dict(identity.wandb_defaults or {})
-    if _unset(init.get("project"), _DEFAULT_NAME) and defaults.get("project"):
-        init["project"] = defaults["project"]
-    if _unset(extra.get("entity")) and defaults.get("entity"):
-        extra["entity"] = defaults["entity"]
-    if defaults.get("config"):
-        extra["config"] = {**dict(defaults["config"]), **dict(extra.get("config") or {})}
-    if defaults.get("tags"):
-        extra["tags"] = _merged_tags(extra.get("tags"), defaults["tags"])
+    _add_wandb_defaults(init, extra, identity)
     return init, extra
+
+
+def _add_wandb_defaults(with_project: dict, others: dict, identity: RunIdentity) -> None:
+    """tunecv's W&B settings (``logging.wandb_*``, the run's config and tags) where the user set none:
+    ``project`` into ``with_project``, ``entity``, ``config`` and ``tags`` into ``others``."""
+    defaults = dict(identity.wandb_defaults or {})
+    if _unset(with_project.get("project"), _DEFAULT_NAME) and defaults.get("project"):
+        with_project["project"] = defaults["project"]
+    if _unset(others.get("entity")) and defaults.get("entity"):
+        others["entity"] = defaults["entity"]
+    if defaults.get("config"):
+        others["config"] = {**dict(defaults["config"]), **dict(others.get("config") or {})}
+    if defaults.get("tags"):
+        others["tags"] = _merged_tags(others.get("tags"), defaults["tags"])
 
 
 def apply_run_identity(logger: Any, identity: RunIdentity) -> Any:
@@ -419,15 +425,7 @@ def apply_run_identity(logger: Any, identity: RunIdentity) -> Any:
             init["dir"] = str(identity.run_dir)
         init.update(name=identity.run_name, id=identity.run_id, group=identity.group, job_type=identity.job_type,
                     resume="allow")
-        defaults = dict(identity.wandb_defaults or {})
-        if _unset(init.get("project"), _DEFAULT_NAME) and defaults.get("project"):
-            init["project"] = defaults["project"]
-        if _unset(init.get("entity")) and defaults.get("entity"):
-            init["entity"] = defaults["entity"]
-        if defaults.get("config"):
-            init["config"] = {**dict(defaults["config"]), **dict(init.get("config") or {})}
-        if defaults.get("tags"):
-            init["tags"] = _merged_tags(init.get("tags"), defaults["tags"])
+        _add_wandb_defaults(init, init, identity)
         logger._name, logger._id = init["name"], init["id"]
         logger._save_dir, logger._project = init["dir"], init.get("project")
     elif kind in ("csv", "tensorboard"):
