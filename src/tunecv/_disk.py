@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from tunecv.artifacts.files import CONFIG_FILE
 from tunecv.errors import RunFailedError
 
 __all__ = ["DiskFullError", "check_run", "stop_on_full_disk"]
@@ -118,7 +119,7 @@ def resume_hint(level: str, name: str, folder: Path) -> str:
         if not any(w == "--name" or w.startswith("--name=") for w in words):
             words += ["--name", name]
         return shlex.join(["tunecv", level, *words, "--resume"])
-    return shlex.join(["tunecv", level, "--config", str(folder / "config.yaml"), "--name", name, "--resume"])
+    return shlex.join(["tunecv", level, "--config", str(folder / CONFIG_FILE), "--name", name, "--resume"])
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunecv import _trial_records as records
+from tunecv.artifacts.files import RUN_INFOS_FILE
 
 log = logging.getLogger("tunecv.tune")
 
@@ -85,9 +86,9 @@ def recorded_trials(folder: Path, tune_name: str) -> dict[int, Any]:
     told = set(frames)
     for cv_dir in sorted(p for p in folder.iterdir() if p.is_dir() and pattern.match(p.name)):
         try:
-            add(read_run_infos(cv_dir / "run_infos.parquet"), skip=told)
+            add(read_run_infos(cv_dir / RUN_INFOS_FILE), skip=told)
         except Exception as exc:
-            log.warning("rebuilding the study: cannot read %s (%s)", cv_dir / "run_infos.parquet", exc)
+            log.warning("rebuilding the study: cannot read %s (%s)", cv_dir / RUN_INFOS_FILE, exc)
     for number, rows in list(frames.items()):
         if not rows["cv_name"].notna().any():
             del frames[number]

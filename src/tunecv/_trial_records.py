@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
+from tunecv.artifacts.files import CONFIG_FILE
 from tunecv.errors import ConfigError
 from tunecv.search_space import RUN_SCORES_ATTR  # what search_space.run_score_pruner reads
 
@@ -338,8 +339,8 @@ def _points_of_tune(folder: Path, top_k: int, space: Any,
                     ) -> list[tuple[dict[str, Any], str]]:
     import optuna
 
-    if not (folder / "config.yaml").is_file():
-        raise ConfigError(f"`tune.warm_start` must be an earlier tune folder (holding config.yaml) or a list of "
+    if not (folder / CONFIG_FILE).is_file():
+        raise ConfigError(f"`tune.warm_start` must be an earlier tune folder (holding {CONFIG_FILE}) or a list of "
                           f"values; got {str(folder)!r}")
     try:
         study, fingerprint = load_tune(folder)

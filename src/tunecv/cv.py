@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,9 +23,11 @@ from typing import Any, Optional, Union
 # Relative imports: the package's name holds the name of the level above, which this level never mentions.
 from . import naming
 from ._disk import check_run, stop_on_full_disk
+from .artifacts import workspace
+from .artifacts.files import RUN_INFOS_FILE
 from .build import many_runs_strategy
-from .config import PARALLEL_STRATEGIES, Config
-from .errors import ConfigError, ResumeError, RunFailedError, check_resume_reset
+from .config import PARALLEL_STRATEGIES, Config, dump_yaml
+from .errors import ConfigError, RunFailedError
 from .progress import CVProgress
 from .scheduler import drive
 
@@ -34,7 +35,7 @@ __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "p
 
 log = logging.getLogger(__name__)
 
-RUN_INFOS = naming.RUN_INFOS_FILE
+RUN_INFOS = RUN_INFOS_FILE
 FIRST_SEEDS = (42, 21, 69)
 
 
@@ -397,7 +398,7 @@ def cross_validate(
     from .build import as_config, validate_objects
 
     cfg = as_config(config)
-    check_resume_reset(resume, reset, "cv")
+    workspace.check_flags(resume, reset, "cv")
     cv_name, folder = _name_and_folder(cfg, name, cv_dir, resume=resume, reset=reset, dry_run=dry_run)
     parallel, accelerator = resolve_parallel(cfg)
     own_executor = executor is None
@@ -411,13 +412,13 @@ def cross_validate(
                             cfg, parallel, accelerator)
                 return None
             if cv_dir is None:
-                held.enter_context(_claim(folder, cv_name, resume=resume, reset=reset))
-            if reset and folder.exists():
-                shutil.rmtree(folder)
+                held.enter_context(workspace.claimed("cv", cv_name, folder.parent, resume=resume, reset=reset,
+                                                     found=lambda: folder if folder.exists() else None))
+            if reset:
+                workspace.discard([folder])
             session = CrossValidation(cfg, cv_name, folder, resume=resume, tracking=tracking,
                                       extra_columns=extra_columns)
-            folder.mkdir(parents=True, exist_ok=True)
-            _write_config(folder, cfg.replace(name=cv_name))
+            workspace.snapshot(folder, dump_yaml(cfg.replace(name=cv_name)))
             with stop_on_full_disk("cv", cv_name, folder):
                 reporter = _run(session, executor, progress=progress)
         finally:
@@ -437,32 +438,13 @@ def _name_and_folder(cfg: Config, name: Optional[str], cv_dir: Optional[Union[st
         if cv_name is None:
             raise ConfigError("`cross_validate(cv_dir=...)` needs the cv `name` too")
         return cv_name, Path(cv_dir)
-    if cv_name is None:
-        if resume:
-            raise ResumeError("--resume needs the `name` of the cv to continue (--name NAME)")
-        cv_name = naming.free_name(Path(cfg.artifact_dir) / naming.CVS_DIR)
-    folder = naming.cv_dir(cfg.artifact_dir, naming.validate_name(cv_name))
-    if folder.exists() and not (resume or reset or dry_run):
-        raise _exists_error(cv_name, folder)
-    if resume and not folder.exists():
-        raise ResumeError(f"nothing to resume: no cv named {cv_name!r} in {folder.parent}")
+    cv_name = workspace.choose_name("cv", cv_name, resume=resume,
+                                    free=lambda: naming.free_name(Path(cfg.artifact_dir) / naming.CVS_DIR))
+    folder = naming.cv_dir(cfg.artifact_dir, cv_name)
+    workspace.check_on_disk("cv", cv_name, folder if folder.exists() else None, folder.parent, resume=resume,
+                            reset=reset or dry_run)
     check_one_cv_strategy(cfg)
     return cv_name, folder
-
-
-def _exists_error(cv_name: str, folder: Path) -> ResumeError:
-    return ResumeError(f"a cv named {cv_name!r} exists in {folder}; pass --resume to finish it or --reset to "
-                       f"delete it and start over")
-
-
-@contextlib.contextmanager
-def _claim(folder: Path, cv_name: str, *, resume: bool, reset: bool) -> Iterator[None]:
-    """One command per cv name at a time; then check again what the first check saw."""
-    with naming.claim_name(folder.parent, cv_name, "cv"):
-        if folder.exists() and not (resume or reset):
-            raise _exists_error(cv_name, folder)
-        naming.announce("cv", cv_name)
-        yield
 
 
 def _run(session: CrossValidation, executor: Any, *, progress: bool) -> CVProgress:
@@ -501,13 +483,6 @@ def quiet_lightning_logs() -> Iterator[None]:
         for n, level in old.items():
             logging.getLogger(n).setLevel(level)
 
-
-
-def _write_config(folder: Path, cfg: Config) -> None:
-    from ._io import atomic_write_text
-    from .config import dump_yaml
-
-    atomic_write_text(folder / "config.yaml", dump_yaml(cfg))
 
 
 def plan_rows(session: CrossValidation, cfg: Config, parallel: bool) -> list[dict[str, Any]]:

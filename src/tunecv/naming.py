@@ -8,6 +8,8 @@ Folders::
     {artifact_dir}/_runs/{run_name}-{run_id}/                         train alone
     {artifact_dir}/_cross_validations/{cv_name}/{run_name}-{run_id}/  cv alone
     {artifact_dir}/{tune_name}/{cv_name}/{run_name}-{run_id}/         under a tune
+
+The files in these folders are named in :mod:`tunecv.artifacts.files`.
 """
 
 from __future__ import annotations
@@ -27,10 +29,7 @@ from tunecv.errors import ConfigError, ResumeError
 
 __all__ = [
     "CVS_DIR",
-    "PARTS_DIR",
     "RUNS_DIR",
-    "RUN_INFOS_FILE",
-    "RUN_INFO_FILE",
     "NameClaim",
     "claim_name",
     "cv_dir",
@@ -48,10 +47,6 @@ __all__ = [
     "tune_dir",
     "validate_name",
 ]
-
-RUN_INFOS_FILE = "run_infos.parquet"  # the results table of a cv or tune folder
-PARTS_DIR = "run_infos.parts"  # a tune folder's table parts: one file per finished cv (tunecv.results)
-RUN_INFO_FILE = "run_info.json"  # the record of one run, in its folder
 
 RUNS_DIR = "_runs"
 CVS_DIR = "_cross_validations"

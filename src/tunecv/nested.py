@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import statistics
 from collections import Counter
 from collections.abc import Mapping
@@ -26,15 +25,17 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from tunecv import naming
-from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv._io import atomic_write_json, read_json
+from tunecv.artifacts import workspace
+from tunecv.artifacts.files import NESTED_FILE, RUN_INFOS_FILE
+from tunecv.artifacts.kinds import folder_kind
 from tunecv.config import Config, SplitConfig, dump_yaml
-from tunecv.errors import ConfigError, ResumeError, check_resume_reset
+from tunecv.errors import ConfigError, ResumeError
 
 __all__ = ["NESTED_FILE", "NestedResult", "nested", "outer_name", "print_summary"]
 
 log = logging.getLogger(__name__)
 
-NESTED_FILE = "nested.json"
 
 
 @dataclass
@@ -214,7 +215,7 @@ def _fold_rows(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def write_table(folder: Path, state: Mapping[str, Any]) -> Any:
     """``{nested_dir}/run_infos.parquet``: the runs of every finished outer fold."""
-    from tunecv.results import RUN_INFOS_FILE, run_infos_frame, write_parquet_atomic
+    from tunecv.results import run_infos_frame, write_parquet_atomic
 
     rows = [r for k in sorted(state["folds"], key=int) for r in _fold_rows(folder, state["folds"][k])]
     df = run_infos_frame(rows)
@@ -243,17 +244,17 @@ def nested(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     from tunecv.build import as_config
 
     cfg = as_config(config)
-    check_resume_reset(resume, reset, "nested")
+    workspace.check_flags(resume, reset, "nested")
     _check_config(cfg)
     nested_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
     folds = outer_folds(cfg)
     if dry_run:
         _print_plan(cfg, nested_name, folder, folds)
         return None
-    with naming.claim_name(folder.parent, nested_name, "nested"):
-        if reset and folder.exists():
-            shutil.rmtree(folder)
-        naming.announce("nested", nested_name)
+    with workspace.claimed("nested", nested_name, folder.parent, resume=resume, reset=reset,
+                           found=lambda: folder if folder.exists() else None):
+        if reset:
+            workspace.discard([folder])
         state = _open_state(cfg, nested_name, folder, folds, resume)
         tunes = [t for k in range(len(folds)) if (t := _run_outer(cfg, state, folder, k, folds[k], progress))]
         summary = _summarize(state)
@@ -266,20 +267,14 @@ def nested(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
 def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: bool,
                      dry_run: bool) -> tuple[str, Path]:
-    nested_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
-    if nested_name is None:
-        if resume:
-            raise ResumeError("--resume needs the `name` of the nested cv to continue (--name NAME)")
-        nested_name = naming.free_name(Path(cfg.artifact_dir))
+    nested_name = workspace.choose_name("nested", name or cfg.name, resume=resume,
+                                        free=lambda: naming.free_name(Path(cfg.artifact_dir)))
     folder = naming.tune_dir(cfg.artifact_dir, nested_name)
     if dry_run:
         return nested_name, folder
-    if folder.exists() and not (resume or reset):
-        raise ResumeError(f"a nested cv named {nested_name!r} exists in {folder}; pass --resume to finish it or "
-                          f"--reset to delete it and start over")
-    if resume and not (folder / NESTED_FILE).is_file():
-        raise ResumeError(f"nothing to resume: no nested cv named {nested_name!r} in {folder.parent}"
-                          + (f" ({folder} is not a nested folder)" if folder.exists() else ""))
+    workspace.check_on_disk("nested", nested_name, folder if folder.exists() else None, folder.parent,
+                            resume=resume, reset=reset, resumable=folder_kind(folder) == "nested",
+                            why=f"{folder} is not a nested folder" if folder.exists() else "")
     return nested_name, folder
 
 
@@ -294,8 +289,7 @@ def _open_state(cfg: Config, nested_name: str, folder: Path, folds: list[list[An
             raise ResumeError(f"the outer folds of nested cv {nested_name!r} changed since it started (data, seed "
                               "or `nested:` changed); use a new --name, or --reset")
         return state
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", dump_yaml(cfg.replace(name=nested_name)))
+    workspace.snapshot(folder, dump_yaml(cfg.replace(name=nested_name)))
     ne = cfg.nested
     state = {"name": nested_name, "fold_method": ne.fold_method, "total_folds": ne.total_folds,
              "n_folds": len(folds), "scoring_metric": list(cfg.cv.scoring_metric),

@@ -20,16 +20,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from tunecv._io import read_json
+from tunecv.artifacts.files import (
+    CONFIG_FILE,
+    CSV_DIR,
+    METRICS_FILE,
+    REPORT_DIR,
+    RUN_INFO_FILE,
+    RUN_INFOS_FILE,
+    STORAGE_FILE,
+)
+from tunecv.artifacts.kinds import folder_kind, is_level_folder
+from tunecv.artifacts.run_info import has_run_info, read_run_info
 from tunecv.errors import ConfigError, TunecvError
-from tunecv.naming import RUN_INFO_FILE, RUN_INFOS_FILE
 
 __all__ = ["REPORT_DIR", "report"]
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-CONFIG_FILE = "config.yaml"
 TABLE_ROWS = 20  # leaderboard rows printed; --format json has all
 TOP_COMPARED = 10  # trials compared with the best, pair by pair
 
@@ -82,17 +89,9 @@ def report(path: str | Path, fmt: str = "table", plots: bool = True, console: An
 # -- what the folder is -------------------------------------------------------------------------------------
 
 def _kind(root: Path) -> str:
-    from tunecv.tune import SPACE_FILE, STORAGE_FILE
-
-    if root.is_dir():
-        if (root / RUN_INFO_FILE).is_file() or _is_running_run(root):
-            return "run"
-        if (root / "nested.json").is_file():
-            return "nested"
-        if (root / SPACE_FILE).is_file() or (root / STORAGE_FILE).is_file():
-            return "tune"
-        if (root / RUN_INFOS_FILE).is_file():
-            return "cv"
+    kind = folder_kind(root)
+    if kind is not None:
+        return kind
     if not root.exists():
         what = "does not exist"
     elif not root.is_dir():
@@ -102,8 +101,8 @@ def _kind(root: Path) -> str:
         below = _reportable_below(root)
         if below:
             what += f"; folders below it that do: {', '.join(below)}"
-    raise ConfigError(f"`PATH` must be a run, cv or tune folder (one holding run_info.json or "
-                      f"run_infos.parquet); got {str(root)!r}, which {what}")
+    raise ConfigError(f"`PATH` must be a run, cv or tune folder (one holding {RUN_INFO_FILE} or "
+                      f"{RUN_INFOS_FILE}); got {str(root)!r}, which {what}")
 
 
 def _report_nested(root: Path, fmt: str, console: Any) -> dict[str, Any]:
@@ -122,20 +121,11 @@ def _reportable_below(root: Path, limit: int = 5) -> list[str]:
     """Up to ``limit`` tune / cv / run folders one or two levels below ``root`` (an artifact folder)."""
     found = []
     for child in sorted(root.glob("*/")) + sorted(root.glob("*/*/")):
-        marked = any((child / f).is_file() for f in (RUN_INFOS_FILE, "search_space.json", RUN_INFO_FILE))
-        if marked and not any(str(child).startswith(str(root / f) + "/") for f in found):
+        if is_level_folder(child) and not any(str(child).startswith(str(root / f) + "/") for f in found):
             found.append(str(child.relative_to(root)))
         if len(found) >= limit:
             break
     return found
-
-
-def _is_running_run(root: Path) -> bool:
-    """A run folder whose run is still training: ``{run_name}-{run_id}`` holding its config and metrics."""
-    from tunecv import naming
-
-    return (naming.split_run_dir_name(root.name) is not None and (root / CONFIG_FILE).is_file()
-            and (root / "csv").is_dir())
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -177,7 +167,7 @@ def _run_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from tunecv.tracking import offline_runs
 
     cfg = _read_config(root)
-    info = read_json(root / RUN_INFO_FILE) or {}
+    info = read_run_info(root)
     parts = naming.split_run_dir_name(root.name) or (root.name, None)
     specs, _ = _scoring(cfg)
     summary = {
@@ -239,7 +229,7 @@ def _unfinished_jobs(root: Path, runs: Sequence[Mapping[str, Any]]) -> list[dict
 
     recorded = {f"{r['run_name']}-{r['run_id']}" for r in runs}
     folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in recorded
-               and (p / "run_info.json").is_file()]
+               and has_run_info(p)]
     return [{"run": folder.name, "state": state} for folder, state in job_states(folders).items()]
 
 
@@ -323,7 +313,7 @@ def _tune_rows(root: Path) -> Any:
 
 def _load_study(root: Path, cfg: Mapping[str, Any]) -> tuple[Any, Optional[str]]:
     """The tune's Optuna study, or ``(None, reason)``."""
-    from tunecv.tune import STORAGE_FILE, default_storage, open_storage
+    from tunecv.tune import default_storage, open_storage
 
     url = (cfg.get("tune") or {}).get("storage")
     if not url:
@@ -443,7 +433,7 @@ def _retrain_summary(root: Path) -> Optional[dict[str, Any]]:
     retrain = naming.find_run_dirs(root, naming.retrain_name(root.name))
     if not retrain:
         return None
-    info = read_json(retrain[-1] / RUN_INFO_FILE) or {}
+    info = read_run_info(retrain[-1])
     return {"path": str(retrain[-1]), "status": info.get("status", "running"), "metrics": info.get("metrics") or {}}
 
 
@@ -788,8 +778,8 @@ def _read_curves(run_dir: Path) -> Any:
     """Per epoch, the last logged value of every metric of a run (earlier attempts of a resumed run first)."""
     import pandas as pd
 
-    files = sorted((run_dir / "csv").glob("metrics*.csv"),
-                   key=lambda p: (p.name == "metrics.csv", int(p.name.split(".")[1]) if p.name.count(".") == 2
+    files = sorted((run_dir / CSV_DIR).glob("metrics*.csv"),
+                   key=lambda p: (p.name == METRICS_FILE, int(p.name.split(".")[1]) if p.name.count(".") == 2
                                   and p.name.split(".")[1].isdigit() else 0))
     frames = []
     for f in files:

@@ -41,8 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tunecv._io import atomic_write
+from tunecv.artifacts.files import PARTS_DIR, PARTS_LOCK_FILE, RUN_INFOS_FILE
 from tunecv.errors import TunecvError
-from tunecv.naming import PARTS_DIR, RUN_INFOS_FILE
 
 __all__ = [
     "PARTS_DIR",
@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 _PARTS_KEY = b"tunecv:parts"  # schema metadata of a compacted table: the part files it holds (JSON list)
-_LOCK_FILE = ".run_infos.lock"
 RUN_INFO_COLUMNS = (
     "run_name", "run_id", "cv_name", "tune_name", "fold", "seed", "started_at", "finished_at",
     "duration", "checkpoint", "status", "error", "is_unstable",
@@ -335,7 +334,7 @@ def _lock(folder: Path):
 
     @contextlib.contextmanager
     def held():
-        fd = os.open(folder / _LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(folder / PARTS_LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -27,13 +27,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from tunecv.artifacts.files import CSV_DIR, METRICS_FILE, WANDB_DIR
+
 __all__ = ["CSV_DIR", "RunIdentity", "apply_run_identity", "csv_logger", "finish_wandb", "logger_kind",
            "offline_runs", "run_logger_spec", "start_wandb", "wandb_logger", "wandb_mode"]
 
 log = logging.getLogger(__name__)
 
-CSV_DIR = "csv"
-WANDB_DIR = "wandb"
 DEFAULT_INIT_TIMEOUT = 30.0
 
 # Variables that name one run. tunecv passes all of these explicitly; set in the environment (by a user,
@@ -56,12 +56,12 @@ def csv_logger(run_dir: str | Path, package: str = "lightning.pytorch") -> Any:
     CSVLogger = importlib.import_module(f"{package}.loggers").CSVLogger
 
     folder = Path(run_dir) / CSV_DIR
-    metrics = folder / "metrics.csv"
+    metrics = folder / METRICS_FILE
     if metrics.exists():
         k = 1
-        while (folder / f"metrics.{k}.csv").exists():
+        while (folder / f"{metrics.stem}.{k}{metrics.suffix}").exists():
             k += 1
-        metrics.rename(folder / f"metrics.{k}.csv")
+        metrics.rename(folder / f"{metrics.stem}.{k}{metrics.suffix}")
         for extra in folder.glob("hparams.yaml"):
             extra.unlink()
     return CSVLogger(save_dir=str(run_dir), name="", version=CSV_DIR)

@@ -11,17 +11,17 @@ import dataclasses
 import importlib
 import logging
 import os
-import shutil
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from tunecv import naming
-from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv.artifacts import run_info, workspace
+from tunecv.artifacts.files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, RUN_INFO_FILE
 from tunecv.build import (
     as_config,
     attach_optimizers,
@@ -31,8 +31,7 @@ from tunecv.build import (
     is_lightning_user_error,
 )
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
-from tunecv.errors import ConfigError, ResumeError, TunecvError, check_resume_reset
-from tunecv.naming import RUN_INFO_FILE
+from tunecv.errors import ConfigError, TunecvError
 
 __all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
 
@@ -41,8 +40,7 @@ _BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
+_FILE_NAMES = (CONFIG_FILE, CHECKPOINT_DIR)  # importable from here as before (tunecv.artifacts.files names them)
 
 
 @dataclass(frozen=True)
@@ -106,23 +104,12 @@ class TrainResult:
         return cls(**{k: v for k, v in kwargs.items() if k in known})
 
 
-EXECUTOR_KEY = "executor"  # the jobs an executor recorded for this run (kept across the run's own writes)
-
-
-def write_run_info(folder: Path, data: Optional[Mapping[str, Any]]) -> None:
-    """Write the run's ``run_info.json`` (``None``: no result yet), keeping the executor's job record."""
-    path = folder / RUN_INFO_FILE
-    old = read_json(path) or {}
-    keep = {EXECUTOR_KEY: old[EXECUTOR_KEY]} if isinstance(old, Mapping) and EXECUTOR_KEY in old else {}
-    if data is None and not keep:
-        path.unlink(missing_ok=True)
-        return
-    atomic_write_json(path, {**(data or {}), **keep})
+write_run_info = run_info.write_result  # the run's part of ``run_info.json`` (the executor's part is kept)
 
 
 def read_result(run_dir: str | Path) -> Optional[TrainResult]:
     """The result a run folder recorded, or ``None`` when the run never finished."""
-    data = read_json(Path(run_dir) / RUN_INFO_FILE)
+    data = run_info.read_run_info(run_dir)
     if not data:
         return None
     try:
@@ -282,49 +269,48 @@ def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool,
     Returns:
         ``(run_name, run_dir, existed, folders_to_delete)``.
     """
-    check_resume_reset(resume, reset, "run")
-    run_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
+    workspace.check_flags(resume, reset, "run")
+    given = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
     parent = naming.standalone_runs_parent(cfg.artifact_dir)
     job = distributed_job_key()
     if job is not None:
-        # One run over several processes (torchrun, srun): every rank derives the same name and id.
-        run_name = run_name or os.environ.get("TUNECV_RUN_NAME") or naming.derived_name(job)
-        run_id = job if naming.is_run_id(job) else naming.derived_run_id(f"{job}/{run_name}")
-        folder = naming.run_dir(parent, run_name, run_id)
-        if global_rank() > 0:
-            return run_name, folder, folder.exists(), []
-        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
-        if others and not (resume or reset):
-            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it or "
-                              f"--reset to delete it and start over")
-        if resume and (folder.exists() or others):
-            return run_name, folder if folder.exists() else others[-1], True, []
-        if resume:
-            raise ResumeError(f"nothing to resume: no run named {run_name!r} in {parent}")
-        return run_name, folder, folder.exists(), others + ([folder] if reset and folder.exists() else [])
-    if run_name is None:
-        if resume:
-            raise ResumeError("--resume needs the `name` of the run to continue (--name NAME)")
-        for _ in range(100):
-            candidate = naming.generate_name()
-            if not naming.find_run_dirs(parent, candidate):
-                run_name = candidate
-                break
-        else:  # pragma: no cover - 100 collisions of a 2-word slug
-            raise TunecvError("could not generate a free run name")
+        return _distributed_run_dir(parent, given, job, resume=resume, reset=reset)
+    run_name = workspace.choose_name("run", given, resume=resume, free=lambda: _free_run_name(parent))
     existing = naming.find_run_dirs(parent, run_name)
-    if existing and not (resume or reset):
-        raise ResumeError(f"a run named {run_name!r} exists in {existing[-1]}; pass --resume to continue it "
-                          f"or --reset to delete it and start over")
-    if resume and not existing:
-        raise ResumeError(f"nothing to resume: no run named {run_name!r} in {parent}")
+    workspace.check_on_disk("run", run_name, existing[-1] if existing else None, parent, resume=resume, reset=reset)
     if resume:
         return run_name, existing[-1], True, []
     return run_name, naming.run_dir(parent, run_name, naming.new_run_id()), False, existing if reset else []
 
 
+def _distributed_run_dir(parent: Path, given: Optional[str], job: str, *, resume: bool,
+                         reset: bool) -> tuple[str, Path, bool, list[Path]]:
+    """One run over several processes (torchrun, srun): every rank derives the same name and id; a folder
+    of the same job (a requeued job) is its own, not another run of the name."""
+    run_name = given or os.environ.get("TUNECV_RUN_NAME") or naming.derived_name(job)
+    run_id = job if naming.is_run_id(job) else naming.derived_run_id(f"{job}/{run_name}")
+    folder = naming.run_dir(parent, run_name, run_id)
+    if global_rank() > 0:
+        return run_name, folder, folder.exists(), []
+    others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
+    workspace.check_on_disk("run", run_name, others[-1] if others else None, parent, resume=resume, reset=reset,
+                            resumable=folder.exists() or bool(others))
+    if resume:
+        return run_name, folder if folder.exists() else others[-1], True, []
+    return run_name, folder, folder.exists(), others + ([folder] if reset and folder.exists() else [])
+
+
+def _free_run_name(parent: Path) -> str:
+    """A generated run name that no run folder in ``parent`` uses yet."""
+    for _ in range(100):
+        candidate = naming.generate_name()
+        if not naming.find_run_dirs(parent, candidate):
+            return candidate
+    raise TunecvError("could not generate a free run name")  # pragma: no cover - 100 collisions of a 2-word slug
+
+
 def _last_checkpoint(run_dir: Path) -> Optional[Path]:
-    last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     return last if last.is_file() else None
 
 
@@ -356,7 +342,7 @@ def resumable_checkpoint(run_dir: Path) -> Optional[Path]:
     ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
     if not ckpt_dir.is_dir():
         return None
-    last = ckpt_dir / "last.ckpt"
+    last = ckpt_dir / LAST_CHECKPOINT
     others = sorted((p for p in ckpt_dir.glob("*.ckpt") if p.is_file() and p != last),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     for path in ([last] if last.is_file() else []) + others:
@@ -495,13 +481,11 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
 
     if run_dir is None and _is_rank_zero():
         held.enter_context(_claim(cfg, run_name, folder, resume=resume, reset=reset))
-    for old in stale:
-        shutil.rmtree(old)
+    workspace.discard(stale)
     existed = existed and folder.exists()
     if not resume and existed and run_dir is not None:
-        shutil.rmtree(folder)  # a caller asked for a fresh run in a folder left by an older attempt
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / CONFIG_FILE, f"# run_id: {run_id}\n" + dump_yaml(cfg.replace(name=run_name)))
+        workspace.discard([folder])  # a caller asked for a fresh run in a folder left by an older attempt
+    workspace.snapshot(folder, f"# run_id: {run_id}\n" + dump_yaml(cfg.replace(name=run_name)))
     write_run_info(folder, None)
 
     started = datetime.now(timezone.utc)
@@ -532,7 +516,7 @@ def _run_folder(cfg: Config, name: Optional[str], run_dir: Optional[Union[str, o
     else:
         if not name:
             raise ConfigError("`train(run_dir=...)` needs the run `name` too")
-        check_resume_reset(resume, reset, "run")
+        workspace.check_flags(resume, reset, "run")
         run_name, folder = naming.validate_name(name), Path(run_dir)
         existed = folder.exists()
         stale = [folder] if reset and existed else []
@@ -542,17 +526,16 @@ def _run_folder(cfg: Config, name: Optional[str], run_dir: Optional[Union[str, o
     return run_name, parts[1], folder, existed, stale
 
 
-@contextlib.contextmanager
-def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool, reset: bool) -> Iterator[None]:
+def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool,
+           reset: bool) -> contextlib.AbstractContextManager[Any]:
     """One command per run name at a time; then check again what ``resolve_standalone_dir`` saw."""
     parent = naming.standalone_runs_parent(cfg.artifact_dir)
-    with naming.claim_name(parent, run_name, "run"):
+
+    def another_run() -> Optional[Path]:
         others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
-        if others and not (resume or reset):
-            raise ResumeError(f"a run named {run_name!r} exists in {others[-1]}; pass --resume to continue it "
-                              f"or --reset to delete it and start over")
-        naming.announce("run", run_name)
-        yield
+        return others[-1] if others else None
+
+    return workspace.claimed("run", run_name, parent, found=another_run, resume=resume, reset=reset)
 
 
 def _record_failure(cfg: Config, exc: BaseException, run_name: str, run_id: str, folder: Path,

@@ -14,7 +14,6 @@ import math
 import os
 import random
 import re
-import shutil
 import threading
 import time
 from collections.abc import Mapping
@@ -25,11 +24,13 @@ from typing import Any, Optional, Union
 from tunecv import _trial_records as records
 from tunecv import naming
 from tunecv._disk import stop_on_full_disk
-from tunecv._io import atomic_write_json, atomic_write_text, read_json
+from tunecv._io import atomic_write_json, read_json
 from tunecv._storage_retry import retrying
+from tunecv.artifacts import workspace
+from tunecv.artifacts.files import RETRAIN_LOCK_FILE, RUN_INFOS_FILE, SPACE_FILE, STORAGE_FILE
 from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
-from tunecv.cv import RUN_INFOS, CrossValidation, make_cv_executor, resolve_parallel
-from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError, check_resume_reset
+from tunecv.cv import CrossValidation, make_cv_executor, resolve_parallel
+from tunecv.errors import ConfigError, RunFailedError, StorageError
 from tunecv.progress import TuneProgress
 from tunecv.scheduler import drive
 
@@ -37,8 +38,6 @@ __all__ = ["TuneResult", "open_storage", "tune"]
 
 log = logging.getLogger(__name__)
 
-STORAGE_FILE = "optuna.db"
-SPACE_FILE = "search_space.json"
 HEARTBEAT_ATTR = "tunecv:heartbeat"
 WORKER_ATTR = "tunecv:worker"
 CV_INDEX_ATTR = "cv_index"
@@ -465,7 +464,7 @@ class _TunePlan:
 
 def _check_tune_config(cfg: Config, resume: bool, reset: bool) -> Any:
     """The checks of a tune's config that need no file; returns its ``strategy``."""
-    check_resume_reset(resume, reset, "tune")
+    workspace.check_flags(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
     strategy = cfg.device_setting("strategy")
@@ -479,19 +478,13 @@ def _check_tune_config(cfg: Config, resume: bool, reset: bool) -> Any:
 def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: bool,
                      dry_run: bool) -> tuple[str, Path]:
     """The tune's name and folder, checked against what is on disk (``--resume`` / ``--reset``)."""
-    tune_name = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
-    if tune_name is None:
-        if resume:
-            raise ResumeError("--resume needs the `name` of the tune to continue (--name NAME)")
-        tune_name = naming.free_name(Path(cfg.artifact_dir))
+    tune_name = workspace.choose_name("tune", name or cfg.name, resume=resume,
+                                      free=lambda: naming.free_name(Path(cfg.artifact_dir)))
     folder = naming.tune_dir(cfg.artifact_dir, tune_name)
-    shared = cfg.tune.storage is not None
-    if not dry_run:
-        if folder.exists() and not (resume or reset or shared):
-            raise ResumeError(f"a tune named {tune_name!r} exists in {folder}; pass --resume to finish it or "
-                              f"--reset to delete it and start over")
-        if resume and not folder.exists() and not shared:
-            raise ResumeError(f"nothing to resume: no tune named {tune_name!r} in {folder.parent}")
+    shared = cfg.tune.storage is not None  # workers of a shared study join it, whether or not it exists
+    if not (dry_run or shared):
+        workspace.check_on_disk("tune", tune_name, folder if folder.exists() else None, folder.parent,
+                                resume=resume, reset=reset)
     return tune_name, folder
 
 
@@ -563,10 +556,9 @@ class TuneDriver:
         """Claim the tune's name (in ``held``), open its storage and study, and take over what a crash left."""
         plan = self.plan
         if not plan.shared:  # one command per tune name at a time (workers of a shared study share the name)
-            held.enter_context(naming.claim_name(plan.folder.parent, plan.tune_name, "tune"))
-            if plan.folder.exists() and not (plan.resume or plan.reset):
-                raise ResumeError(f"a tune named {plan.tune_name!r} exists in {plan.folder}; pass --resume to "
-                                  f"finish it or --reset to delete it and start over")
+            held.enter_context(workspace.claimed("tune", plan.tune_name, plan.folder.parent, resume=plan.resume,
+                                                 reset=plan.reset,
+                                                 found=lambda: plan.folder if plan.folder.exists() else None))
         naming.announce("tune", plan.tune_name)
         created = self._open_study()
         self._enqueue(created)
@@ -597,7 +589,7 @@ class TuneDriver:
             if plan.shared:
                 with contextlib.suppress(Exception):
                     optuna.delete_study(study_name=plan.tune_name, storage=open_storage(url))
-            shutil.rmtree(plan.folder)
+            workspace.discard([plan.folder])
         storage = open_storage(url) if plan.shared else None
         plan.folder.mkdir(parents=True, exist_ok=True)
         if storage is None:
@@ -605,7 +597,7 @@ class TuneDriver:
         else:
             study, created = _create_or_load(optuna, plan.tune_name, storage, plan.sampler, plan.pruner,
                                              plan.directions, url)
-        atomic_write_text(plan.folder / "config.yaml", dump_yaml(self.cfg.replace(name=plan.tune_name)))
+        workspace.snapshot(plan.folder, dump_yaml(self.cfg.replace(name=plan.tune_name)))
         # a study created on --resume replaces a lost one: the space is checked against the folder's record
         # before the trials are rebuilt in it
         _check_space_unchanged(study, plan.space, plan.folder, created and not plan.resume)
@@ -797,7 +789,7 @@ class TuneDriver:
         recorder.adopt()
         (plan.folder / cv_name).mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
-            atomic_write_text(plan.folder / cv_name / "config.yaml", dump_yaml(trial_cfg.replace(name=cv_name)))
+            workspace.snapshot(plan.folder / cv_name, dump_yaml(trial_cfg.replace(name=cv_name)))
         self.reporter.started(cv_name, trial.number)
         return session
 
@@ -918,9 +910,8 @@ def closing_lines(result: TuneResult) -> list[str]:
 def _load_tune(folder: Path) -> tuple[Any, Optional[dict]]:
     """An earlier tune's Optuna study and its search-space fingerprint (for ``tune.warm_start``)."""
     import optuna
-    import yaml
 
-    old_cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    old_cfg = workspace.read_snapshot(folder)
     url = (old_cfg.get("tune") or {}).get("storage") or default_storage(folder)
     study = optuna.load_study(study_name=old_cfg.get("name") or folder.name, storage=open_storage(url))
     return study, read_json(folder / SPACE_FILE)
@@ -935,7 +926,7 @@ def _claim_retrain(study: Any, folder: Path, shared: bool, n_trials: int) -> boo
         log.info("other workers are still running trials; the last one to finish retrains the best parameters")
         return False
     try:
-        fd = os.open(folder / ".retrain.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(folder / RETRAIN_LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         log.info("another worker retrains the best parameters")
         return False
@@ -1233,7 +1224,7 @@ class _TuneTable:
             cv_name = t.user_attrs.get("cv_name")
             if t.state not in done or not cv_name or f"{_part_name(cv_name, t.number)}.parquet" in have:
                 continue
-            df = read_run_infos(self.folder / cv_name / RUN_INFOS)
+            df = read_run_infos(self.folder / cv_name / RUN_INFOS_FILE)
             if len(df) and "trial" in df.columns and (df["trial"] == t.number).any():
                 write_run_infos_part(self.folder, _part_name(cv_name, t.number),
                                      _with_trial_states(df, self.study, states))

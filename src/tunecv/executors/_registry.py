@@ -74,15 +74,13 @@ def job_states(folders: Any) -> dict[Any, str]:
     Each executor named in a record is asked through the optional ``job_states(folders)`` function of
     its module; folders without a record, or whose executor cannot say, are left out.
     """
-    import json
     from pathlib import Path
+
+    from tunecv.artifacts.run_info import executor_record
 
     by_executor: dict[str, list[Path]] = {}
     for folder in folders:
-        try:
-            entry = json.loads((Path(folder) / "run_info.json").read_text()).get("executor") or {}
-        except (OSError, ValueError, AttributeError):
-            continue
+        entry = executor_record(folder)
         if entry.get("name") in EXECUTORS:
             by_executor.setdefault(entry["name"], []).append(Path(folder))
     states: dict[Any, str] = {}

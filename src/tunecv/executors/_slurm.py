@@ -39,15 +39,14 @@ from typing import Any, Optional
 
 import submitit
 
-from tunecv._io import atomic_write_json, read_json
+from tunecv.artifacts.files import SLURM_DIR
+from tunecv.artifacts.run_info import executor_record, record_job
 from tunecv.errors import ConfigError, TunecvError
 from tunecv.executors._base import Executor, Job, function_name
 
 __all__ = ["SlurmExecutor", "SlurmJobError", "from_config", "job_states"]
 
-RUN_INFO_FILE = "run_info.json"
-EXECUTOR_KEY = "executor"
-LOG_DIR = "slurm"
+LOG_DIR = SLURM_DIR
 
 LIVE_STATES = frozenset({
     "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
@@ -280,8 +279,7 @@ class SlurmExecutor(Executor):
         folder = Path(folder)
         if not folder.is_dir():
             return None
-        record = read_json(folder / RUN_INFO_FILE) or {}
-        entry = record.get(EXECUTOR_KEY) or {}
+        entry = executor_record(folder)
         mine = entry.get("name") == self.name
         ids = [str(i) for i in entry.get("job_ids", [])] if mine else []
         name = str(entry.get("job_name") or job_name(folder)) if mine else job_name(folder)
@@ -476,7 +474,7 @@ def job_states(folders: Sequence[Path]) -> dict[Path, str]:
     ``timeout``, ...), of the last job recorded in each run folder (for ``tunecv report``)."""
     last: dict[str, Path] = {}
     for folder in folders:
-        entry = (read_json(Path(folder) / RUN_INFO_FILE) or {}).get(EXECUTOR_KEY) or {}
+        entry = executor_record(folder)
         ids = [str(i) for i in entry.get("job_ids", [])]
         if ids:
             last[ids[-1]] = Path(folder)
@@ -507,19 +505,7 @@ def _record_job(folder: Path, executor: str, job_id: str, log: str, name: str, l
     """Add the job to the ``executor`` entry of the run's ``run_info.json`` (train keeps that entry):
     its id, its log, its name, the folder of its submitit files and the run folders it runs, in order
     (what ``reattach`` needs)."""
-    path = folder / RUN_INFO_FILE
-    data = read_json(path) or {}
-    entry = dict(data.get(EXECUTOR_KEY) or {})
-    if entry.get("name") != executor:
-        entry = {"name": executor, "job_ids": []}
-    if job_id not in entry["job_ids"]:
-        entry["job_ids"] = [*entry["job_ids"], job_id]
-    entry.update(log=log, job_name=name, folder=str(log_folder))
-    if runs is not None:
-        entry["runs"] = list(runs)
-    data[EXECUTOR_KEY] = entry
-    with contextlib.suppress(OSError):
-        atomic_write_json(path, data)
+    record_job(folder, executor, job_id, log=log, job_name=name, job_folder=log_folder, runs=runs)
 
 
 def _run(cmd: list[str]) -> Optional[str]:
