@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 
 from tunecv import naming
 from tunecv.artifacts import run_info, workspace
-from tunecv.artifacts.files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, RUN_INFO_FILE
+from tunecv.artifacts.files import CHECKPOINT_DIR, LAST_CHECKPOINT, RUN_INFO_FILE
 from tunecv.build import (
     as_config,
     attach_optimizers,
@@ -39,8 +39,6 @@ __all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
 _BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
 
 log = logging.getLogger(__name__)
-
-_FILE_NAMES = (CONFIG_FILE, CHECKPOINT_DIR)  # importable from here as before (tunecv.artifacts.files names them)
 
 
 @dataclass(frozen=True)
