@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from tunecv import naming
+from tunecv.artifacts.files import RUN_INFOS_FILE
 
 __all__ = ["CVProgress", "LiveBar", "TuneProgress"]
 
@@ -155,7 +155,7 @@ class CVProgress(LiveBar):
         state = "unstable" if result.score_is_unstable else "stable"
         self.console.print(f"cv {result.name}: score {result.score:.6g} ({state}); "
                            f"{result.n_completed} completed, {result.n_failed} failed; "
-                           f"{result.cv_dir / naming.RUN_INFOS_FILE}")
+                           f"{result.cv_dir / RUN_INFOS_FILE}")
 
 
 class TuneProgress(LiveBar):
@@ -270,7 +270,7 @@ class TuneProgress(LiveBar):
                 console.print(f"  {line}")
         for k, v in ((k, v) for k, v in result.best_params.items() if v is not None or "[" not in k):
             console.print(f"  {k}: {_fmt(v)}")
-        console.print(f"results: {result.tune_dir / naming.RUN_INFOS_FILE}")
+        console.print(f"results: {result.tune_dir / RUN_INFOS_FILE}")
 
 
 def _fmt(value: Any) -> str:
