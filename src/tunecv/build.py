@@ -13,17 +13,19 @@ import functools
 import logging
 import os
 import types
-import warnings
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tunecv.config import Config, _resolve_class, add_tunecv_keys, build_parser, load_config, one_line
 from tunecv.errors import ConfigError, Interrupted, TunecvError
+from tunecv.placement import check_devices
 from tunecv.user_cli import BuiltRun
 
-__all__ = ["BuiltRun", "as_config", "attach_optimizers", "build_objects", "build_run", "check_devices",
-           "check_one_cv_strategy", "instantiate", "is_lightning_user_error", "many_runs_strategy",
-           "validate_objects"]
+if TYPE_CHECKING:
+    from tunecv.executors import Executor
+
+__all__ = ["BuiltRun", "as_config", "attach_optimizers", "build_objects", "build_run", "instantiate",
+           "is_lightning_user_error", "validate_objects"]
 
 log = logging.getLogger(__name__)
 
@@ -140,27 +142,6 @@ def attach_optimizers(model: Any, optimizer: Any, lr_scheduler: Any) -> None:
     model.configure_optimizers = types.MethodType(configure_optimizers, model)
 
 
-def check_devices(cfg: Config) -> None:
-    """A GPU accelerator needs GPUs: checked without touching CUDA (``CUDA_VISIBLE_DEVICES`` / ``nvidia-smi``)."""
-    accelerator = str(cfg.device_setting("accelerator"))
-    if accelerator not in ("gpu", "cuda"):
-        return
-    from tunecv.executors import gpu_count
-
-    count = gpu_count()
-    if count == 0:
-        raise ConfigError(f"`accelerator` is {accelerator!r} but this machine has no GPU (none in "
-                          "CUDA_VISIBLE_DEVICES or nvidia-smi); use accelerator cpu or auto")
-    devices = cfg.device_setting("devices")
-    ids = [d for d in devices if isinstance(d, int)] if isinstance(devices, list) else []
-    too_high = [d for d in ids if d >= count]
-    if too_high:
-        raise ConfigError(f"`devices` must be GPU ids below {count} (this machine has {count} GPUs); "
-                          f"got {devices!r}")
-    if isinstance(devices, int) and not isinstance(devices, bool) and devices > count:
-        raise ConfigError(f"`devices` must be at most {count} (this machine has {count} GPUs); got {devices}")
-
-
 def build_objects(cfg: Config, *, folds: bool = False) -> tuple[Any, Any]:
     """The model and data module of a config, with the split of ``cfg.fold`` / ``cfg.seed`` prepared.
 
@@ -267,37 +248,14 @@ def _build_model_data(cfg: Config) -> tuple[Any, Any]:
 
 # -- before the runs of a cv or a tune ----------------------------------------------------------------------
 
-def many_runs_strategy(cfg: Config) -> Config:
-    """``cfg`` for one of many runs started by one driver: plain ``ddp`` / ``ddp_spawn`` become ``ddp_fork``.
-
-    Plain ddp re-runs the whole script once per process, the driver included (a warning says so).
-    """
-    strategy = cfg.device_setting("strategy")
-    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn"):
-        warnings.warn(f"strategy {strategy!r} under cv/tune becomes 'ddp_fork' (plain ddp re-runs the whole "
-                      f"script once per process)", stacklevel=3)
-        log.warning("strategy %r under cv/tune becomes 'ddp_fork'", strategy)
-        return cfg.replace(strategy="ddp_fork", trainer={k: v for k, v in cfg.trainer.items() if k != "strategy"})
-    return cfg
-
-
-def check_one_cv_strategy(cfg: Config) -> None:
-    """A cv on its own cannot use ``tune-parallel`` (it runs the cvs of a tune side by side)."""
-    if cfg.device_setting("strategy") == "tune-parallel":
-        raise ConfigError("`strategy` tune-parallel runs the cvs of a tune in parallel; for one cv use "
-                          "cv-parallel")
-
-
-def validate_objects(cfg: Config, executor: Any = None) -> None:
+def validate_objects(cfg: Config, executor: Optional[Executor] = None) -> None:
     """Build the model and data of ``cfg`` once, so that every config or data error surfaces first.
 
-    On a local device pool this is the pool's first job: its worker starts from the fork server that
-    imported torch, lightning and the model's module, so this process (the driver) never imports them
-    itself, and a short cv-parallel pays those imports once instead of twice.
+    On an executor with ``validate_in_job`` (a local device pool) this is its first job: its worker starts
+    from the fork server that imported torch, lightning and the model's module, so this process (the
+    driver) never imports them itself, and a short cv-parallel pays those imports once instead of twice.
     """
-    from tunecv.executors import DevicePoolExecutor
-
-    if isinstance(executor, DevicePoolExecutor):
+    if executor is not None and executor.validate_in_job:
         executor.submit(_build_objects, cfg).result()
     else:
         _build_objects(cfg)

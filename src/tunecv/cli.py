@@ -284,21 +284,17 @@ def _prestart_pool(cfg: Any, flags: set[str]) -> bool:
     Called right after parsing, which imported torch and lightning: the server, forked from this
     process, starts with them (and imports only the rest of what a run needs), so a cv-parallel command
     pays the interpreter start and the imports once, as a serial one does (see
-    :func:`tunecv.executors._pool.prestart_forkserver`).
+    :func:`tunecv.executors.prestart_forkserver`); :func:`tunecv.placement.prestart_pool` decides whether the
+    command uses such a pool.
 
     Returns:
         Whether a server was started.
     """
     if flags & {"--dry_run", "--print_config"}:
         return False
-    local = getattr(cfg, "local", None)
-    if (cfg.device_setting("strategy") not in ("cv-parallel", "tune-parallel") or cfg.executor != "local"
-            or getattr(local, "start_method", "forkserver") != "forkserver"):
-        return False
-    from tunecv.executors._local import run_modules
-    from tunecv.executors._pool import prestart_forkserver
+    from tunecv.placement import prestart_pool
 
-    return prestart_forkserver(run_modules(cfg), from_this_process=True)
+    return prestart_pool(cfg)
 
 
 def _report(rest: list[str]) -> int:

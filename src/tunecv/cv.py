@@ -25,9 +25,10 @@ from . import naming
 from ._disk import check_run, stop_on_full_disk
 from .artifacts import workspace
 from .artifacts.files import RUN_INFOS_FILE
-from .build import many_runs_strategy
-from .config import PARALLEL_STRATEGIES, Config, dump_yaml
+from .config import Config, dump_yaml
 from .errors import ConfigError, RunFailedError
+from .executors import Executor
+from .placement import Placement, check_cv, many_runs_config, resolve
 from .progress import CVProgress
 from .scheduler import drive
 
@@ -153,7 +154,7 @@ class CrossValidation:
     def __init__(self, cfg: Config, name: str, cv_dir: Union[str, Path], *, resume: bool = False,
                  tracking: Optional[Mapping[str, Any]] = None,
                  extra_columns: Optional[Mapping[str, Any]] = None) -> None:
-        self.cfg = many_runs_strategy(cfg)
+        self.cfg = many_runs_config(cfg)
         self.name = naming.validate_name(name)
         self.cv_dir = Path(cv_dir)
         self.tracking = {"group": name, "job_type": name, **dict(tracking or {})}
@@ -341,32 +342,13 @@ class CrossValidation:
 
 # -- the public entry point ----------------------------------------------------------------------------
 
-def resolve_parallel(cfg: Config) -> tuple[bool, str]:
-    """Whether runs share a device pool, and the accelerator of that pool."""
-    strategy = cfg.device_setting("strategy")
-    accelerator = str(cfg.device_setting("accelerator"))
-    parallel = strategy in PARALLEL_STRATEGIES
-    if parallel and accelerator == "auto":
-        from .executors import gpu_count
-
-        accelerator = "gpu" if gpu_count() > 0 else "cpu"
-    return parallel, accelerator
-
-
-def make_cv_executor(cfg: Config, parallel: bool, accelerator: str) -> Any:
-    """The executor that ``cfg.executor`` names (see the executors package)."""
-    from .executors import make_executor_from_config
-
-    return make_executor_from_config(cfg, parallel=parallel, accelerator=accelerator)
-
-
 def cross_validate(
     config: Union[Config, Mapping, str, os.PathLike],
     *,
     name: Optional[str] = None,
     cv_dir: Optional[Union[str, os.PathLike]] = None,
     tracking: Optional[Mapping[str, Any]] = None,
-    executor: Any = None,
+    executor: Optional[Executor] = None,
     resume: bool = False,
     reset: bool = False,
     dry_run: bool = False,
@@ -381,8 +363,9 @@ def cross_validate(
         cv_dir: the folder chosen by a caller that runs many cvs; default
             ``{artifact_dir}/_cross_validations/{cv_name}``.
         tracking: wandb settings passed to every run (``group``, ``job_type``).
-        executor: run on this ``Executor`` (default: the one ``executor:`` names, built from ``strategy`` /
-            ``devices`` and its section); a given executor is not shut down.
+        executor: run on this ``Executor`` (default: the one ``executor:`` names, placed by
+            :mod:`tunecv.placement` from ``strategy`` / ``devices`` and its section); a given executor is
+            not shut down.
         resume: keep the completed runs of an earlier call with the same name, rerun the others.
         reset: delete that name's folder first.
         dry_run: print the plan and create nothing; returns ``None``.
@@ -400,16 +383,16 @@ def cross_validate(
     cfg = as_config(config)
     workspace.check_flags(resume, reset, "cv")
     cv_name, folder = _name_and_folder(cfg, name, cv_dir, resume=resume, reset=reset, dry_run=dry_run)
-    parallel, accelerator = resolve_parallel(cfg)
+    where = resolve(cfg)
     own_executor = executor is None
     if own_executor and not dry_run:  # a pool starts its worker server now, while we validate
-        executor = make_cv_executor(cfg, parallel and cfg.device_setting("strategy") == "cv-parallel", accelerator)
+        executor = where.make_executor(cfg, "cv")
     with contextlib.ExitStack() as held:  # the cv's name stays claimed until it ends
         try:
             validate_objects(cfg.replace(fold=0), executor)  # every config / data error, before anything is written
             if dry_run:
                 _print_plan(CrossValidation(cfg, cv_name, folder, tracking=tracking, extra_columns=extra_columns),
-                            cfg, parallel, accelerator)
+                            where)
                 return None
             if cv_dir is None:
                 held.enter_context(workspace.claimed("cv", cv_name, folder.parent, resume=resume, reset=reset,
@@ -420,7 +403,7 @@ def cross_validate(
                                       extra_columns=extra_columns)
             workspace.snapshot(folder, dump_yaml(cfg.replace(name=cv_name)))
             with stop_on_full_disk("cv", cv_name, folder):
-                reporter = _run(session, executor, progress=progress)
+                reporter = _run(session, executor, where, progress=progress)
         finally:
             if own_executor and executor is not None:
                 executor.shutdown()
@@ -431,8 +414,6 @@ def cross_validate(
 def _name_and_folder(cfg: Config, name: Optional[str], cv_dir: Optional[Union[str, os.PathLike]], *,
                      resume: bool, reset: bool, dry_run: bool) -> tuple[str, Path]:
     """The cv's name and folder: the caller's folder, else ``{artifact_dir}/_cross_validations/{name}``."""
-    from .build import check_one_cv_strategy
-
     cv_name = name or cfg.name
     if cv_dir is not None:
         if cv_name is None:
@@ -443,16 +424,17 @@ def _name_and_folder(cfg: Config, name: Optional[str], cv_dir: Optional[Union[st
     folder = naming.cv_dir(cfg.artifact_dir, cv_name)
     workspace.check_on_disk("cv", cv_name, folder if folder.exists() else None, folder.parent, resume=resume,
                             reset=reset or dry_run)
-    check_one_cv_strategy(cfg)
+    check_cv(cfg)
     return cv_name, folder
 
 
-def _run(session: CrossValidation, executor: Any, *, progress: bool) -> CVProgress:
+def _run(session: CrossValidation, executor: Executor, where: Placement, *, progress: bool) -> CVProgress:
     """Run the cv's runs on ``executor``, showing them (a bar when the executor pins its jobs)."""
-    pinned = bool(executor.pinned)
+    options = where.drive_options(executor, "cv")
+    pinned = options["pinned"]
     reporter = CVProgress(session, enabled=progress, live=pinned)
     with reporter, quiet_lightning_logs():
-        drive(executor, [session], per_session=executor.n_slots, quiet=pinned or not progress, pinned=pinned,
+        drive(executor, [session], quiet=pinned or not progress, **options,
               on_run_end=lambda s, r, row: reporter.run_done(row),
               on_job_states=reporter.job_states if reporter.live else None)
     return reporter
@@ -485,27 +467,22 @@ def quiet_lightning_logs() -> Iterator[None]:
 
 
 
-def plan_rows(session: CrossValidation, cfg: Config, parallel: bool) -> list[dict[str, Any]]:
-    devices = cfg.device_setting("devices")
-    devices = devices if isinstance(devices, list) else [devices]
-    slots = [d for d in devices for _ in range(cfg.runs_per_device)] if parallel else [devices]
-    rows = []
-    for i, run in enumerate(session.runs):
-        device = slots[i % len(slots)] if parallel else devices
-        rows.append({"run_name": run.name, "fold": run.fold, "seed": run.seed, "device": device,
-                     "folder": str(run.run_dir)})
-    return rows
+def plan_rows(session: CrossValidation, where: Placement) -> list[dict[str, Any]]:
+    """The rows of a dry run's plan: each run with the device ``where`` shows it on."""
+    devices = where.planned_devices(len(session.runs))
+    return [{"run_name": run.name, "fold": run.fold, "seed": run.seed, "device": device, "folder": str(run.run_dir)}
+            for run, device in zip(session.runs, devices)]
 
 
-def _print_plan(session: CrossValidation, cfg: Config, parallel: bool, accelerator: str) -> None:
+def _print_plan(session: CrossValidation, where: Placement) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"cv {session.name}: {len(session.runs)} runs "
-                        f"({'parallel over ' + accelerator + ' devices' if parallel else 'in series'})")
+                        f"({'parallel over ' + where.accelerator + ' devices' if where.parallel else 'in series'})")
     for col in ("run_name", "fold", "seed", "device", "folder"):
         table.add_column(col)
-    for row in plan_rows(session, cfg, parallel):
+    for row in plan_rows(session, where):
         table.add_row(*(str(row[c]) for c in ("run_name", "fold", "seed", "device", "folder")))
     Console().print(table)
     Console().print("dry run: nothing was created")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+if TYPE_CHECKING:  # types only: the scheduler runs on any executor of the contract
+    from tunecv.executors import Executor
 
 __all__ = ["Run", "Session", "drive", "run_in_series"]
 
@@ -56,7 +59,7 @@ class Session(Protocol):
 
 
 def drive(
-    executor: Any,
+    executor: Executor,
     sessions: Callable[[], Optional[Session]] | Sequence[Session],
     *,
     per_session: int,
@@ -107,7 +110,7 @@ def _iter_source(sessions: Sequence[Session]) -> Callable[[], Optional[Session]]
 class _Loop:
     """The state of one :func:`drive`: the open sessions and the jobs in flight."""
 
-    def __init__(self, executor: Any, source: Callable[[], Optional[Session]], *, per_session: int,
+    def __init__(self, executor: Executor, source: Callable[[], Optional[Session]], *, per_session: int,
                  max_sessions: Optional[int], quiet: bool, pinned: bool,
                  on_run_end: Optional[Callable[[Any, Any, dict], None]],
                  on_session_end: Optional[Callable[[Any], None]],
@@ -118,7 +121,7 @@ class _Loop:
         self.overrides = executor.run_overrides() if pinned else {}
         self.open: list[Session] = []
         self.jobs: dict[Any, tuple[Session, Any]] = {}
-        self.grouped = bool(getattr(executor, "session_per_job", False))
+        self.grouped = bool(executor.session_per_job)
 
     def run(self) -> None:
         while True:
@@ -258,7 +261,7 @@ class _Group:
         self.cancelled = False
 
     @classmethod
-    def start(cls, executor: Any, session: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> _Group:
+    def start(cls, executor: Executor, session: Any, *, quiet: bool, overrides: Mapping[str, Any]) -> _Group:
         """The job an earlier driver left for the session's runs (``executor.reattach``), else a new one."""
         runs = []
         while (run := session.next_run()) is not None:

@@ -30,13 +30,16 @@ from tunecv.build import (
     instantiate,
     is_lightning_user_error,
 )
-from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
+from tunecv.config import Config, dump_yaml
 from tunecv.errors import ConfigError, TunecvError
+from tunecv.placement import DEVICE_KEYS, lightning_devices, trainer_device_kwargs
 
 __all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
 
 # Object construction lives in the config layer (tunecv.build); these names stay importable from here.
 _BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
+# A run's devices are placed by tunecv.placement; these names stay importable from here.
+_PLACEMENT_NAMES = (lightning_devices, trainer_device_kwargs)
 
 log = logging.getLogger(__name__)
 
@@ -114,44 +117,6 @@ def read_result(run_dir: str | Path) -> Optional[TrainResult]:
         return TrainResult.from_json(data)
     except (TypeError, ValueError, KeyError):
         return None
-
-
-# -- devices -------------------------------------------------------------------------------------------
-
-def lightning_devices(devices: Any, accelerator: str) -> Any:
-    """Translate tunecv's ``devices`` list into what ``lightning.Trainer(devices=...)`` expects.
-
-    ``[auto]`` → ``"auto"``; on CPU a list means that many processes; otherwise a list of device indices.
-    A non-list (from a LightningCLI ``trainer.devices``) is passed through unchanged.
-    """
-    if not isinstance(devices, (list, tuple)):
-        return devices
-    if list(devices) == ["auto"]:
-        return "auto"
-    if any(isinstance(d, str) for d in devices):
-        if len(devices) == 1 and str(devices[0]).lstrip("-").isdigit():
-            devices = [int(devices[0])]
-        else:
-            raise ConfigError(f"`devices` must be [auto] or a list of device indices such as [0, 2]; got {devices!r}")
-    if accelerator == "cpu":
-        return len(devices)
-    if list(devices) == [-1]:
-        return -1
-    return [int(d) for d in devices]
-
-
-def trainer_device_kwargs(cfg: Config) -> dict[str, Any]:
-    """``accelerator``, ``strategy``, ``devices`` and ``num_nodes`` for this run's Trainer."""
-    accelerator = cfg.device_setting("accelerator")
-    strategy = cfg.device_setting("strategy")
-    if isinstance(strategy, str) and strategy in PARALLEL_STRATEGIES:
-        strategy = "auto"  # how a cv/tune shares devices; one run alone uses Lightning's default
-    return {
-        "accelerator": accelerator,
-        "strategy": strategy,
-        "devices": lightning_devices(cfg.device_setting("devices"), str(accelerator)),
-        "num_nodes": cfg.device_setting("num_nodes"),
-    }
 
 
 # -- callbacks and loggers ------------------------------------------------------------------------------
@@ -373,8 +338,7 @@ def _metrics(source: Mapping[str, Any]) -> dict[str, float]:
 def _trainer_kwargs(cfg: Config, *, quiet: bool = False, progress_bar: Optional[bool] = None) -> dict[str, Any]:
     """``trainer:`` arguments other than devices, callbacks and loggers (which tunecv sets itself)."""
     kwargs = {k: v for k, v in (cfg.trainer or {}).items()
-              if k not in ("accelerator", "strategy", "devices", "num_nodes", "callbacks", "logger",
-                           "default_root_dir") and not (k in ("plugins", "profiler") and isinstance(v, (Mapping, list)))}
+              if k not in (*DEVICE_KEYS, "callbacks", "logger", "default_root_dir") and not (k in ("plugins", "profiler") and isinstance(v, (Mapping, list)))}
     if quiet:
         kwargs["enable_progress_bar"] = False
         kwargs.setdefault("enable_model_summary", False)

@@ -28,9 +28,11 @@ from tunecv._io import atomic_write_json, read_json
 from tunecv._storage_retry import retrying
 from tunecv.artifacts import workspace
 from tunecv.artifacts.files import RETRAIN_LOCK_FILE, RUN_INFOS_FILE, SPACE_FILE, STORAGE_FILE
-from tunecv.config import PARALLEL_STRATEGIES, Config, dump_yaml
-from tunecv.cv import CrossValidation, make_cv_executor, resolve_parallel
+from tunecv.config import Config, dump_yaml
+from tunecv.cv import CrossValidation
 from tunecv.errors import ConfigError, RunFailedError, StorageError
+from tunecv.executors import Executor
+from tunecv.placement import Placement, check_tune, resolve
 from tunecv.progress import TuneProgress
 from tunecv.scheduler import drive
 
@@ -341,7 +343,7 @@ def _requeue_stale(store: _StudyStorage, all_running: bool, grace: float = STALE
 
 def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str] = None, resume: bool = False,
          reset: bool = False, dry_run: bool = False, progress: bool = True,
-         executor: Any = None) -> Optional[TuneResult]:
+         executor: Optional[Executor] = None) -> Optional[TuneResult]:
     """Run a hyperparameter sweep over cross-validations.
 
     Args:
@@ -354,7 +356,8 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
         dry_run: print the planned trials and create nothing; returns ``None``.
         progress: show a progress bar and one line per finished trial.
         executor: run on this :class:`~tunecv.executors.Executor` (default: the one ``executor:`` names,
-            built from ``strategy`` / ``devices`` and its section); a given executor is not shut down.
+            placed by :mod:`tunecv.placement` from ``strategy`` / ``devices`` and its section); a given
+            executor is not shut down.
 
     Returns:
         The :class:`TuneResult`.
@@ -364,7 +367,7 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
     plan = _TunePlan.of(as_config(config), name=name, resume=resume, reset=reset, dry_run=dry_run)
     own_executor = executor is None and not dry_run
     if own_executor:  # a pool starts its worker server (importing torch and lightning) now, while we validate
-        executor = make_cv_executor(plan.cfg, plan.parallel, plan.accelerator)
+        executor = plan.where.make_executor(plan.cfg, "tune")
     with contextlib.ExitStack() as held:  # the tune's name stays claimed until it ends
         try:
             plan.validate(executor)
@@ -396,9 +399,7 @@ class _TunePlan:
     pruner: Any
     tune_name: str
     folder: Path
-    strategy: Any
-    parallel: bool
-    accelerator: str
+    where: Placement
     resume: bool
     reset: bool
 
@@ -416,7 +417,7 @@ class _TunePlan:
         """Check the config and plan the tune (one-line errors; nothing is written)."""
         from tunecv.search_space import SearchSpace, make_pruner, make_sampler
 
-        strategy = _check_tune_config(cfg, resume, reset)
+        _check_tune_config(cfg, resume, reset)
         space = SearchSpace.from_file(cfg.tune.search_space)
         space.check_keys(cfg)
         records.check_budget(cfg.tune.timeout, cfg.tune.max_runs)
@@ -440,13 +441,11 @@ class _TunePlan:
                                constraints_func=_constraints_func(cfg, sampler_name))
         pruner = make_pruner(cfg.tune.pruner)
         tune_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
-        parallel, accelerator = resolve_parallel(cfg)
         return cls(cfg=cfg, space=space, points=points, n_trials=n_trials, directions=directions,
                    warm_points=warm_points, seed=seed, sampler_name=sampler_name, sampler=sampler, pruner=pruner,
-                   tune_name=tune_name, folder=folder, strategy=strategy, parallel=parallel,
-                   accelerator=accelerator, resume=resume, reset=reset)
+                   tune_name=tune_name, folder=folder, where=resolve(cfg), resume=resume, reset=reset)
 
-    def validate(self, executor: Any) -> None:
+    def validate(self, executor: Optional[Executor]) -> None:
         """Build the model and data once and apply every grid point, before anything is written."""
         from tunecv.build import validate_objects
         from tunecv.search_space import apply
@@ -458,21 +457,16 @@ class _TunePlan:
 
     def print(self) -> None:
         """The dry run's plan."""
-        _print_plan(self.cfg, self.space, self.points, self.n_trials, self.tune_name, self.strategy,
+        _print_plan(self.cfg, self.space, self.points, self.n_trials, self.tune_name, self.where.strategy,
                     self.sampler_name)
 
 
-def _check_tune_config(cfg: Config, resume: bool, reset: bool) -> Any:
-    """The checks of a tune's config that need no file; returns its ``strategy``."""
+def _check_tune_config(cfg: Config, resume: bool, reset: bool) -> None:
+    """The checks of a tune's config that need no file."""
     workspace.check_flags(resume, reset, "tune")
     if cfg.tune.search_space is None:
         raise ConfigError("`tune.search_space` must name a search-space file (YAML or TOML); got None")
-    strategy = cfg.device_setting("strategy")
-    strategies = {cfg.strategy, (cfg.trainer or {}).get("strategy")}
-    if set(PARALLEL_STRATEGIES) <= strategies:
-        raise ConfigError("`strategy` tune-parallel and cv-parallel exclude each other: tune-parallel runs several "
-                          "cvs at once (runs in series), cv-parallel the runs of one cv at once; pick one")
-    return strategy
+    check_tune(cfg)
 
 
 def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: bool,
@@ -527,7 +521,7 @@ class TuneDriver:
         own_executor: the driver shuts the executor down when the runs are over.
     """
 
-    def __init__(self, plan: _TunePlan, executor: Any, *, progress: bool, own_executor: bool) -> None:
+    def __init__(self, plan: _TunePlan, executor: Executor, *, progress: bool, own_executor: bool) -> None:
         self.plan, self.cfg, self.executor = plan, plan.cfg, executor
         self.progress, self.own_executor = progress, own_executor
         self.trials: dict[int, TrialRun] = {}  # id(cv) -> the trial it evaluates, for the cvs in flight
@@ -675,13 +669,10 @@ class TuneDriver:
     # -- running ----------------------------------------------------------------------------------------------
     def run(self) -> TuneResult:
         """Run trials until the tune is done, then :meth:`finish`."""
-        per_session = self.executor.n_slots if self.plan.strategy == "cv-parallel" else 1
-        max_sessions = self.executor.n_slots if self.plan.strategy == "tune-parallel" else 1
-        pinned = bool(self.executor.pinned)
+        options = self.plan.where.drive_options(self.executor, "tune")
         with self.heartbeat, self.reporter:
             try:
-                drive(self.executor, self.ask, per_session=per_session, max_sessions=max_sessions, quiet=True,
-                      pinned=pinned, on_run_end=self.run_ended, on_session_end=self.cv_ended,
+                drive(self.executor, self.ask, quiet=True, **options, on_run_end=self.run_ended, on_session_end=self.cv_ended,
                       on_job_states=self.reporter.job_states if self.progress else None)
             finally:
                 if self.own_executor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunecv import cli
+from tunecv import cli, executors
 from tunecv.config import Config, LocalConfig
 from tunecv.executors import _pool
 
@@ -17,7 +17,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
         calls.append((list(modules), from_this_process))
         return True
 
-    monkeypatch.setattr(_pool, "prestart_forkserver", fake)
+    monkeypatch.setattr(executors, "prestart_forkserver", fake)
     return calls
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from tunecv.config import load_config
 from tunecv.cv import CrossValidation, plan_rows, plan_seeds
-from tunecv.train import TrainResult, lightning_devices
+from tunecv.placement import lightning_devices, resolve
+from tunecv.train import TrainResult
 
 
 def cfg(**kw):
@@ -60,7 +61,7 @@ def test_ddp_under_trainer_section_also_becomes_ddp_fork(tmp_path):
 def test_plan_rows_spread_runs_over_device_slots(tmp_path):
     c = cfg(strategy="cv-parallel", devices=[0, 2, 5, 6])
     cv = CrossValidation(c, "c", tmp_path)
-    rows = plan_rows(cv, c, parallel=True)
+    rows = plan_rows(cv, resolve(c))
     assert [r["device"] for r in rows] == [0, 2, 5, 6, 0, 2]
 
 

@@ -102,7 +102,7 @@ def test_pending_job_can_be_cancelled_and_times_out():
 
 def test_running_job_cannot_be_cancelled():
     job = Job("f")
-    job._future.set_running_or_notify_cancel()
+    job.set_running_or_notify_cancel()
     assert not job.cancel() and job.running()
 
 
@@ -400,7 +400,7 @@ def test_job_state_follows_the_job():
     assert job.state == "finished"
     fresh = Job("x")
     assert fresh.state == "queued"
-    fresh._future.set_running_or_notify_cancel()
+    fresh.set_running_or_notify_cancel()
     assert fresh.state == "running"
 
 

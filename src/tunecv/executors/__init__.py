@@ -27,8 +27,9 @@ from tunecv.executors._base import (
     RemoteError,
     WorkerDiedError,
     current_device,
+    job_overrides,
 )
-from tunecv.executors._local import gpu_count, make_executor
+from tunecv.executors._local import gpu_count, make_executor, run_modules
 from tunecv.executors._pool import (
     DevicePoolExecutor,
     available_cpus,
@@ -53,8 +54,10 @@ __all__ = [
     "current_device",
     "executor_names",
     "gpu_count",
+    "job_overrides",
     "make_executor",
     "make_executor_from_config",
     "prestart_forkserver",
+    "run_modules",
     "thread_budget",
 ]

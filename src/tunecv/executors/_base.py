@@ -21,6 +21,7 @@ __all__ = [
     "RemoteError",
     "WorkerDiedError",
     "current_device",
+    "job_overrides",
 ]
 
 Device = Union[int, str]
@@ -157,6 +158,20 @@ class Job:
             return "finished"
         return "running" if self._future.running() else "queued"
 
+    # -- for executors: the only way a job's outcome is set (nothing sets ``_future`` from outside) ----------
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Mark the job started; ``False`` when it was cancelled first (then it must not run)."""
+        return self._future.set_running_or_notify_cancel()
+
+    def set_result(self, value: Any) -> None:
+        """End the job with ``value`` (what :meth:`result` returns)."""
+        self._future.set_result(value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """End the job with ``exc`` (what :meth:`result` raises)."""
+        self._future.set_exception(exc)
+
     def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
         """Call ``fn(job)`` when the job is done (at once if it already is).
 
@@ -187,6 +202,11 @@ class Executor(ABC):
     - ``pinned``: each job runs on devices of its own that the executor chose (a pool worker's one
       device, a SLURM job's allocation); the job then uses :meth:`run_overrides` instead of the
       config's own device settings, and runs quietly (no per-run progress bars).
+    - ``groups_sessions``: it can give all of a session's runs to one job; :mod:`tunecv.placement` then
+      sets ``session_per_job`` under ``tune-parallel``.
+    - ``validate_in_job``: a cv or tune checks its config (builds model and data once) as this executor's
+      first job rather than in the driver (a local pool: its worker imports torch and lightning, the
+      driver never does).
 
     Executors whose jobs outlive the driver (a cluster scheduler) also implement :meth:`submit_run`
     (record the job in the run folder) and :meth:`reattach` (find it again after the driver died).
@@ -195,7 +215,11 @@ class Executor(ABC):
     name: str = ""
     n_slots: int
     pinned: bool = False
-    session_per_job: bool = False  # drive() gives each cv one job for all its runs (see tunecv.scheduler)
+    # drive() gives each cv one job for all its runs (see tunecv.scheduler); set by tunecv.placement for an
+    # executor that ``groups_sessions``, under tune-parallel
+    session_per_job: bool = False
+    groups_sessions: bool = False  # it can run a session's runs as one job (a SLURM job per trial)
+    validate_in_job: bool = False  # a config is best checked by a job (a pool worker that imports torch)
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -214,9 +238,10 @@ class Executor(ABC):
     def run_overrides(self) -> dict[str, Any]:
         """Config keys a run executed by a pinned job takes instead of its own (``devices``, ...).
 
-        Empty for an executor that does not pin (the run uses the config's device settings).
+        Empty for an executor that does not pin (the run uses the config's device settings); a pinned
+        job's run uses the one device it was given (:func:`job_overrides`).
         """
-        return {}
+        return job_overrides(1) if self.pinned else {}
 
     def submit_run(self, folder: Any, fn: Callable[..., Any], /, *args: Any) -> Job:
         """Submit ``fn(*args)``, the call that executes the run whose folder is ``folder``.
@@ -275,6 +300,17 @@ class Executor(ABC):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.shutdown(cancel_pending=True, kill=exc_type is not None)
+
+
+def job_overrides(n_devices: int, multi_device_strategy: str = "ddp_fork") -> dict[str, Any]:
+    """The device settings of a run inside a pinned job that was given ``n_devices`` devices.
+
+    The job sees its devices as ``0 .. n_devices-1`` (``CUDA_VISIBLE_DEVICES``, or a CPU thread budget),
+    on one node; several devices train with ``multi_device_strategy`` (``ddp_fork`` forked inside the job,
+    or ``ddp`` over a SLURM job's tasks). The one definition of a pinned run's placement.
+    """
+    n = max(1, int(n_devices))
+    return {"devices": list(range(n)), "strategy": "auto" if n == 1 else multi_device_strategy, "num_nodes": 1}
 
 
 def function_name(fn: Callable[..., Any]) -> str:

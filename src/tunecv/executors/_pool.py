@@ -180,7 +180,8 @@ class DevicePoolExecutor(Executor):
     """
 
     name = "local"
-    pinned = True
+    pinned = True  # the worker sees its one device as device 0 (CUDA_VISIBLE_DEVICES), or has a CPU thread budget
+    validate_in_job = True
 
     def __init__(
         self,
@@ -244,10 +245,6 @@ class DevicePoolExecutor(Executor):
         _register(self)
 
     # -- the Executor API ---------------------------------------------------------------------------
-
-    def run_overrides(self) -> dict[str, Any]:
-        # The worker sees its one device as device 0 (CUDA_VISIBLE_DEVICES), or has a CPU thread budget.
-        return {"devices": [0], "strategy": "auto", "num_nodes": 1}
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         name = function_name(fn)
@@ -319,7 +316,7 @@ class DevicePoolExecutor(Executor):
             launches = []
             while self._pending and self._free and not self._kill:
                 job, payload = self._pending.popleft()
-                if job._future.set_running_or_notify_cancel():
+                if job.set_running_or_notify_cancel():
                     launches.append((job, payload, self._free.popleft()))
         for job, payload, slot in launches:
             self._launch(job, payload, slot)
@@ -391,7 +388,7 @@ class DevicePoolExecutor(Executor):
                 reader.close()
             with self._lock:
                 self._free.append(slot)
-            job._future.set_exception(exc)
+            job.set_exception(exc)
             return
         finally:
             if writer is not None:
@@ -459,7 +456,7 @@ class DevicePoolExecutor(Executor):
                 self._free.append(rec.slot)
         if kill:  # shutdown(kill=True) came in the meantime: the job does not start again
             reason = "terminated by shutdown(kill=True)"
-            job._future.set_exception(WorkerDiedError(
+            job.set_exception(WorkerDiedError(
                 _death_message(rec.slot, job.name, exitcode, reason), rec.slot, exitcode
             ))
             return
@@ -474,9 +471,9 @@ class DevicePoolExecutor(Executor):
             self._idle.append(rec)
             self._free.append(rec.slot)
         if ok:  # after the slot is free: a done callback may submit the next job at once
-            job._future.set_result(outcome)
+            job.set_result(outcome)
         else:
-            job._future.set_exception(outcome)
+            job.set_exception(outcome)
 
     def _retire_idle(self, kill: bool = False) -> None:
         """End the idle workers: their pipe closes, they exit (``kill``: SIGKILL at once)."""
@@ -511,11 +508,11 @@ class DevicePoolExecutor(Executor):
         if rec.reply is not None:
             ok, outcome = rec.reply
             if ok:
-                rec.job._future.set_result(outcome)
+                rec.job.set_result(outcome)
             else:
-                rec.job._future.set_exception(outcome)
+                rec.job.set_exception(outcome)
             return
-        rec.job._future.set_exception(WorkerDiedError(
+        rec.job.set_exception(WorkerDiedError(
             _death_message(rec.slot, rec.job.name, exitcode, rec.kill_reason), rec.slot, exitcode
         ))
 
@@ -541,7 +538,7 @@ class DevicePoolExecutor(Executor):
             except Exception:
                 pass
             if not rec.job.done():
-                rec.job._future.set_exception(WorkerDiedError(
+                rec.job.set_exception(WorkerDiedError(
                     f"worker on device {rec.slot} was killed: the device pool's scheduler failed: {exc!r}",
                     rec.slot,
                 ))

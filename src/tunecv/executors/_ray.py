@@ -33,6 +33,7 @@ from tunecv.executors._base import (
     WorkerDiedError,
     _RemoteTraceback,
     function_name,
+    job_overrides,
 )
 
 __all__ = ["RayExecutor", "check_shared_dir", "from_config"]
@@ -285,9 +286,8 @@ class RayExecutor(Executor):
         if self.num_gpus >= 2:
             # Several whole GPUs: one DDP run over them, forked inside the task (plain ddp would re-run the
             # Ray worker's own command line; the task's fresh worker has not touched CUDA, so fork is safe).
-            return {"devices": list(range(math.floor(self.num_gpus + 1e-9))), "strategy": "ddp_fork",
-                    "num_nodes": 1}
-        return {"devices": [0], "strategy": "auto", "num_nodes": 1}
+            return job_overrides(math.floor(self.num_gpus + 1e-9), "ddp_fork")
+        return job_overrides(1)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         job = Job(function_name(fn))
@@ -300,7 +300,7 @@ class RayExecutor(Executor):
                 raise TypeError(f"cannot send {job.name} and its arguments to Ray: {exc}. Define the function at "
                                 f"module level and pass picklable arguments") from exc
             self._refs[job] = ref
-        job._future.set_running_or_notify_cancel()  # queued or running in Ray: no longer ours to cancel
+        job.set_running_or_notify_cancel()  # queued or running in Ray: no longer ours to cancel
         ref.future().add_done_callback(lambda future: self._settle(job, future))
         return job
 
@@ -313,9 +313,9 @@ class RayExecutor(Executor):
         try:
             value = future.result()
         except BaseException as exc:
-            job._future.set_exception(self._translate(job, exc))
+            job.set_exception(self._translate(job, exc))
         else:
-            job._future.set_result(value)
+            job.set_result(value)
 
     def _translate(self, job: Job, exc: BaseException) -> BaseException:
         """The exception a job ends with, from what Ray raised."""

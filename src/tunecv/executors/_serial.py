@@ -30,13 +30,13 @@ class SerialExecutor(Executor):
         if self._shut_down:
             raise RuntimeError("cannot submit a job to an executor that was shut down")
         job = Job(function_name(fn))
-        job._future.set_running_or_notify_cancel()
+        job.set_running_or_notify_cancel()
         try:
             value = fn(*args, **kwargs)
         except Exception as exc:
-            job._future.set_exception(exc)
+            job.set_exception(exc)
         else:
-            job._future.set_result(value)
+            job.set_result(value)
         return job
 
     def shutdown(self, cancel_pending: bool = True, kill: bool = False) -> None:

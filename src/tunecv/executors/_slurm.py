@@ -42,7 +42,7 @@ import submitit
 from tunecv.artifacts.files import SLURM_DIR
 from tunecv.artifacts.run_info import executor_record, record_job
 from tunecv.errors import ConfigError, TunecvError
-from tunecv.executors._base import Executor, Job, function_name
+from tunecv.executors._base import Executor, Job, function_name, job_overrides
 
 __all__ = ["SlurmExecutor", "SlurmJobError", "from_config", "job_states"]
 
@@ -224,6 +224,9 @@ class SlurmExecutor(Executor):
 
     name = "slurm"
     pinned = True
+    # under tune-parallel each trial's cv is one job (its runs one after the other: one Python start, one
+    # `import torch, lightning` per cv; tunecv.placement decides); under cv-parallel each run is one job
+    groups_sessions = True
 
     def __init__(
         self,
@@ -240,7 +243,7 @@ class SlurmExecutor(Executor):
         self.log_folder = Path(log_folder)
         self.parameters = dict(parameters or {})
         self.n_slots = n_slots
-        self._overrides = dict(overrides or {"devices": [0], "strategy": "auto", "num_nodes": 1})
+        self._overrides = dict(overrides or job_overrides(1))
         self.max_num_timeout = max_num_timeout
         self.python = python or shlex.quote(sys.executable)
         self.poll_interval = poll_interval
@@ -388,8 +391,8 @@ class SlurmExecutor(Executor):
             state, reason = states.get(job.job_id, ("", ""))
             if state:
                 job.slurm_state, job.reason = state, reason
-            if not job._future.running() and state in RUNNING_STATES:
-                job._future.set_running_or_notify_cancel()
+            if not job.running() and state in RUNNING_STATES:
+                job.set_running_or_notify_cancel()
             if self._result_file(job).exists():  # written once, when the call returned or raised
                 self._finish(job)
                 continue
@@ -415,21 +418,21 @@ class SlurmExecutor(Executor):
             return
         job.times["noticed"] = time.time()
         if outcome == "success":
-            self._settle(job, lambda: job._future.set_result(value))
+            self._settle(job, lambda: job.set_result(value))
         else:
             error = SlurmJobError(f"SLURM job {job.job_id} ({job.name}) failed: {_last_line(value)}; its log: "
                                   f"{job.log}", job.job_id, "FAILED", job.log)
             self._fail(job, error)
 
     def _fail(self, job: _SlurmJob, error: BaseException) -> None:
-        self._settle(job, lambda: job._future.set_exception(error))
+        self._settle(job, lambda: job.set_exception(error))
 
     def _settle(self, job: _SlurmJob, set_outcome: Callable[[], None]) -> None:
         with self._lock:
             self._jobs.pop(job.job_id, None)
-        if not job._future.done():
-            if not job._future.running():
-                job._future.set_running_or_notify_cancel()
+        if not job.done():
+            if not job.running():
+                job.set_running_or_notify_cancel()
             set_outcome()
 
     # -- talking to SLURM -----------------------------------------------------------------------------
@@ -544,13 +547,11 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
     for key in ("partition", "account", "qos", "mem"):
         if getattr(opts, key):
             parameters[key] = getattr(opts, key)
-    overrides: dict[str, Any] = {"num_nodes": 1}
+    overrides = job_overrides(gpus, "ddp")  # several GPUs: ddp over the job's tasks
     if gpus > 0:
         parameters["gres"] = f"gpu:{gpus}"
         parameters["ntasks_per_node"] = gpus  # one task per GPU: Lightning reads the ranks from SLURM
-        overrides.update(devices=list(range(gpus)), strategy="auto" if gpus == 1 else "ddp")
     else:
-        overrides.update(devices=[0], strategy="auto")
         if str(cfg.device_setting("accelerator")) == "auto":
             overrides["accelerator"] = "cpu"
     if opts.setup:
@@ -561,7 +562,4 @@ def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> SlurmExecutor:
                              n_slots=int(opts.max_jobs) if parallel else 1, overrides=overrides,
                              max_num_timeout=int(opts.max_num_timeout), python=opts.python,
                              poll_interval=float(opts.poll_interval))
-    # tune-parallel: each trial's cv is one job (its runs one after the other: one Python start, one
-    # `import torch, lightning` per cv); cv-parallel: each run is one job
-    executor.session_per_job = str(cfg.device_setting("strategy")) == "tune-parallel"
     return executor

@@ -100,10 +100,7 @@ def recording_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
 
     class Recording(SerialExecutor):
         name = "recording"
-        pinned = True
-
-        def run_overrides(self) -> dict[str, Any]:
-            return {"devices": [0], "strategy": "auto", "num_nodes": 1}
+        pinned = True  # its runs take the pinned run's one device (Executor.run_overrides)
 
         def submit_run(self, folder: Any, fn: Any, /, *args: Any) -> Any:
             RECORDED_FOLDERS.append(str(folder))
