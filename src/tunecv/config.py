@@ -35,7 +35,10 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from tunecv.aggregations import aggregation
 from tunecv.errors import ConfigError, Interrupted, one_of
+from tunecv.folds import FOLD_METHODS, fold_method
+from tunecv.trackers import TRACKERS
 
 __all__ = [
     "CVConfig",
@@ -60,16 +63,12 @@ __all__ = [
 
 # Each list of valid options exists once: as a Literal type; the tuples are derived from it.
 TestSplit = Literal["none", "random", "region", "sample"]
-FoldMethod = Literal["none", "kfold", "shuffle", "stratified", "region", "region-stratified"]
-MultiScoreStrategy = Literal["arithmetic", "geometric", "harmonic", "min"]
 SamplerName = Literal["tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2"]
 PrunerName = Literal["none", "median", "wilcoxon", "hyperband", "percentile", "successive_halving"]
 ParallelStrategy = Literal["cv-parallel", "tune-parallel"]
 Mode = Literal["min", "max"]
 
 TEST_SPLITS: tuple[str, ...] = typing.get_args(TestSplit)
-FOLD_METHODS: tuple[str, ...] = typing.get_args(FoldMethod)
-MULTI_SCORE_STRATEGIES: tuple[str, ...] = typing.get_args(MultiScoreStrategy)
 SAMPLERS: tuple[str, ...] = typing.get_args(SamplerName)
 PRUNERS: tuple[str, ...] = typing.get_args(PrunerName)
 PARALLEL_STRATEGIES: tuple[str, ...] = typing.get_args(ParallelStrategy)
@@ -92,7 +91,7 @@ class SplitConfig:
 
     test_split: TestSplit = "none"
     test_split_by: Optional[list[Union[float, int, str]]] = None
-    fold_method: FoldMethod = "kfold"
+    fold_method: str = "kfold"  # a registered fold method (tunecv.folds) or a class path
     total_folds: int = 5
     group_column: str = "region"
     stratify_column: Optional[str] = None
@@ -130,11 +129,13 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    """Where runs are logged. CSV metrics are always written; wandb only with a project."""
+    """Where runs are logged: by each tracker of ``trackers`` (:mod:`tunecv.trackers`); CSV metrics, and wandb
+    when a project is set."""
 
     wandb_project: Optional[str] = None
     wandb_entity: Optional[str] = None
     log_every_n_steps: int = 10
+    trackers: list[str] = field(default_factory=lambda: ["csv", "wandb"])
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class CVConfig:
     n_folds: Optional[int] = None
     n_seeds: int = 3
     scoring_metric: list[str] = field(default_factory=lambda: ["val/loss:lower"])
-    multi_score_strategy: MultiScoreStrategy = "harmonic"
+    multi_score_strategy: str = "harmonic"  # a registered aggregation (tunecv.aggregations) or a class path
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class TuneConfig:
 class NestedConfig:
     """Outer folds of ``tunecv nested``: each a whole tune on the rest, tested on the held-out fold."""
 
-    fold_method: FoldMethod = "kfold"
+    fold_method: str = "kfold"
     total_folds: int = 5
     n_folds: Optional[int] = None
 
@@ -1228,13 +1229,15 @@ def validate(cfg: Config) -> None:
     if cfg.runs_per_device < 1:
         raise ConfigError(f"`runs_per_device` must be >= 1; got {cfg.runs_per_device}")
     _validate_executor(cfg)
+    _validate_extensions(cfg)
     sp = cfg.split
-    if sp.fold_method != "none" and sp.total_folds < 2:
+    makes_folds = fold_method(sp).makes_folds
+    if makes_folds and sp.total_folds < 2:
         raise ConfigError(f"`split.total_folds` must be >= 2 for fold_method {sp.fold_method!r}; "
                           f"got {sp.total_folds}")
-    if sp.fold_method == "none" and sp.total_folds < 1:
+    if not makes_folds and sp.total_folds < 1:
         raise ConfigError(f"`split.total_folds` must be >= 1; got {sp.total_folds}")
-    n_folds = sp.total_folds if sp.fold_method != "none" else 1
+    n_folds = sp.total_folds if makes_folds else 1
     if not 0 <= cfg.fold < n_folds:
         raise ConfigError(f"`fold` must be in [0, {n_folds - 1}] (split.total_folds={n_folds}); got {cfg.fold}")
     _validate_test_split_by(sp)
@@ -1267,8 +1270,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_nested(cfg: Config) -> None:
     ne = cfg.nested
-    if ne.fold_method == "none":
-        methods = ", ".join(m for m in FOLD_METHODS if m != "none")
+    if not fold_method(SplitConfig(fold_method=ne.fold_method), "nested.fold_method").makes_folds:
+        methods = ", ".join(m for m in FOLD_METHODS.names() if m != "none")
         raise ConfigError(f"`nested.fold_method` must cut outer folds (one of {methods}); got 'none'")
     if ne.total_folds < 2:
         raise ConfigError(f"`nested.total_folds` must be >= 2; got {ne.total_folds}")
@@ -1289,6 +1292,17 @@ def _validate_artifact_dir(path: str) -> None:
             if not os.access(part, os.W_OK | os.X_OK):
                 raise ConfigError(f"`artifact_dir` must be writable; got {path!r} ({str(part)!r} is not writable)")
             return
+
+def _validate_extensions(cfg: Config) -> None:
+    """The names of the extension points (fold method, scoring aggregation, trackers) are registered ones."""
+    FOLD_METHODS.check(cfg.split.fold_method, "split.fold_method")
+    aggregation(cfg.cv.multi_score_strategy)
+    trackers = cfg.logging.trackers
+    if not isinstance(trackers, list):
+        raise ConfigError(f"`logging.trackers` must be a list of tracker names such as [csv, wandb]; got {trackers!r}")
+    for i, name in enumerate(trackers):
+        TRACKERS.check(name, f"logging.trackers[{i}]")
+
 
 def _validate_executor(cfg: Config) -> None:
     from tunecv.executors._registry import check_executor_name
