@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunecv import cli
-from tunecv.config import Config, LocalConfig
-from tunecv.executors import _pool
+from tunecv.config import Config
+from tunecv.executors import LocalConfig, _pool
 
 
 @pytest.fixture
@@ -22,7 +22,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
 
 
 def config(**settings) -> Config:
-    return Config(model={"class_path": "my_pkg.models.Net"}, data={"class_path": "my_pkg.data.Data"}, **settings)
+    sections = {"local": settings.pop("local")} if "local" in settings else {}  # an executor's section
+    return Config(model={"class_path": "my_pkg.models.Net"}, data={"class_path": "my_pkg.data.Data"}, **settings,
+                  sections=sections)
 
 
 @pytest.mark.parametrize("strategy", ["cv-parallel", "tune-parallel"])
