@@ -279,6 +279,19 @@ class Config:
         return cfg
 
 
+_dataclass_init = Config.__init__
+
+
+def _config_init(self: Config, *args: Any, sections: Optional[dict] = None, **kwargs: Any) -> None:
+    """``Config(slurm=SlurmConfig(...))``: an executor's section given by its key goes into ``sections``."""
+    kinds = _executor_sections()
+    given = {name: kwargs.pop(name) for name in list(kwargs) if name in kinds}
+    _dataclass_init(self, *args, sections={**(sections or {}), **given}, **kwargs)
+
+
+Config.__init__ = _config_init  # type: ignore[method-assign]
+
+
 def config_fields() -> list[dataclasses.Field]:
     """The fields of :class:`Config` that are config keys (``extra`` and ``sections`` are not: the executors'
     sections are keys of their own, :func:`config_keys`)."""

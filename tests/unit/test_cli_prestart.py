@@ -22,9 +22,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
 
 
 def config(**settings) -> Config:
-    sections = {"local": settings.pop("local")} if "local" in settings else {}  # an executor's section
-    return Config(model={"class_path": "my_pkg.models.Net"}, data={"class_path": "my_pkg.data.Data"}, **settings,
-                  sections=sections)
+    return Config(model={"class_path": "my_pkg.models.Net"}, data={"class_path": "my_pkg.data.Data"}, **settings)
 
 
 @pytest.mark.parametrize("strategy", ["cv-parallel", "tune-parallel"])
