@@ -23,6 +23,10 @@ __all__ = [
     "cross_validate",
     "load_config",
     "load_run_infos",
+    "register_aggregation",
+    "register_executor",
+    "register_fold_method",
+    "register_tracker",
     "train",
     "tune",
 ]
@@ -43,16 +47,25 @@ _LAZY = {
     "TuneResult": "tunecv.tune",
     "tune": "tunecv.tune",
     "load_run_infos": "tunecv.results",
+    # the extension points: one registration line each (docs/extending.md)
+    "register_fold_method": "tunecv.folds",
+    "register_aggregation": "tunecv.aggregations",
+    "register_tracker": "tunecv.trackers",
+    "register_executor": "tunecv.executors",
 }
 
 if TYPE_CHECKING:
+    from tunecv.aggregations import register_aggregation
     from tunecv.config import Config, load_config
     from tunecv.cv import CVResult, cross_validate
     from tunecv.data import SplitDataModule
     from tunecv.datasets import DatasetDataModule
     from tunecv.errors import ConfigError, SearchSpaceError, TunecvError
+    from tunecv.executors import register_executor
+    from tunecv.folds import register_fold_method
     from tunecv.results import load_run_infos
     from tunecv.task import TaskModule
+    from tunecv.trackers import register_tracker
     from tunecv.train import TrainResult, train
     from tunecv.tune import TuneResult, tune
 

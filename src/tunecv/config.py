@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import math
 import os
 import types
 import typing
@@ -35,19 +34,19 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from tunecv.aggregations import aggregation
 from tunecv.errors import ConfigError, Interrupted, one_of
+from tunecv.folds import FOLD_METHODS, fold_method
+from tunecv.trackers import TRACKERS
 
 __all__ = [
     "CVConfig",
     "CheckpointConfig",
     "Config",
     "EarlyStoppingConfig",
-    "LocalConfig",
     "LoggingConfig",
     "NestedConfig",
     "ParsedCommand",
-    "RayConfig",
-    "SlurmConfig",
     "SplitConfig",
     "TuneConfig",
     "check_key",
@@ -60,16 +59,12 @@ __all__ = [
 
 # Each list of valid options exists once: as a Literal type; the tuples are derived from it.
 TestSplit = Literal["none", "random", "region", "sample"]
-FoldMethod = Literal["none", "kfold", "shuffle", "stratified", "region", "region-stratified"]
-MultiScoreStrategy = Literal["arithmetic", "geometric", "harmonic", "min"]
 SamplerName = Literal["tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2"]
 PrunerName = Literal["none", "median", "wilcoxon", "hyperband", "percentile", "successive_halving"]
 ParallelStrategy = Literal["cv-parallel", "tune-parallel"]
 Mode = Literal["min", "max"]
 
 TEST_SPLITS: tuple[str, ...] = typing.get_args(TestSplit)
-FOLD_METHODS: tuple[str, ...] = typing.get_args(FoldMethod)
-MULTI_SCORE_STRATEGIES: tuple[str, ...] = typing.get_args(MultiScoreStrategy)
 SAMPLERS: tuple[str, ...] = typing.get_args(SamplerName)
 PRUNERS: tuple[str, ...] = typing.get_args(PrunerName)
 PARALLEL_STRATEGIES: tuple[str, ...] = typing.get_args(ParallelStrategy)
@@ -92,7 +87,7 @@ class SplitConfig:
 
     test_split: TestSplit = "none"
     test_split_by: Optional[list[Union[float, int, str]]] = None
-    fold_method: FoldMethod = "kfold"
+    fold_method: str = "kfold"  # a registered fold method (tunecv.folds) or a class path
     total_folds: int = 5
     group_column: str = "region"
     stratify_column: Optional[str] = None
@@ -130,11 +125,13 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    """Where runs are logged. CSV metrics are always written; wandb only with a project."""
+    """Where runs are logged: by each tracker of ``trackers`` (:mod:`tunecv.trackers`); CSV metrics, and wandb
+    when a project is set."""
 
     wandb_project: Optional[str] = None
     wandb_entity: Optional[str] = None
     log_every_n_steps: int = 10
+    trackers: list[str] = field(default_factory=lambda: ["csv", "wandb"])
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ class CVConfig:
     n_folds: Optional[int] = None
     n_seeds: int = 3
     scoring_metric: list[str] = field(default_factory=lambda: ["val/loss:lower"])
-    multi_score_strategy: MultiScoreStrategy = "harmonic"
+    multi_score_strategy: str = "harmonic"  # a registered aggregation (tunecv.aggregations) or a class path
 
 
 @dataclass(frozen=True)
@@ -172,55 +169,9 @@ class TuneConfig:
 class NestedConfig:
     """Outer folds of ``tunecv nested``: each a whole tune on the rest, tested on the held-out fold."""
 
-    fold_method: FoldMethod = "kfold"
+    fold_method: str = "kfold"
     total_folds: int = 5
     n_folds: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
-
-    ``threads_per_worker``: CPU threads of each run (serial or in a pool worker); null lets tunecv choose
-    the cores free for it when it starts (at least one). ``reuse_workers``: whether a pool's CPU worker
-    runs its slot's next run too (null: yes on CPU; GPU runs always get a new worker).
-    """
-
-    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
-    threads_per_worker: Optional[int] = None
-    reuse_workers: Optional[bool] = None
-
-
-@dataclass(frozen=True)
-class SlurmConfig:
-    """Options of ``executor: slurm``: the resources and sbatch options of each job (see docs/scaling-out.md)."""
-
-    partition: Optional[str] = None
-    time: int = 60
-    gpus_per_job: int = 0
-    cpus_per_job: int = 1
-    mem: Optional[str] = None
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    max_jobs: int = 32
-    max_num_timeout: int = 3
-    signal_delay_s: int = 90
-    setup: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-    python: Optional[str] = None
-    poll_interval: float = 1.0
-
-
-@dataclass(frozen=True)
-class RayConfig:
-    """Options of ``executor: ray``: the Ray cluster and the resources of each run (see docs/scaling-out.md)."""
-
-    address: str = "local"
-    num_cpus: float = 1
-    num_gpus: float = 0
-    max_concurrent_runs: Optional[int] = None
-    max_retries: int = 1
-    runtime_env: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -253,12 +204,25 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     nested: NestedConfig = field(default_factory=NestedConfig)
     executor: str = "local"
-    local: LocalConfig = field(default_factory=LocalConfig)
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
+    # The executors' own sections (``local:``, ``slurm:``, ``ray:``, a registered executor's), each a key of
+    # its own named after its executor and read as ``cfg.<name>``; their dataclasses come from the executor
+    # registry (tunecv.executors), so this schema names no executor. A section left out has its defaults.
+    sections: dict = field(default_factory=dict, repr=False, metadata={"key": False})
     # Top-level keys that the project's own CLI (``cli``) adds (``add_arguments_to_parser``): kept as they
     # were parsed and written at top level again (not a key of its own).
     extra: dict = field(default_factory=dict, repr=False, metadata={"key": False})
+
+    def __getattr__(self, name: str) -> Any:
+        """``cfg.slurm``: an executor's section (its defaults when the config does not set it)."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        sections = self.__dict__.get("sections") or {}
+        if name in sections:
+            return sections[name]
+        kinds = _executor_sections()
+        if name in kinds:
+            return kinds[name]()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- derived views -------------------------------------------------------------------------------
     def device_setting(self, key: str) -> Any:
@@ -282,7 +246,13 @@ class Config:
         """The config as plain nested dicts and lists (what ``config.yaml`` holds)."""
         data = _plain(dataclasses.asdict(self))
         extra = data.pop("extra", None) or {}
-        return {**data, **extra}
+        data.pop("sections", None)
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out[key] = value
+            if key == "executor":  # the executors' sections follow the executor key
+                out.update({name: _plain(dataclasses.asdict(getattr(self, name))) for name in _executor_sections()})
+        return {**out, **extra}
 
     def replace(self, **changes: Any) -> Config:
         """A changed copy (``dataclasses.replace``), validated again.
@@ -294,7 +264,9 @@ class Config:
         for key, value in changes.items():
             top, _, rest = key.partition(".")
             section = getattr(cfg, top, None) if top in _DEFAULTS else None
-            if not rest and top in _DEFAULTS and top not in DICT_SECTIONS and not dataclasses.is_dataclass(section):
+            if top in _executor_sections():
+                cfg = _with_section(cfg, top, value, rest)
+            elif not rest and top in _DEFAULTS and top not in DICT_SECTIONS and not dataclasses.is_dataclass(section):
                 cfg = dataclasses.replace(cfg, **{top: value})
                 if top == "seed" and cfg.seed_everything is not False:
                     cfg = dataclasses.replace(cfg, seed_everything=value)  # one seed, written twice
@@ -307,13 +279,76 @@ class Config:
         return cfg
 
 
+_dataclass_init = Config.__init__
+
+
+def _config_init(self: Config, *args: Any, sections: Optional[dict] = None, **kwargs: Any) -> None:
+    """``Config(slurm=SlurmConfig(...))``: an executor's section given by its key goes into ``sections``."""
+    kinds = _executor_sections()
+    given = {name: kwargs.pop(name) for name in list(kwargs) if name in kinds}
+    _dataclass_init(self, *args, sections={**(sections or {}), **given}, **kwargs)
+
+
+Config.__init__ = _config_init  # type: ignore[method-assign]
+
+
 def config_fields() -> list[dataclasses.Field]:
-    """The fields of :class:`Config` that are config keys (``extra`` is not)."""
+    """The fields of :class:`Config` that are config keys (``extra`` and ``sections`` are not: the executors'
+    sections are keys of their own, :func:`config_keys`)."""
     return [f for f in dataclasses.fields(Config) if f.metadata.get("key", True)]
 
 
-_DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
-             for f in config_fields()}
+def _executor_sections() -> dict[str, type]:
+    """``name -> dataclass`` of each registered executor's section (the registry is read at each call: an
+    executor registered later brings its section)."""
+    from tunecv.executors import executor_sections  # lazy: the pool modules load only when a config is read
+
+    return executor_sections()
+
+
+def config_keys() -> dict[str, tuple[Any, Any]]:
+    """Every top-level config key, in order: ``name -> (type, default)``; the executors' sections after
+    ``executor``."""
+    hints = _static_hints()
+    out: dict[str, tuple[Any, Any]] = {}
+    for f in config_fields():
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = (hints[f.name], default)
+        if f.name == "executor":
+            out.update({name: (cls, cls()) for name, cls in _executor_sections().items()})
+    return out
+
+
+class _Defaults(Mapping):
+    """The default of every top-level key (:func:`config_keys`), read again at each use."""
+
+    def __getitem__(self, key: str) -> Any:
+        return config_keys()[key][1]
+
+    def __iter__(self) -> Any:
+        return iter(config_keys())
+
+    def __len__(self) -> int:
+        return len(config_keys())
+
+
+_DEFAULTS: Mapping[str, Any] = _Defaults()
+
+
+def _with_section(cfg: Config, name: str, value: Any, rest: str) -> Config:
+    """``cfg`` with an executor's section (or one key of it, ``rest``) changed."""
+    if rest:
+        value = dataclasses.replace(getattr(cfg, name), **{rest: value})
+    return dataclasses.replace(cfg, sections={**cfg.sections, name: value})
+
+
+def _make_config(values: Mapping[str, Any], extra: Optional[dict] = None) -> Config:
+    """A :class:`Config` from every top-level key's value (sections as dataclasses or mappings)."""
+    kinds = _executor_sections()
+    sections = {name: (kinds[name](**value) if isinstance(value, Mapping) else value)
+                for name, value in values.items() if name in kinds}
+    fields = {k: v for k, v in values.items() if k not in kinds}
+    return Config(**fields, sections=sections, extra=dict(extra or {}))
 
 
 def _plain(obj: Any) -> Any:
@@ -327,8 +362,13 @@ def _plain(obj: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def _config_hints() -> dict[str, Any]:
+def _static_hints() -> dict[str, Any]:
     return typing.get_type_hints(Config)
+
+
+def _config_hints() -> dict[str, Any]:
+    """The type of every top-level key (the executors' sections included)."""
+    return {**_static_hints(), **_executor_sections()}
 
 
 _KEY_HELP = {
@@ -359,10 +399,16 @@ _KEY_HELP = {
     "tune": "hyperparameter-search settings",
     "nested": "nested cv (tunecv nested): the outer folds' fold_method, total_folds and n_folds (run the first n)",
     "executor": "where runs execute: local (this machine), slurm, ... (options in the section of that name)",
-    "local": "options of executor local (the device pool)",
-    "slurm": "options of executor slurm: resources and sbatch options of each job",
-    "ray": "options of executor ray: the Ray cluster (address) and the CPUs / GPUs of each run",
 }
+
+
+def _key_help(name: str) -> str:
+    """The help line of a top-level key: an executor's section says it from its dataclass's docstring."""
+    if name in _KEY_HELP:
+        return _KEY_HELP[name]
+    section = _executor_sections().get(name)
+    doc = (section.__doc__ or "").strip().splitlines() if section is not None else []
+    return doc[0] if doc else ""
 
 
 # -- parsing ---------------------------------------------------------------------------------------------
@@ -375,8 +421,13 @@ class ParsedCommand:
     flags: frozenset[str] = frozenset()
 
 
-@functools.lru_cache(maxsize=4)
 def build_parser(prog: str = "tunecv", description: Optional[str] = None, light: bool = False) -> Any:
+    """The jsonargparse parser of every config key (built again when an executor with a section is registered)."""
+    return _build_parser(prog, description, light, tuple(_executor_sections().items()))
+
+
+@functools.lru_cache(maxsize=4)
+def _build_parser(prog: str, description: Optional[str], light: bool, sections: tuple) -> Any:
     """The jsonargparse parser of every config key.
 
     ``model``, ``data``, ``trainer``, ``optimizer`` and ``lr_scheduler`` are added as LightningCLI adds them
@@ -386,7 +437,6 @@ def build_parser(prog: str = "tunecv", description: Optional[str] = None, light:
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    hints = _config_hints()
     # allow_abbrev=False: `--cv.n_seed 2` is an unknown key, not `--cv.n_seeds` (argparse's prefix match)
     kwargs: dict[str, Any] = {"prog": prog, "exit_on_error": False, "default_meta": False,
                               "parser_mode": "omegaconf", "print_config": None, "allow_abbrev": False}
@@ -397,12 +447,11 @@ def build_parser(prog: str = "tunecv", description: Optional[str] = None, light:
 
         parser = LightningArgumentParser(description=description or "tunecv", **kwargs)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (repeatable, later wins)")
-    for f in config_fields():
-        if not light and f.name in DICT_SECTIONS:
-            _add_lightning_section(parser, f.name)
+    for name, (tp, default) in config_keys().items():
+        if not light and name in DICT_SECTIONS:
+            _add_lightning_section(parser, name)
             continue
-        parser.add_argument(f"--{f.name}", type=hints[f.name], default=_DEFAULTS[f.name],
-                            help=_KEY_HELP.get(f.name, ""))
+        parser.add_argument(f"--{name}", type=tp, default=default, help=_key_help(name))
     return parser
 
 
@@ -412,18 +461,16 @@ def add_tunecv_keys(parser: Any) -> None:
     ``model``, ``data``, ``trainer``, ``optimizer``, ``lr_scheduler`` and ``seed_everything`` stay the
     project's. A top-level key that the project adds itself and tunecv also uses is an error.
     """
-    hints = _config_hints()
     have = {str(a.dest).split(".")[0] for a in parser._actions if getattr(a, "dest", None)}
-    for f in config_fields():
-        if f.name in have:
-            if f.name in DICT_SECTIONS or f.name == "seed_everything" or f.name in FIT_KEYS:
+    for name, (tp, default) in config_keys().items():
+        if name in have:
+            if name in DICT_SECTIONS or name == "seed_everything" or name in FIT_KEYS:
                 continue  # the project's (LightningCLI's) own keys, with their meaning
-            raise ConfigError(f"`cli`: the project's parser adds a top-level key `{f.name}` that tunecv uses "
-                              f"itself ({_KEY_HELP.get(f.name, '')}); rename it in add_arguments_to_parser")
-        if f.name in DICT_SECTIONS:
+            raise ConfigError(f"`cli`: the project's parser adds a top-level key `{name}` that tunecv uses "
+                              f"itself ({_key_help(name)}); rename it in add_arguments_to_parser")
+        if name in DICT_SECTIONS:
             continue  # the project's CLI left it out (auto_configure_optimizers=False): not tunecv's to add
-        parser.add_argument(f"--{f.name}", type=hints[f.name], default=_DEFAULTS[f.name],
-                            help=_KEY_HELP.get(f.name, ""))
+        parser.add_argument(f"--{name}", type=tp, default=default, help=_key_help(name))
 
 
 def _add_lightning_section(parser: Any, name: str) -> None:
@@ -648,15 +695,15 @@ def precheck(words: Sequence[str], command: str = "train") -> Optional[Config]:
         raise ConfigError(_diagnose(parser, light_words, exc)) from None
     data = _plain(ns.as_dict())
     kwargs: dict[str, Any] = {}
-    for f in config_fields():
-        value = data.get(f.name, _DEFAULTS[f.name])
-        cls = _dataclass_of(_config_hints()[f.name])
-        if f.name in _LIGHTNING_KEYS:
-            value = _DEFAULTS[f.name]
+    for name, (tp, default) in config_keys().items():
+        value = data.get(name, default)
+        cls = _dataclass_of(tp)
+        if name in _LIGHTNING_KEYS:
+            value = default
         elif cls is not None and isinstance(value, Mapping):
             value = cls(**value)
-        kwargs[f.name] = value
-    cfg = Config(**kwargs)
+        kwargs[name] = value
+    cfg = _make_config(kwargs)
     validate(cfg)
     return cfg
 
@@ -800,19 +847,18 @@ def _from_namespace(ns: Any, cli_parser: Any = None, cli: Optional[str] = None) 
     data["trainer"] = {k: v for k, v in (data.get("trainer") or {}).items()
                        if k not in trainer_defaults or v != trainer_defaults[k]}
     kwargs: dict[str, Any] = {}
-    for f in config_fields():
-        value = data.get(f.name, _DEFAULTS[f.name])
-        tp = _config_hints()[f.name]
+    for name, (tp, default) in config_keys().items():
+        value = data.get(name, default)
         cls = _dataclass_of(tp)
         if cls is not None and isinstance(value, Mapping):
             value = cls(**value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     seed_everything = kwargs["seed_everything"]
     if not isinstance(seed_everything, bool) and kwargs["seed"] == _DEFAULTS["seed"]:
         kwargs["seed"] = seed_everything  # LightningCLI's seed_everything: N is the run seed
     if seed_everything is not False:
         kwargs["seed_everything"] = kwargs["seed"]
-    cfg = Config(**kwargs, extra=extra)
+    cfg = _make_config(kwargs, extra)
     validate(cfg)
     return cfg
 
@@ -1228,13 +1274,15 @@ def validate(cfg: Config) -> None:
     if cfg.runs_per_device < 1:
         raise ConfigError(f"`runs_per_device` must be >= 1; got {cfg.runs_per_device}")
     _validate_executor(cfg)
+    _validate_extensions(cfg)
     sp = cfg.split
-    if sp.fold_method != "none" and sp.total_folds < 2:
+    makes_folds = fold_method(sp).makes_folds
+    if makes_folds and sp.total_folds < 2:
         raise ConfigError(f"`split.total_folds` must be >= 2 for fold_method {sp.fold_method!r}; "
                           f"got {sp.total_folds}")
-    if sp.fold_method == "none" and sp.total_folds < 1:
+    if not makes_folds and sp.total_folds < 1:
         raise ConfigError(f"`split.total_folds` must be >= 1; got {sp.total_folds}")
-    n_folds = sp.total_folds if sp.fold_method != "none" else 1
+    n_folds = sp.total_folds if makes_folds else 1
     if not 0 <= cfg.fold < n_folds:
         raise ConfigError(f"`fold` must be in [0, {n_folds - 1}] (split.total_folds={n_folds}); got {cfg.fold}")
     _validate_test_split_by(sp)
@@ -1267,8 +1315,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_nested(cfg: Config) -> None:
     ne = cfg.nested
-    if ne.fold_method == "none":
-        methods = ", ".join(m for m in FOLD_METHODS if m != "none")
+    if not fold_method(SplitConfig(fold_method=ne.fold_method), "nested.fold_method").makes_folds:
+        methods = ", ".join(m for m in FOLD_METHODS.names() if m != "none")
         raise ConfigError(f"`nested.fold_method` must cut outer folds (one of {methods}); got 'none'")
     if ne.total_folds < 2:
         raise ConfigError(f"`nested.total_folds` must be >= 2; got {ne.total_folds}")
@@ -1290,48 +1338,21 @@ def _validate_artifact_dir(path: str) -> None:
                 raise ConfigError(f"`artifact_dir` must be writable; got {path!r} ({str(part)!r} is not writable)")
             return
 
+def _validate_extensions(cfg: Config) -> None:
+    """The names of the extension points (fold method, scoring aggregation, trackers) are registered ones."""
+    FOLD_METHODS.check(cfg.split.fold_method, "split.fold_method")
+    aggregation(cfg.cv.multi_score_strategy)
+    trackers = cfg.logging.trackers
+    if not isinstance(trackers, list):
+        raise ConfigError(f"`logging.trackers` must be a list of tracker names such as [csv, wandb]; got {trackers!r}")
+    for i, name in enumerate(trackers):
+        TRACKERS.check(name, f"logging.trackers[{i}]")
+
+
 def _validate_executor(cfg: Config) -> None:
-    from tunecv.executors._registry import check_executor_name
+    from tunecv.executors import check_executor_config  # lazy: as in _executor_sections
 
-    check_executor_name(cfg.executor)
-    if cfg.local.threads_per_worker is not None and cfg.local.threads_per_worker < 1:
-        raise ConfigError(f"`local.threads_per_worker` must be >= 1 or null; got {cfg.local.threads_per_worker}")
-    sl = cfg.slurm
-    for key in ("time", "cpus_per_job", "max_jobs"):
-        if getattr(sl, key) < 1:
-            raise ConfigError(f"`slurm.{key}` must be >= 1; got {getattr(sl, key)}")
-    for key in ("gpus_per_job", "max_num_timeout", "signal_delay_s"):
-        if getattr(sl, key) < 0:
-            raise ConfigError(f"`slurm.{key}` must be >= 0; got {getattr(sl, key)}")
-    if not sl.poll_interval > 0:
-        raise ConfigError(f"`slurm.poll_interval` must be > 0 seconds; got {sl.poll_interval}")
-    _validate_ray(cfg)
-
-
-def _validate_ray(cfg: Config) -> None:
-    ry = cfg.ray
-    for key in ("num_cpus", "num_gpus"):
-        value = getattr(ry, key)
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ConfigError(f"`ray.{key}` must be a number >= 0 (a fraction is allowed); got {value!r}")
-    if ry.num_cpus == 0 and ry.num_gpus == 0:
-        raise ConfigError("`ray.num_cpus` and `ray.num_gpus` must not both be 0: each run asks Ray for CPUs or GPUs; "
-                          "got 0 and 0")
-    if ry.max_retries < 0:
-        raise ConfigError(f"`ray.max_retries` must be >= 0; got {ry.max_retries}")
-    if ry.max_concurrent_runs is not None and ry.max_concurrent_runs < 1:
-        raise ConfigError(f"`ray.max_concurrent_runs` must be >= 1 or null; got {ry.max_concurrent_runs}")
-    if not ry.address.strip():
-        raise ConfigError("`ray.address` must be local, auto, HOST:PORT or ray://HOST:PORT; got ''")
-    if cfg.executor != "ray":
-        return
-    if cfg.runs_per_device > 1 and ry.num_gpus > 1:
-        raise ConfigError(f"`ray.num_gpus` must be at most 1 when `runs_per_device` ({cfg.runs_per_device}) packs "
-                          f"several runs on one GPU; got {ry.num_gpus}")
-    accelerator = str(cfg.device_setting("accelerator")).lower()
-    if accelerator in ("gpu", "cuda") and ry.num_gpus == 0:
-        raise ConfigError(f"`ray.num_gpus` must be > 0 with accelerator {accelerator!r}: Ray gives a run only the GPUs "
-                          f"it asks for; got 0")
+    check_executor_config(cfg)
 
 
 def _check_metric_spec(metric: str, key: str) -> None:
@@ -1365,7 +1386,9 @@ def get_key(cfg: Config, dotted: str) -> Any:
     parts = dotted.split(".")
     cur: Any = cfg
     for i, part in enumerate(parts):
-        if dataclasses.is_dataclass(cur) and not isinstance(cur, type):
+        if i == 0 and isinstance(cur, Config) and part in _executor_sections():
+            cur = getattr(cur, part)
+        elif dataclasses.is_dataclass(cur) and not isinstance(cur, type):
             if part not in {f.name for f in dataclasses.fields(cur)}:
                 raise KeyError(".".join(parts[: i + 1]))
             cur = getattr(cur, part)

@@ -53,8 +53,9 @@ from torch.utils.data import (
 )
 
 from tunecv import splits
-from tunecv.config import FOLD_METHODS, SplitConfig
+from tunecv.config import SplitConfig
 from tunecv.errors import ConfigError, DataError
+from tunecv.folds import FOLD_METHODS, fold_method
 
 __all__ = ["FoldedBase", "FoldedDataModule", "check", "for_run", "pooled", "wrap"]
 
@@ -66,7 +67,9 @@ CARRIED = ("num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn
            "generator", "prefetch_factor", "persistent_workers", "pin_memory_device", "in_order")
 LABELS_HELP = ("a method or attribute of {cls} or of its datasets giving one {what} per sample, or a dotted "
                "function path pkg.mod.fn(dataset) -> {what}s")
-NEEDS = {"stratified": ("labels",), "region": ("groups",), "region-stratified": ("labels", "groups")}
+def _needs(method: Any) -> tuple[str, ...]:
+    """The ``split`` keys a fold method needs on a plain LightningDataModule: ``labels`` and / or ``groups``."""
+    return (("labels",) if method.stratify == "required" else ()) + (("groups",) if method.uses_groups else ())
 
 
 # -- the calls tunecv makes -------------------------------------------------------------------------------
@@ -122,15 +125,17 @@ def check(data: Any, split: SplitConfig) -> None:
         raise DataError(f"`split.test_split` must be none for a plain LightningDataModule ({name}): its test set "
                         f"is its own test_dataloader (test_split random, region and sample are for a "
                         f"SplitDataModule); got {split.test_split!r}")
-    if split.fold_method not in FOLD_METHODS:
-        raise DataError(f"`split.fold_method` must be one of {', '.join(FOLD_METHODS)}; got {split.fold_method!r}")
-    if split.fold_method == "none":
+    try:
+        method = fold_method(split)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    if not method.makes_folds:
         return
     if split.stratify_column is not None:
         raise DataError(f"`split.stratify_column` names a metadata column of a SplitDataModule; {name} is a plain "
                         f"LightningDataModule: set `split.labels` to "
                         f"{LABELS_HELP.format(cls=name, what='label')}; got {split.stratify_column!r}")
-    for key in NEEDS.get(split.fold_method, ()):
+    for key in _needs(method):
         if getattr(split, key) is None:
             what = key[:-1]
             raise DataError(f"`split.{key}` must be set for fold_method {split.fold_method}: "
@@ -420,7 +425,7 @@ def _samples_of(loader: DataLoader, name: str, fold_method: str) -> Dataset:
         kind = "an IterableDataset" if isinstance(dataset, IterableDataset) else "a dataset without __len__"
         raise DataError(f"`split.fold_method` must be none for {name}: a loader of it reads {kind} "
                         f"({type(dataset).__name__}), which has no indices to cut folds from (fold methods "
-                        f"need a map-style Dataset: {', '.join(m for m in FOLD_METHODS if m != 'none')}); "
+                        f"need a map-style Dataset: {', '.join(m for m in FOLD_METHODS.names() if m != 'none')}); "
                         f"got {fold_method!r}")
     sampler = _sampler_of(loader)
     if type(sampler) is SubsetRandomSampler:
@@ -494,12 +499,12 @@ def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame
     """One row per pooled sample with the label and group columns the fold method uses, and the split that
     reads them (no test split: the module's test set is its own)."""
     check(inner, split)
-    method, n = split.fold_method, sum(pool.sizes)
+    method, n = fold_method(split), sum(pool.sizes)
     columns: dict[str, Any] = {}
-    uses_labels = method in ("stratified", "region-stratified") or (method == "shuffle" and split.labels)
+    uses_labels = method.stratify == "required" or (method.stratify == "optional" and bool(split.labels))
     if uses_labels:
         columns[split.labels] = _values(inner, pool, split.labels, "labels")
-    if method in ("region", "region-stratified"):
+    if method.uses_groups:
         columns[split.groups] = _values(inner, pool, split.groups, "groups")
     meta = pd.DataFrame(columns, index=pd.RangeIndex(n))
     inner_split = dataclasses.replace(split, test_split="none", test_split_by=None,

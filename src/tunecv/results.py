@@ -78,8 +78,15 @@ STATUSES = ("completed", "failed", "pruned")
 CONFIG_KEYS = (
     "name", "artifact_dir", "cli", "seed_everything", "model", "data", "split", "trainer", "optimizer", "lr_scheduler",
     "ckpt_path", "weights_only", "accelerator", "strategy", "devices", "num_nodes", "runs_per_device", "fold", "seed",
-    "early_stopping", "checkpoint", "logging", "cv", "tune", "nested", "executor", "local", "slurm", "ray",
-)
+    "early_stopping", "checkpoint", "logging", "cv", "tune", "nested", "executor",
+)  # and the executors' sections (local, slurm, ray, a registered executor's): config_keys()
+
+
+def config_keys() -> tuple[str, ...]:
+    """Every top-level config key: :data:`CONFIG_KEYS` and the section of each registered executor."""
+    from tunecv.executors import executor_names  # lazy: the pool modules load only when a table is read
+
+    return (*CONFIG_KEYS, *executor_names())
 
 _STR = pd.Series(["x"]).dtype  # pandas' default string dtype ("str" in pandas 3, object before)
 _TIMESTAMP = pd.DatetimeTZDtype("ns", "UTC")
@@ -110,7 +117,7 @@ def is_hyperparameter_column(name: str) -> bool:
     """
     if not isinstance(name, str) or name in _BOOKKEEPING or "/" in name:
         return False
-    return name.split(".", 1)[0].split("[", 1)[0] in CONFIG_KEYS
+    return name.split(".", 1)[0].split("[", 1)[0] in config_keys()
 
 
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tunecv.config import MULTI_SCORE_STRATEGIES  # the one list, derived from the config's Literal
-from tunecv.errors import ConfigError, one_of
+from tunecv.aggregations import AGGREGATIONS, aggregation
+from tunecv.errors import ConfigError
 from tunecv.results import metric_columns
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "summarize_metrics",
 ]
 
+MULTI_SCORE_STRATEGIES: tuple[str, ...] = AGGREGATIONS.names()  # the built-ins (more may be registered)
 _DIRECTIONS = {"higher": True, "lower": False}
 _METRIC_KEY = "cv.scoring_metric"
 _STRATEGY_KEY = "cv.multi_score_strategy"
@@ -173,19 +174,6 @@ def _check_logged(run_infos: pd.DataFrame, names: list[str]) -> None:
                       f"{', '.join(logged) if logged else 'none'}")
 
 
-def _combine(values: np.ndarray, strategy: str) -> np.ndarray:
-    """Each row's values combined into one by ``strategy`` (NaN where undefined)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if strategy == "arithmetic":
-            return values.mean(axis=1)
-        if strategy == "geometric":
-            # exp(mean(log v)): NaN for a negative value, 0 for a 0.
-            return np.exp(np.log(values).mean(axis=1))
-        if strategy == "harmonic":
-            return values.shape[1] / (1.0 / values).sum(axis=1)
-        return values.min(axis=1)
-
-
 def score_runs(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequence[str] | str,
                multi_score_strategy: str = "harmonic") -> float:
     """The score of a cross-validation from its runs' metrics.
@@ -206,7 +194,8 @@ def score_runs(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequ
         run_infos: One row per run: the ``run_infos.parquet`` table, any frame with the metric columns, or a
             sequence of mappings (one dict per run, such as ``[{"val/acc": 0.9, "status": "completed"}]``).
         scoring_metric: One spec or a list of specs such as ``["val/f1", "val/loss:lower"]``.
-        multi_score_strategy: ``"arithmetic"``, ``"geometric"``, ``"harmonic"`` or ``"min"``.
+        multi_score_strategy: ``"arithmetic"``, ``"geometric"``, ``"harmonic"``, ``"min"``, another registered
+            aggregation (:mod:`tunecv.aggregations`) or the dotted path of one.
 
     Returns:
         The score. 0.0 when harmonic or geometric combine several metrics and no stable run is left;
@@ -216,14 +205,13 @@ def score_runs(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequ
         ConfigError: The strategy is unknown, or a scoring metric was logged by no run (the message
             lists the metrics that were).
     """
-    if multi_score_strategy not in MULTI_SCORE_STRATEGIES:
-        raise one_of(_STRATEGY_KEY, multi_score_strategy, MULTI_SCORE_STRATEGIES)
+    strategy = aggregation(multi_score_strategy, _STRATEGY_KEY)
     metrics = _parse_all(scoring_metric)
     names = [name for name, _ in metrics]
     run_infos = as_frame(run_infos)
     completed = _completed(run_infos)
     if len(completed) == 0:
-        return 0.0 if len(metrics) > 1 and multi_score_strategy in ("harmonic", "geometric") else math.nan
+        return 0.0 if len(metrics) > 1 and strategy.skips_unstable else math.nan
     _check_logged(run_infos, names)
 
     if len(metrics) == 1:
@@ -235,9 +223,10 @@ def score_runs(run_infos: pd.DataFrame | Sequence[Mapping], scoring_metric: Sequ
     with np.errstate(divide="ignore"):
         oriented = np.column_stack([raw[:, i] if higher else 1.0 / raw[:, i]
                                     for i, (_, higher) in enumerate(metrics)])
-    combined = _combine(oriented, multi_score_strategy)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        combined = np.asarray(strategy.combine(oriented), dtype="float64")
     keep = np.isfinite(combined) & np.isfinite(raw).all(axis=1)
-    if multi_score_strategy in ("harmonic", "geometric"):
+    if strategy.skips_unstable:
         keep &= ~_unstable(raw)
         if not keep.any():
             return 0.0

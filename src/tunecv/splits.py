@@ -37,18 +37,20 @@ This is a leaf module: it imports numpy, pandas and scikit-learn, never torch or
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
-from tunecv.config import FOLD_METHODS, TEST_SPLITS, SplitConfig
-from tunecv.errors import DataError
+from tunecv.config import TEST_SPLITS, SplitConfig
+from tunecv.errors import ConfigError, DataError
+from tunecv.folds import fold_method
+from tunecv.folds.checks import check_stratified_shuffle as _check_stratified_shuffle
+from tunecv.folds.checks import codes as _codes
+from tunecv.folds.checks import listing as _listing
 
 __all__ = [
     "SAMPLE_ID_COLUMN",
@@ -67,9 +69,6 @@ TEST_SPLIT_SEED = 0
 SAMPLE_ID_COLUMN = "sample_id"
 """Metadata column holding sample ids for ``test_split: sample`` (the index labels when absent)."""
 
-GROUP_FOLD_METHODS = ("region", "region-stratified")
-STRATIFIED_FOLD_METHODS = ("stratified", "region-stratified")  # these need split.stratify_column
-MAX_LISTED = 10  # values listed in an error message before "..."
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
 
 
@@ -93,7 +92,7 @@ class SplitIndices:
 
 def fold_count(split: SplitConfig) -> int:
     """How many folds ``split`` makes: ``total_folds``, or 1 for ``fold_method: none``."""
-    return 1 if split.fold_method == "none" else split.total_folds
+    return fold_method(split).fold_count()
 
 
 def check_split(metadata: pd.DataFrame, split: SplitConfig) -> None:
@@ -205,7 +204,7 @@ def _split_test(metadata: pd.DataFrame, split: SplitConfig) -> tuple[np.ndarray,
         from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
         fraction = float(by[0])
-        if split.fold_method in ("region", "region-stratified"):
+        if fold_method(split).uses_groups:
             # Region folds keep groups apart; so does the test set: it holds out a fraction of the groups.
             from sklearn.model_selection import GroupShuffleSplit
 
@@ -231,71 +230,24 @@ def _split_test(metadata: pd.DataFrame, split: SplitConfig) -> tuple[np.ndarray,
     return _positions(np.flatnonzero(~test_mask)), _positions(np.flatnonzero(test_mask))
 
 
-# fold_method -> scikit-learn splitter, made with (n_splits, shuffle=True, random_state=seed)
-_FOLD_SPLITTERS = {
-    "kfold": "KFold",
-    "stratified": "StratifiedKFold",
-    "region": "GroupKFold",
-    "region-stratified": "StratifiedGroupKFold",
-}
-
-
-@functools.cache
-def _group_kfold_shuffles() -> bool:
-    """GroupKFold learned ``shuffle`` in scikit-learn 1.6; before, groups are relabelled at random instead."""
-    from sklearn.model_selection import GroupKFold
-
-    return "shuffle" in inspect.signature(GroupKFold).parameters
-
-
-def _fold_splitter(method: str, k: int, seed: int, stratified: bool) -> Any:
-    from sklearn import model_selection
-
-    if method == "shuffle":
-        cls = model_selection.StratifiedShuffleSplit if stratified else model_selection.ShuffleSplit
-        return cls(n_splits=k, test_size=1 / k, random_state=seed)
-    if method == "region" and not _group_kfold_shuffles():
-        return model_selection.GroupKFold(n_splits=k)
-    return getattr(model_selection, _FOLD_SPLITTERS[method])(n_splits=k, shuffle=True, random_state=seed)
-
-
 def _split_folds(metadata: pd.DataFrame, split: SplitConfig, seed: int,
                  rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    method = split.fold_method
-    if method == "none":
+    method = fold_method(split)
+    if not method.makes_folds:
         return [(rest.copy(), rest.copy())]
-    stratified = _stratifies_folds(split)
-    y = _codes(metadata[split.stratify_column])[0][rest] if stratified else None
-    groups = None
-    if method in GROUP_FOLD_METHODS:
-        groups = _codes(metadata[split.group_column])[0][rest]
-        if method == "region" and not _group_kfold_shuffles():
-            groups = np.random.default_rng(seed).permutation(groups.max() + 1)[groups]
-    splitter = _fold_splitter(method, split.total_folds, int(seed), stratified)
-    folds = [(_positions(rest[train]), _positions(rest[val]))
-             for train, val in splitter.split(np.zeros((len(rest), 1)), y, groups)]
+    y = _codes(metadata[split.stratify_column])[0][rest] if _stratifies_folds(split) else None
+    groups = _codes(metadata[split.group_column])[0][rest] if method.uses_groups else None
+    folds = [(_positions(rest[np.asarray(train)]), _positions(rest[np.asarray(val)]))
+             for train, val in method.split_positions(len(rest), y, groups, int(seed))]
     for i, (train, val) in enumerate(folds):
         if len(train) == 0 or len(val) == 0:  # not seen with scikit-learn 1.9; guarded all the same
             raise DataError(f"`split.total_folds` must leave every fold a training and a validation sample; "
-                            f"fold {i} of fold_method {method!r} has {len(train)} training and {len(val)} "
-                            f"validation samples with seed {seed}; got {split.total_folds}")
+                            f"fold {i} of fold_method {split.fold_method!r} has {len(train)} training and "
+                            f"{len(val)} validation samples with seed {seed}; got {split.total_folds}")
     return folds
 
 
 # -- metadata helpers --------------------------------------------------------------------------------
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)
-
-
-def _listing(values: Iterable[Any], limit: int = MAX_LISTED, quote: bool = False) -> str:
-    items = list(values)
-    shown = [_fmt(v) if quote else str(v) for v in items[:limit]]
-    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
-    return ", ".join(shown) + more
-
 
 def _sorted_unique(values: pd.Series | pd.Index) -> list[Any]:
     uniques = list(pd.unique(np.asarray(values, dtype=object)))
@@ -303,15 +255,6 @@ def _sorted_unique(values: pd.Series | pd.Index) -> list[Any]:
         return sorted(uniques)
     except TypeError:  # mixed types: keep order of appearance
         return uniques
-
-
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Integer codes of a column's values (sorted values when sortable) and the values themselves."""
-    try:
-        codes, uniques = pd.factorize(column, sort=True)
-    except TypeError:  # mixed types cannot be sorted
-        codes, uniques = pd.factorize(column, sort=False)
-    return codes.astype(np.int64), list(uniques)
 
 
 def _sample_ids(metadata: pd.DataFrame) -> pd.Series | pd.Index:
@@ -331,14 +274,7 @@ def _match(values: pd.Series | pd.Index, wanted: Sequence[Any]) -> tuple[np.ndar
 
 
 def _stratifies_folds(split: SplitConfig) -> bool:
-    return split.stratify_column is not None and split.fold_method in (*STRATIFIED_FOLD_METHODS, "shuffle")
-
-
-def _class_counts(metadata: pd.DataFrame, column: Any, rows: np.ndarray) -> tuple[list[Any], np.ndarray]:
-    codes, uniques = _codes(metadata[column])
-    counts = np.bincount(codes[rows], minlength=len(uniques))
-    present = counts > 0
-    return [u for u, p in zip(uniques, present, strict=True) if p], counts[present]
+    return split.stratify_column is not None and fold_method(split).stratify != "never"
 
 
 # -- checks --------------------------------------------------------------------------------------------
@@ -355,10 +291,11 @@ def _check_split_config(split: SplitConfig) -> None:
     """What config validation also checks, for a SplitConfig built by hand."""
     if split.test_split not in TEST_SPLITS:
         raise DataError(f"`split.test_split` must be one of {', '.join(TEST_SPLITS)}; got {split.test_split!r}")
-    if split.fold_method not in FOLD_METHODS:
-        raise DataError(f"`split.fold_method` must be one of {', '.join(FOLD_METHODS)}; "
-                        f"got {split.fold_method!r}")
-    lowest = 1 if split.fold_method == "none" else 2
+    try:
+        method = fold_method(split)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    lowest = 2 if method.makes_folds else 1
     k = split.total_folds
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < lowest:
         raise DataError(f"`split.total_folds` must be an integer >= {lowest} for fold_method "
@@ -373,7 +310,7 @@ def _check_split_config(split: SplitConfig) -> None:
     elif split.test_split in ("region", "sample") and not by:
         what = "region names" if split.test_split == "region" else "sample ids"
         raise DataError(f"`split.test_split_by` must list {what} for test_split {split.test_split!r}; got {by!r}")
-    if split.fold_method in STRATIFIED_FOLD_METHODS and split.stratify_column is None:
+    if method.stratify == "required" and split.stratify_column is None:
         raise DataError(f"`split.stratify_column` must name a metadata column for fold_method "
                         f"{split.fold_method!r}; got None")
 
@@ -392,7 +329,7 @@ def _check_columns(metadata: pd.DataFrame, split: SplitConfig) -> None:
     uses = []
     if split.test_split == "region":
         uses.append("test_split 'region'")
-    if split.fold_method in GROUP_FOLD_METHODS:
+    if fold_method(split).uses_groups:
         uses.append(f"fold_method {split.fold_method!r}")
     if uses:
         _check_column(metadata, "split.group_column", split.group_column, " and ".join(uses))
@@ -418,7 +355,7 @@ def _check_test_split(metadata: pd.DataFrame, split: SplitConfig) -> None:
                             f"{_listing(ids)}); got unknown {_listing(unknown, quote=True)}")
     elif split.test_split == "random":
         fraction = float(by[0])
-        if split.fold_method in GROUP_FOLD_METHODS:  # the test set is a fraction of the groups
+        if fold_method(split).uses_groups:  # the test set is a fraction of the groups
             n, unit = len(_codes(metadata[split.group_column])[1]), f"groups of group_column {split.group_column!r}"
         else:
             n, unit = len(metadata), "samples"
@@ -426,61 +363,26 @@ def _check_test_split(metadata: pd.DataFrame, split: SplitConfig) -> None:
         if n - n_test < 1:
             raise DataError(f"`split.test_split_by` must leave {unit} to train on: a test fraction of "
                             f"{fraction} of {n} {unit} takes {n_test}; got {by!r}")
-        if split.stratify_column is not None and split.fold_method not in GROUP_FOLD_METHODS:
+        if split.stratify_column is not None and not fold_method(split).uses_groups:
             _check_stratified_shuffle(metadata, split, np.arange(n), n_test,
                                       "`split.test_split_by`", by, "test_split 'random'")
 
 
-def _check_stratified_shuffle(metadata: pd.DataFrame, split: SplitConfig, rows: np.ndarray, n_val: int,
-                              size_key: str, size_value: Any, use: str) -> None:
-    """The needs of StratifiedShuffleSplit: 2 members per class, every class in both parts."""
-    column = split.stratify_column
-    classes, counts = _class_counts(metadata, column, rows)
-    single = [c for c, n in zip(classes, counts, strict=True) if n < 2]
-    if single:
-        raise DataError(f"`split.stratify_column` must have at least 2 samples per class to stratify {use}; "
-                        f"class{'es' if len(single) > 1 else ''} {_listing(single, quote=True)} of column "
-                        f"{column!r} ha{'ve' if len(single) > 1 else 's'} 1; got {column!r}")
-    n_train = len(rows) - n_val
-    for part, size in (("held-out", n_val), ("training", n_train)):
-        if size < len(classes):
-            raise DataError(f"{size_key} must give every class of stratify_column {column!r} a sample in each "
-                            f"part of {use}: the {part} part holds {size} of {len(rows)} samples, fewer than "
-                            f"the {len(classes)} classes; got {size_value!r}")
-
-
 def _check_folds(metadata: pd.DataFrame, split: SplitConfig, rest: np.ndarray) -> None:
-    method, k = split.fold_method, split.total_folds
-    if method == "none":
+    method, name, k = fold_method(split), split.fold_method, split.total_folds
+    if not method.makes_folds:
         return
     after = " after the test split" if split.test_split != "none" else ""
     if len(rest) < k:
         raise DataError(f"`split.total_folds` must be at most the number of samples ({len(rest)}{after}) "
-                        f"for fold_method {method!r}; got {k}")
-    if method in GROUP_FOLD_METHODS:
+                        f"for fold_method {name!r}; got {k}")
+    if method.uses_groups:
         n_groups = len(pd.unique(metadata[split.group_column].to_numpy()[rest]))
         if n_groups < k:
             raise DataError(f"`split.total_folds` must be at most the number of groups in group_column "
-                            f"{split.group_column!r} for fold_method {method!r}: {n_groups} group"
+                            f"{split.group_column!r} for fold_method {name!r}: {n_groups} group"
                             f"{'s' if n_groups != 1 else ''} exist{'' if n_groups != 1 else 's'}{after}; got {k}")
-    if not _stratifies_folds(split):
-        return
-    column = split.stratify_column
-    if method == "shuffle":
-        _check_stratified_shuffle(metadata, split, rest, math.ceil(len(rest) / k),
-                                  "`split.total_folds`", k, f"fold_method 'shuffle'{after}")
-        return
-    classes, counts = _class_counts(metadata, column, rest)
-    small = [(c, n) for c, n in zip(classes, counts, strict=True) if n < k]
-    if method == "stratified" and small:
-        listed = _listing((f"{_fmt(c)} has {n}" for c, n in small))
-        raise DataError(f"`split.total_folds` must be at most the size of every class of stratify_column "
-                        f"{column!r} for fold_method 'stratified'{after} ({listed}); got {k}")
-    if method == "region-stratified" and len(small) == len(classes):
-        largest = int(np.argmax(counts))
-        raise DataError(f"`split.total_folds` must be at most the size of the largest class of stratify_column "
-                        f"{column!r} for fold_method 'region-stratified'{after} ({_fmt(classes[largest])} has "
-                        f"{counts[largest]}); got {k}")
+    method.check(metadata, rest, after)
 
 
 def _check_seed(seed: Any) -> None:

@@ -32,6 +32,7 @@ from tunecv.build import (
 )
 from tunecv.config import Config, dump_yaml
 from tunecv.errors import ConfigError, TunecvError
+from tunecv.trackers import run_trackers
 from tunecv.placement import DEVICE_KEYS, lightning_devices, trainer_device_kwargs
 
 __all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
@@ -437,6 +438,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     model, data = built.model, built.data
     package = _package_of(model)
     user_callbacks, user_loggers = built.callbacks, built.loggers
+    trackers = run_trackers(cfg)  # logging.trackers: one of each per run
     callbacks_list, checkpoint_cb, recorder = build_callbacks(cfg, folder, user_callbacks, callbacks, package)
     device_kwargs = trainer_device_kwargs(cfg)
     _check_trainer(cfg, device_kwargs, package)
@@ -456,11 +458,10 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     os.environ["TUNECV_RUN_ID"], os.environ["TUNECV_RUN_NAME"] = run_id, run_name
     try:
         result = _fit(cfg, identity, model, data, _RunObjects(callbacks_list, checkpoint_cb, recorder, user_loggers,
-                                                              package, built.trainer, built), device_kwargs,
+                                                              package, built.trainer, built, trackers), device_kwargs,
                       resume=resume and existed, progress_bar=progress_bar, quiet=quiet, started=started, t0=t0)
     except BaseException as exc:
-        _record_failure(cfg, exc, run_name, run_id, folder, started, t0,
-                        uses_wandb=_uses_wandb(cfg, user_loggers))
+        _record_failure(cfg, exc, run_name, run_id, folder, started, t0, trackers=trackers, run=identity)
         raise
     finally:
         os.environ.pop("TUNECV_RUN_ID", None)
@@ -501,12 +502,11 @@ def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool,
 
 
 def _record_failure(cfg: Config, exc: BaseException, run_name: str, run_id: str, folder: Path,
-                    started: datetime, t0: float, *, uses_wandb: bool = False) -> None:
-    """A run that raised: close its wandb run, and (unless stopped) write it down as failed."""
-    if uses_wandb:  # close this run's wandb run, so that the next run starts clean
-        from tunecv.tracking import finish_wandb
-
-        finish_wandb(exit_code=1)
+                    started: datetime, t0: float, *, trackers: Sequence[Any] = (), run: Any = None) -> None:
+    """A run that raised: its trackers finish it (a W&B run is closed, so that the next run starts clean), and
+    (unless stopped) it is written down as failed."""
+    for tracker in trackers:
+        tracker.finish(run, 1)
     if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
         failed = TrainResult(
             name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
@@ -564,6 +564,7 @@ class _RunObjects:
     package: str = "lightning.pytorch"
     trainer_args: dict = field(default_factory=dict)  # Trainer arguments built as objects (plugins, profiler)
     built: Any = None  # the BuiltRun: the project CLI's before_fit / after_fit hooks
+    trackers: list[Any] = field(default_factory=list)  # the run's trackers (logging.trackers)
 
 
 def _run_identity(cfg: Config, run_name: str, run_id: str, folder: Path,
@@ -581,12 +582,6 @@ def _run_identity(cfg: Config, run_name: str, run_id: str, folder: Path,
                        job_type=tracking.get("job_type", "train"), run_dir=folder, wandb_defaults=defaults)
 
 
-def _uses_wandb(cfg: Config, user_loggers: Sequence[Any]) -> bool:
-    from tunecv.tracking import logger_kind
-
-    return bool(cfg.logging.wandb_project) or any(logger_kind(lg) == "wandb" for lg in user_loggers)
-
-
 _said: set[str] = set()  # messages logged once per process
 
 
@@ -597,7 +592,7 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
     run_name, run_id, folder = run.run_name, run.run_id, run.run_dir
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    loggers, user_wandb = _loggers(cfg, run, objects.user_loggers, objects.package)
+    loggers = _loggers(run, objects.user_loggers, objects.trackers, objects.package)
     trainer_kwargs = {**_trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar), **objects.trainer_args}
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
@@ -624,9 +619,8 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
             raise error from None
         if objects.built is not None:
             objects.built.before_fit(trainer)  # the project CLI's hook, before its W&B run starts (as under fit)
-        if user_wandb is not None and _start_user_wandb(user_wandb) is None:
-            loggers.remove(user_wandb)  # wandb cannot start: the run goes on without it
-            trainer.loggers = list(loggers)
+        for tracker in objects.trackers:
+            tracker.start(run, trainer, loggers)
         _fit_model(trainer, model, data, _fit_kwargs(cfg, folder, run_name, resume=resume))
         if objects.built is not None:
             objects.built.after_fit()
@@ -637,10 +631,8 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
     for lg in loggers:
         with contextlib.suppress(Exception):
             lg.finalize("success")
-    if _uses_wandb(cfg, objects.user_loggers):
-        from tunecv import tracking as trk
-
-        trk.finish_wandb(0)
+    for tracker in objects.trackers:
+        tracker.finish(run, 0)
     last = _last_checkpoint(folder)
     return TrainResult(
         name=run_name, run_id=run_id, run_dir=folder, metrics=metrics, checkpoint=best,
@@ -648,41 +640,24 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
         error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
 
 
-def _start_user_wandb(logger: Any) -> Any:
-    from tunecv import tracking as trk
-
-    return trk.start_wandb(logger)
-
-
-def _loggers(cfg: Config, run: Any, user_loggers: Sequence[Any],
-             package: str = "lightning.pytorch") -> tuple[list[Any], Any]:
+def _loggers(run: Any, user_loggers: Sequence[Any], trackers: Sequence[Any],
+             package: str = "lightning.pytorch") -> list[Any]:
     """The run's loggers: the user's first (each with the run's identity; ``trainer.logger`` is the user's
-    first, as under the project's own CLI), tunecv's CSV logger, and tunecv's wandb logger when a wandb
-    project is set and the user has no WandbLogger (one W&B run per run). Also the user's WandbLogger, not
-    started yet: :func:`_start_user_wandb` starts it as tunecv starts its own, once the project's
-    ``before_fit`` hook could still change it."""
+    first, as under the project's own CLI), those a tracker keeps (:meth:`tunecv.trackers.Tracker.select`),
+    then each tracker's own, in the order of ``logging.trackers`` (tunecv's CSV logger, its wandb logger when
+    a wandb project is set and the user has no WandbLogger: one W&B run per run)."""
     from tunecv import tracking as trk
 
-    loggers: list[Any] = [trk.csv_logger(run.run_dir, package=package)]
     users: list[Any] = []
-    user_wandb: Any = None
     for lg in user_loggers:
         trk.apply_run_identity(lg, run)
-        if trk.logger_kind(lg) == "wandb":
-            if user_wandb is not None:  # wandb.run is one per process: a second logger would log into the same run
-                log.warning("run %s: only the first WandbLogger of trainer.logger is used", run.run_name)
-                continue
-            user_wandb = lg
         users.append(lg)
-    if cfg.logging.wandb_project and user_wandb is None:
-        d = run.wandb_defaults
-        wandb_lg = trk.wandb_logger(
-            project=d["project"], entity=d.get("entity"), run_id=run.run_id, run_name=run.run_name,
-            group=run.group, job_type=run.job_type, save_dir=run.run_dir, config=d.get("config"),
-            tags=d.get("tags"), package=package)
-        if wandb_lg is not None:  # None: wandb could not start; the run goes on without it
-            loggers.append(wandb_lg)
-    return users + loggers, user_wandb
+    for tracker in trackers:
+        users = list(tracker.select(run, users))
+    ours: list[Any] = []
+    for tracker in trackers:
+        ours += tracker.loggers(run, users, package)
+    return users + ours
 
 
 def _fit_kwargs(cfg: Config, folder: Path, run_name: str, *, resume: bool) -> dict[str, Any]:

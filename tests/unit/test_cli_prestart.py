@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunecv import cli, executors
-from tunecv.config import Config, LocalConfig
-from tunecv.executors import _pool
+from tunecv.config import Config
+from tunecv.executors import LocalConfig, _pool
 
 
 @pytest.fixture

@@ -52,12 +52,11 @@ def test_a_bad_key_in_a_file_names_its_full_dotted_key(tmp_path, change, message
 
 
 def test_the_lists_of_options_are_derived_from_the_literals():
-    assert typing.get_args(config.FoldMethod) == config.FOLD_METHODS
     assert typing.get_args(config.SamplerName) == config.SAMPLERS and "tpe" in config.SAMPLERS
     assert typing.get_args(config.PrunerName) == config.PRUNERS
     assert config.PARALLEL_STRATEGIES == ("cv-parallel", "tune-parallel")
     hints = typing.get_type_hints(config.SplitConfig)
-    assert hints["fold_method"] is config.FoldMethod and hints["test_split"] is config.TestSplit
+    assert hints["test_split"] is config.TestSplit
 
 
 def test_types_in_words():

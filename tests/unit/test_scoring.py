@@ -253,7 +253,8 @@ def test_missing_metric_with_nothing_logged():
 def test_unknown_strategy():
     with pytest.raises(ConfigError) as info:
         score_runs(frame(TWO_RUNS), ["a", "b"], "x")
-    assert str(info.value) == "`cv.multi_score_strategy` must be one of arithmetic, geometric, harmonic, min; got 'x'"
+    assert str(info.value) == ("`cv.multi_score_strategy` must be one of arithmetic, geometric, harmonic, min; got 'x' "
+                               "(or the dotted path of a scoring aggregation class: my_pkg.module.MyClass)")
 
 
 def test_cv_score_stable_and_unstable():

@@ -14,9 +14,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tunecv import splits
-from tunecv.config import FOLD_METHODS, TEST_SPLITS, SplitConfig
+from tunecv.config import TEST_SPLITS, SplitConfig
 from tunecv.errors import ConfigError, DataError
+from tunecv.folds import FOLD_METHODS as _REGISTRY
+from tunecv.folds import region as region_folds
 from tunecv.splits import SplitIndices, check_split, fold_count, split_folds, split_indices, split_test
+
+FOLD_METHODS = _REGISTRY.names()
 
 # Methods where the validation sets of the folds partition the samples left after the test split.
 PARTITIONING = ("kfold", "stratified", "region", "region-stratified")
@@ -193,7 +197,7 @@ def test_check_split_catches_everything_that_would_fail_later(case: tuple, seed:
 
 
 def test_region_without_groupkfold_shuffle_relabels_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(splits, "_group_kfold_shuffles", lambda: False)
+    monkeypatch.setattr(region_folds, "group_kfold_shuffles", lambda: False)
     metadata = make_metadata(60, 9, 2, 0)
     split = SplitConfig(fold_method="region", total_folds=3)
     folds = split_folds(metadata, split, 7)
@@ -207,8 +211,10 @@ def test_splits_are_identical_in_another_process() -> None:
     code = """
 import json, sys
 import pandas as pd
-from tunecv.config import FOLD_METHODS, SplitConfig
+from tunecv.config import SplitConfig
+from tunecv.folds import FOLD_METHODS as REGISTRY
 from tunecv.splits import split_folds
+FOLD_METHODS = REGISTRY.names()
 md = pd.DataFrame(json.load(sys.stdin))
 out = {}
 for fm in FOLD_METHODS:

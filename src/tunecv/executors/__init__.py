@@ -29,7 +29,7 @@ from tunecv.executors._base import (
     current_device,
     job_overrides,
 )
-from tunecv.executors._local import gpu_count, make_executor, run_modules
+from tunecv.executors._local import LocalConfig, gpu_count, make_executor, run_modules
 from tunecv.executors._pool import (
     DevicePoolExecutor,
     available_cpus,
@@ -37,8 +37,17 @@ from tunecv.executors._pool import (
     prestart_forkserver,
     thread_budget,
 )
-from tunecv.executors._registry import EXECUTORS, executor_names, make_executor_from_config
+from tunecv.executors._ray import RayConfig
+from tunecv.executors._registry import (
+    EXECUTORS,
+    check_executor_config,
+    executor_names,
+    executor_sections,
+    make_executor_from_config,
+    register_executor,
+)
 from tunecv.executors._serial import SerialExecutor
+from tunecv.executors._slurm_config import SlurmConfig
 
 __all__ = [
     "EXECUTORS",
@@ -46,18 +55,24 @@ __all__ = [
     "DevicePoolExecutor",
     "Executor",
     "Job",
+    "LocalConfig",
+    "RayConfig",
     "RemoteError",
     "SerialExecutor",
+    "SlurmConfig",
     "WorkerDiedError",
     "available_cpus",
     "can_fork_server_here",
+    "check_executor_config",
     "current_device",
     "executor_names",
+    "executor_sections",
     "gpu_count",
     "job_overrides",
     "make_executor",
     "make_executor_from_config",
     "prestart_forkserver",
+    "register_executor",
     "run_modules",
     "thread_budget",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
 
 from tunecv.errors import ConfigError
 from tunecv.executors._base import Device, Executor
@@ -19,7 +20,31 @@ from tunecv.executors._pool import DevicePoolExecutor, available_cpus
 from tunecv.executors._serial import SerialExecutor
 from tunecv.executors._worker import CUDA_ACCELERATORS
 
-__all__ = ["from_config", "gpu_count", "make_executor"]
+__all__ = ["LocalConfig", "check_config", "from_config", "gpu_count", "make_executor", "section"]
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Options of ``executor: local``: in this process, or the device pool of cv-parallel / tune-parallel.
+
+    ``threads_per_worker``: CPU threads of each run (serial or in a pool worker); null lets tunecv choose
+    the cores free for it when it starts (at least one). ``reuse_workers``: whether a pool's CPU worker
+    runs its slot's next run too (null: yes on CPU; GPU runs always get a new worker).
+    """
+
+    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    threads_per_worker: Optional[int] = None
+    reuse_workers: Optional[bool] = None
+
+
+section = LocalConfig  # the ``local:`` config section
+
+
+def check_config(cfg: Any) -> None:
+    """What the types of the ``local:`` section cannot say."""
+    threads = cfg.local.threads_per_worker
+    if threads is not None and threads < 1:
+        raise ConfigError(f"`local.threads_per_worker` must be >= 1 or null; got {threads}")
 
 AUTO_DEVICES = ("auto", -1, "-1")
 

@@ -22,6 +22,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -36,7 +37,7 @@ from tunecv.executors._base import (
     job_overrides,
 )
 
-__all__ = ["RayExecutor", "check_shared_dir", "from_config"]
+__all__ = ["RayConfig", "RayExecutor", "check_config", "check_shared_dir", "from_config", "section"]
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +403,48 @@ def check_shared_dir(folder: Union[str, os.PathLike], num_cpus: float = 0, num_g
             f"`artifact_dir` {str(folder)!r} is not visible on Ray node(s) {', '.join(blind)}: every node that runs "
             f"runs must see the artifact folder at the same path (a shared filesystem: NFS, a cluster volume); "
             f"nothing was run")
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Options of ``executor: ray``: the Ray cluster and the resources of each run (see docs/scaling-out.md)."""
+
+    address: str = "local"
+    num_cpus: float = 1
+    num_gpus: float = 0
+    max_concurrent_runs: Optional[int] = None
+    max_retries: int = 1
+    runtime_env: Optional[dict] = None
+
+
+section = RayConfig  # the ``ray:`` config section
+
+
+def check_config(cfg: Any) -> None:
+    """What the types of the ``ray:`` section cannot say (and, under ``executor: ray``, its fit with the devices)."""
+    ry = cfg.ray
+    for key in ("num_cpus", "num_gpus"):
+        value = getattr(ry, key)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"`ray.{key}` must be a number >= 0 (a fraction is allowed); got {value!r}")
+    if ry.num_cpus == 0 and ry.num_gpus == 0:
+        raise ConfigError("`ray.num_cpus` and `ray.num_gpus` must not both be 0: each run asks Ray for CPUs or GPUs; "
+                          "got 0 and 0")
+    if ry.max_retries < 0:
+        raise ConfigError(f"`ray.max_retries` must be >= 0; got {ry.max_retries}")
+    if ry.max_concurrent_runs is not None and ry.max_concurrent_runs < 1:
+        raise ConfigError(f"`ray.max_concurrent_runs` must be >= 1 or null; got {ry.max_concurrent_runs}")
+    if not ry.address.strip():
+        raise ConfigError("`ray.address` must be local, auto, HOST:PORT or ray://HOST:PORT; got ''")
+    if cfg.executor != "ray":
+        return
+    if cfg.runs_per_device > 1 and ry.num_gpus > 1:
+        raise ConfigError(f"`ray.num_gpus` must be at most 1 when `runs_per_device` ({cfg.runs_per_device}) packs "
+                          f"several runs on one GPU; got {ry.num_gpus}")
+    accelerator = str(cfg.device_setting("accelerator")).lower()
+    if accelerator in ("gpu", "cuda") and ry.num_gpus == 0:
+        raise ConfigError(f"`ray.num_gpus` must be > 0 with accelerator {accelerator!r}: Ray gives a run only the GPUs "
+                          f"it asks for; got 0")
 
 
 def from_config(cfg: Any, *, parallel: bool, accelerator: str) -> RayExecutor:

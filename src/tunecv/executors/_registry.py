@@ -1,27 +1,28 @@
 """The executors by name: the values of the ``executor:`` config key.
 
-Each entry maps a name to ``"module:function"``, a function with this signature that builds the
-executor from a :class:`~tunecv.config.Config`::
+Each entry maps a name to an **executor entry**: a module or a class (or ``"module"`` /
+``"module:attribute"`` naming one, imported when first needed) with
 
-    def from_config(cfg: Config, *, parallel: bool, accelerator: str) -> Executor: ...
+- ``from_config(cfg, *, parallel, accelerator) -> Executor``, which builds the executor from a
+  :class:`~tunecv.config.Config`; ``parallel`` says that the strategy shares devices between runs
+  (``cv-parallel`` / ``tune-parallel``) and ``accelerator`` is the resolved accelerator;
+- ``section`` (optional): the frozen dataclass of its config section, the key named after the executor
+  (``slurm:``); the config layer adds it to the parser, types and checks every key of it, and
+  ``cfg.<name>`` reads it;
+- ``check_config(cfg)`` (optional): what the section's types cannot say, raising a one-line
+  :class:`~tunecv.errors.ConfigError` that names the full dotted key;
+- ``job_states(folders)`` (optional): the states of the jobs it recorded in run folders (``tunecv report``).
 
-``parallel`` says that the strategy shares devices between runs (``cv-parallel`` / ``tune-parallel``)
-and ``accelerator`` is the resolved accelerator. The module is imported only when its executor is
-chosen, so an executor's own dependencies (submitit, ray) are imported only by the people who use it.
+A plain ``"module:function"`` entry is a ``from_config`` function alone (no section). An entry's module
+must be light to import (its heavy dependencies imported inside functions), since every command reads the
+sections; the ``slurm`` entry is :mod:`tunecv.executors._slurm_config` for that reason (submitit).
 
-How to add an executor (say ``myqueue``):
-
-1. One module, ``src/tunecv/executors/_myqueue.py``, with a subclass of
-   :class:`~tunecv.executors.Executor` (``submit``, ``shutdown``; ``name = "myqueue"``; ``n_slots``;
-   ``pinned`` and ``run_overrides()`` if each job gets devices of its own; ``submit_run`` and
-   ``reattach`` if its jobs outlive the driver) and its ``from_config`` function, which reads the
-   executor's options from ``cfg.myqueue``.
-2. One line in :data:`EXECUTORS` below: ``"myqueue": "tunecv.executors._myqueue:from_config",``.
-
-Its options are the ``myqueue:`` section of the config: a frozen dataclass ``MyqueueConfig`` and a field
-``myqueue: MyqueueConfig`` in :class:`~tunecv.config.Config` (the config layer types every key, so
-that a wrong value is reported with its dotted key before anything runs). The contract tests in
-``tests/unit/test_executors.py`` run over every entry of :data:`EXECUTORS`.
+How to add an executor (say ``myqueue``): one module with its :class:`~tunecv.executors.Executor` subclass
+(``submit``, ``shutdown``; ``name = "myqueue"``; ``n_slots``; ``pinned`` and ``run_overrides()`` if each
+job gets devices of its own; ``submit_run`` and ``reattach`` if its jobs outlive the driver), its
+``section`` dataclass, ``check_config`` and ``from_config``; and one line: in :data:`EXECUTORS` below for a
+built-in (``"myqueue": "tunecv.executors._myqueue",``), or ``tunecv.register_executor("myqueue", MyQueue)``
+for a user's own. The contract tests in ``tests/unit/test_executors.py`` run over every entry.
 """
 
 from __future__ import annotations
@@ -31,13 +32,66 @@ from typing import Any
 
 from tunecv.errors import ConfigError, one_of
 
-__all__ = ["EXECUTORS", "executor_factory", "executor_names", "job_states", "make_executor_from_config"]
+__all__ = ["EXECUTORS", "check_executor_config", "executor_entry", "executor_factory", "executor_names",
+           "executor_sections", "job_states", "make_executor_from_config", "register_executor"]
 
-EXECUTORS: dict[str, str] = {
-    "local": "tunecv.executors._local:from_config",
-    "slurm": "tunecv.executors._slurm:from_config",
-    "ray": "tunecv.executors._ray:from_config",
+EXECUTORS: dict[str, Any] = {
+    "local": "tunecv.executors._local",
+    "slurm": "tunecv.executors._slurm_config",
+    "ray": "tunecv.executors._ray",
 }
+
+_loaded: dict[tuple[str, int], Any] = {}  # (name, id(entry)) -> the imported entry
+
+
+def register_executor(name: str, entry: Any) -> None:
+    """Register an executor entry (a class or module with ``from_config``, optional ``section`` and
+    ``check_config``; or ``"module[:attribute]"``) as ``executor: name``, its options the ``name:`` section."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"`executor`: a registered name must be an identifier (it is also its section's key); "
+                          f"got {name!r}")
+    EXECUTORS[name] = entry
+
+
+def executor_entry(name: str) -> Any:
+    """The entry registered as ``name``, imported (a module, a class or a ``from_config`` function)."""
+    entry = EXECUTORS[check_executor_name(name)]
+    key = (name, id(entry))
+    if key not in _loaded:
+        if isinstance(entry, str):
+            module_name, _, attr = entry.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ConfigError(f"`executor` {name!r} needs a package that is not installed: {exc}") from None
+            entry = getattr(module, attr) if attr else module
+        _loaded[key] = entry
+    return _loaded[key]
+
+
+def executor_sections() -> dict[str, type]:
+    """``name -> section dataclass`` of every registered executor that has a section, in registry order."""
+    out: dict[str, type] = {}
+    for name in EXECUTORS:
+        try:
+            section = getattr(executor_entry(name), "section", None)
+        except ConfigError:  # its module cannot be imported here: no section to read
+            continue
+        if section is not None:
+            out[name] = section
+    return out
+
+
+def check_executor_config(cfg: Any) -> None:
+    """``cfg.executor`` is registered, and every registered executor's section passes its ``check_config``."""
+    check_executor_name(getattr(cfg, "executor", "local"))
+    for name in EXECUTORS:
+        try:
+            check = getattr(executor_entry(name), "check_config", None)
+        except ConfigError:
+            continue
+        if check is not None:
+            check(cfg)
 
 
 def executor_names() -> tuple[str, ...]:
@@ -54,12 +108,8 @@ def check_executor_name(name: Any, key: str = "executor") -> str:
 
 def executor_factory(name: str) -> Any:
     """The ``from_config`` function of the executor called ``name`` (its module is imported now)."""
-    module_name, _, function = EXECUTORS[check_executor_name(name)].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"`executor` {name!r} needs a package that is not installed: {exc}") from None
-    return getattr(module, function)
+    entry = executor_entry(name)
+    return getattr(entry, "from_config", entry)
 
 
 def make_executor_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
@@ -85,11 +135,10 @@ def job_states(folders: Any) -> dict[Any, str]:
             by_executor.setdefault(entry["name"], []).append(Path(folder))
     states: dict[Any, str] = {}
     for name, group in by_executor.items():
-        module_name = EXECUTORS[name].partition(":")[0]
         try:
-            module = importlib.import_module(module_name)
-        except ImportError:
+            entry = executor_entry(name)
+        except ConfigError:
             continue
-        if hasattr(module, "job_states"):
-            states.update(module.job_states(group))
+        if hasattr(entry, "job_states"):
+            states.update(entry.job_states(group))
     return states

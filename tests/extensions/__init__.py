@@ -1,0 +1,1 @@
+"""Extensions written outside the tunecv package, one module each (tests/integration/test_extensions.py)."""
