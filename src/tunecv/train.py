@@ -32,8 +32,8 @@ from tunecv.build import (
 )
 from tunecv.config import Config, dump_yaml
 from tunecv.errors import ConfigError, TunecvError
-from tunecv.trackers import run_trackers
 from tunecv.placement import DEVICE_KEYS, lightning_devices, trainer_device_kwargs
+from tunecv.trackers import run_trackers
 
 __all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
 
