@@ -118,11 +118,19 @@ def outer_folds(cfg: Config) -> list[list[Any]]:
     return [[ids[i] for i in test.tolist()] for _, test in folds[:ne.n_folds or ne.total_folds]]
 
 
+def outer_seed(cfg: Config, k: int) -> int:
+    """The sampler seed of outer fold ``k``'s tune: derived from the base seed (``tune.seed``, else ``seed``) and
+    ``k``, so that the outer tunes draw different points instead of replaying each other's, and reproducibly."""
+    base = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+    return (int(base) * 1_000_003 + (k + 1) * 104_729) % (2**31 - 1)
+
+
 def outer_config(cfg: Config, nested_name: str, folder: Path, k: int, test_ids: list[Any]) -> Config:
-    """The tune config of outer fold ``k``: its samples as the test split, under the nested folder."""
+    """The tune config of outer fold ``k``: its samples as the test split, under the nested folder, its sampler
+    seeded with :func:`outer_seed`."""
     return cfg.replace(**{"name": outer_name(nested_name, k), "artifact_dir": str(folder),
                           "split.test_split": "sample", "split.test_split_by": list(test_ids),
-                          "tune.retrain_and_test": True})
+                          "tune.retrain_and_test": True, "tune.seed": outer_seed(cfg, k)})
 
 
 # -- scores -------------------------------------------------------------------------------------------------
@@ -181,7 +189,8 @@ def _fold_entry(cfg: Config, k: int, result: Any, n_test: int, direction: str) -
     metrics = dict(retrain.metrics or {}) if retrain is not None and retrain.status == "completed" else {}
     outer = test_score(cfg, metrics)
     inner = float(result.best_score)
-    return {"outer_fold": k, "tune_name": result.name, "n_test": n_test, "best_trial": result.best_trial,
+    return {"outer_fold": k, "tune_name": result.name, "n_test": n_test, "sampler_seed": outer_seed(cfg, k),
+            "best_trial": result.best_trial,
             "best_params": dict(result.best_params), "inner_score": inner, "test_score": outer,
             "optimism": optimism(inner, outer, direction),
             "test_metrics": {m: v for m, v in metrics.items() if m.startswith("test/")},
@@ -255,7 +264,7 @@ def nested(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
             shutil.rmtree(folder)
         naming.announce("nested", nested_name)
         state = _open_state(cfg, nested_name, folder, folds, resume)
-        tunes = [t for k in range(len(folds)) if (t := _run_outer(cfg, state, folder, k, folds[k], progress))]
+        tunes = _run_outer_tunes(cfg, state, folder, folds, progress)
         summary = _summarize(state)
         atomic_write_json(folder / NESTED_FILE, summary)
         df = write_table(folder, state)
@@ -299,34 +308,148 @@ def _open_state(cfg: Config, nested_name: str, folder: Path, folds: list[list[An
     ne = cfg.nested
     state = {"name": nested_name, "fold_method": ne.fold_method, "total_folds": ne.total_folds,
              "n_folds": len(folds), "scoring_metric": list(cfg.cv.scoring_metric),
-             "direction": score_direction(cfg.cv.scoring_metric), "plan": plan, "folds": {}}
+             "direction": score_direction(cfg.cv.scoring_metric), "plan": plan,
+             "sampler_seeds": [outer_seed(cfg, k) for k in range(len(folds))], "folds": {}}
     atomic_write_json(folder / NESTED_FILE, state)
     return state
 
 
-def _run_outer(cfg: Config, state: dict, folder: Path, k: int, test_ids: list[Any], progress: bool) -> Any:
-    """Tune outer fold ``k`` (resumed when its folder exists), unless it finished before; record it."""
+def nested_executor(cfg: Config) -> Any:
+    """The one executor of every outer tune. A cluster's (``slurm``, ``ray``) has its slots whatever the
+    strategy (``slurm.max_jobs`` jobs, Ray's resources), so that the outer tunes run side by side, each
+    keeping its own strategy; a ``local`` one has several slots only as a device pool (cv-parallel /
+    tune-parallel)."""
+    from tunecv.cv import make_cv_executor, resolve_parallel
+
+    parallel, accelerator = resolve_parallel(cfg)
+    return make_cv_executor(cfg, parallel or cfg.executor != "local", accelerator)
+
+
+def _run_outer_tunes(cfg: Config, state: dict, folder: Path, folds: list[list[Any]], progress: bool) -> list[Any]:
+    """Tune the outer folds not finished before on one executor: side by side when it has several slots
+    (:class:`_OuterTunes`), else one after the other; each is recorded as it finishes."""
+    pending = []
+    for k in range(len(folds)):
+        if str(k) in state["folds"]:
+            log.info("outer fold %d finished before (%s): kept", k, state["folds"][str(k)]["tune_name"])
+        else:
+            pending.append(k)
+    if not pending:
+        return []
+    executor = nested_executor(cfg)
+    try:
+        if executor.n_slots > 1 and len(pending) > 1:
+            return _OuterTunes(cfg, state, folder, folds, executor).run(pending)
+        return [_run_outer(cfg, state, folder, k, folds[k], progress, executor) for k in pending]
+    finally:
+        executor.shutdown()
+
+
+def _announce_outer(state: dict, folder: Path, k: int, n_test: int) -> bool:
+    """Log the start of outer fold ``k``'s tune; whether it resumes (its folder exists)."""
+    name = outer_name(state["name"], k)
+    resume = (folder / name).exists()
+    log.info("outer fold %d/%d: tune %s on %d samples less the %d of this fold%s", k + 1, len(state["plan"]), name,
+             sum(map(len, state["plan"])), n_test, " (resumed)" if resume else "")
+    return resume
+
+
+def _run_outer(cfg: Config, state: dict, folder: Path, k: int, test_ids: list[Any], progress: bool,
+               executor: Any) -> Any:
+    """Tune outer fold ``k`` on ``executor`` (resumed when its folder exists) and record it."""
     import tunecv.tune as tune_mod
 
-    if str(k) in state["folds"]:
-        log.info("outer fold %d finished before (%s): kept", k, state["folds"][str(k)]["tune_name"])
-        return None
     nested_name = state["name"]
     outer_cfg = outer_config(cfg, nested_name, folder, k, test_ids)
-    resume = (folder / outer_name(nested_name, k)).exists()
-    log.info("outer fold %d/%d: tune %s on %d samples less the %d of this fold%s", k + 1, len(state["plan"]),
-             outer_name(nested_name, k), sum(map(len, state["plan"])), len(test_ids), " (resumed)" if resume else "")
+    resume = _announce_outer(state, folder, k, len(test_ids))
     try:
-        result = tune_mod.tune(outer_cfg, resume=resume, progress=progress)
+        result = tune_mod.tune(outer_cfg, resume=resume, progress=progress, executor=executor)
     finally:
         naming.announce("nested", nested_name)  # an interrupt's "finish with" line names the nested cv
-    entry = _fold_entry(cfg, k, result, len(test_ids), state["direction"])
+    return _record(cfg, state, folder, k, result, len(test_ids))
+
+
+def _record(cfg: Config, state: dict, folder: Path, k: int, result: Any, n_test: int) -> Any:
+    """Record outer fold ``k``'s finished tune in ``nested.json`` and the nested table."""
+    entry = _fold_entry(cfg, k, result, n_test, state["direction"])
     state["folds"][str(k)] = entry
     atomic_write_json(folder / NESTED_FILE, _summarize(state))
     write_table(folder, state)
     log.info("outer fold %d: inner best %s, outer test %s, optimism %s", k, _fmt(entry["inner_score"]),
              _fmt(entry["test_score"]), _fmt(entry["optimism"]))
     return result
+
+
+class _OuterTunes:
+    """The outer tunes driven side by side on one executor by one :func:`~tunecv.scheduler.drive`: its
+    source of cvs and its callbacks, each routed to the tune the cv belongs to.
+
+    A free slot goes to the unfinished outer tune with the fewest cvs in flight (the lowest outer fold on a
+    tie), within that tune's own limits (:meth:`~tunecv.tune.TuneDriver.limits`), so each tune asks its
+    sampler as it would alone. A tune with nothing in flight and nothing to ask is finished there (its retrain,
+    in this process, as ``tunecv tune`` does it) and recorded at once, so ``--resume`` keeps it.
+    """
+
+    def __init__(self, cfg: Config, state: dict, folder: Path, folds: list[list[Any]], executor: Any) -> None:
+        self.cfg, self.state, self.folder, self.folds, self.executor = cfg, state, folder, folds, executor
+        self.drivers: dict[int, Any] = {}  # outer fold -> its TuneDriver, until it finished
+        self.owner: dict[int, int] = {}  # id(cv) -> outer fold, for the cvs in flight
+        self.results: list[Any] = []
+
+    def run(self, pending: list[int]) -> list[Any]:
+        import contextlib
+
+        import tunecv.tune as tune_mod
+        from tunecv._disk import stop_on_full_disk
+        from tunecv.scheduler import drive
+
+        nested_name = self.state["name"]
+        with contextlib.ExitStack() as held:
+            for k in pending:
+                resume = _announce_outer(self.state, self.folder, k, len(self.folds[k]))
+                outer_cfg = outer_config(self.cfg, nested_name, self.folder, k, self.folds[k])
+                self.drivers[k] = tune_mod.open_tune(outer_cfg, resume=resume, executor=self.executor, held=held)
+                held.enter_context(self.drivers[k].heartbeat)
+            naming.announce("nested", nested_name)  # an interrupt's "finish with" line names the nested cv
+            per_session = next(iter(self.drivers.values())).limits()[0]
+            with stop_on_full_disk("nested", nested_name, self.folder):
+                try:
+                    drive(self.executor, self.next_cv, per_session=per_session, quiet=True,
+                          pinned=bool(self.executor.pinned), on_run_end=self.run_ended, on_session_end=self.cv_ended)
+                finally:
+                    for driver in self.drivers.values():
+                        driver.budget.save()
+                for k in sorted(self.drivers):  # left with nothing to ask when the last cvs ended
+                    self.finish(k)
+        return self.results
+
+    def next_cv(self) -> Any:
+        """The cv of a new trial of the outer tune with the fewest cvs in flight (``None``: none to start now)."""
+        for k in sorted(self.drivers, key=lambda k: (len(self.drivers[k].trials), k)):
+            driver = self.drivers[k]
+            if len(driver.trials) >= driver.limits()[1]:
+                continue
+            session = driver.ask()
+            if session is not None:
+                self.owner[id(session)] = k
+                return session
+            if not driver.trials:
+                self.finish(k)
+        return None
+
+    def run_ended(self, session: Any, run: Any, row: dict) -> None:
+        self.drivers[self.owner[id(session)]].run_ended(session, run, row)
+
+    def cv_ended(self, session: Any) -> None:
+        k = self.owner.pop(id(session))
+        self.drivers[k].cv_ended(session)
+        log.info("outer fold %d: %s ended (%d of %d trials)", k, session.name,
+                 self.drivers[k].counts.finished(), self.drivers[k].plan.n_trials)
+
+    def finish(self, k: int) -> None:
+        """Finish outer fold ``k``'s tune (the result, the retrain) and record it."""
+        driver = self.drivers.pop(k)
+        self.results.append(_record(self.cfg, self.state, self.folder, k, driver.finish(), len(self.folds[k])))
 
 
 # -- printing -----------------------------------------------------------------------------------------------

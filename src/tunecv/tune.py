@@ -33,7 +33,7 @@ from tunecv.errors import ConfigError, ResumeError, RunFailedError, StorageError
 from tunecv.progress import TuneProgress
 from tunecv.scheduler import drive
 
-__all__ = ["TuneResult", "open_storage", "tune"]
+__all__ = ["TuneResult", "open_storage", "open_tune", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +381,19 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
             return driver.run()
 
 
+def open_tune(config: Config, *, resume: bool, executor: Any, held: contextlib.ExitStack) -> TuneDriver:
+    """A tune checked, validated and opened on ``executor`` (its name claimed in ``held``), for a caller that
+    drives several tunes on one executor at once (``tunecv nested``): that caller's
+    :func:`~tunecv.scheduler.drive` calls the driver's :meth:`~TuneDriver.ask`, :meth:`~TuneDriver.run_ended`
+    and :meth:`~TuneDriver.cv_ended` (within :meth:`~TuneDriver.limits`), then :meth:`~TuneDriver.finish`.
+    The driver shows no progress and leaves the executor open."""
+    plan = _TunePlan.of(config, name=None, resume=resume, reset=False, dry_run=False)
+    plan.validate(executor)
+    driver = TuneDriver(plan, executor, progress=False, own_executor=False)
+    driver.open(held)
+    return driver
+
+
 @dataclass
 class _TunePlan:
     """What a tune will do, checked before anything is written: its config, search space, trials and name."""
@@ -683,8 +696,7 @@ class TuneDriver:
     # -- running ----------------------------------------------------------------------------------------------
     def run(self) -> TuneResult:
         """Run trials until the tune is done, then :meth:`finish`."""
-        per_session = self.executor.n_slots if self.plan.strategy == "cv-parallel" else 1
-        max_sessions = self.executor.n_slots if self.plan.strategy == "tune-parallel" else 1
+        per_session, max_sessions = self.limits()
         pinned = bool(self.executor.pinned)
         with self.heartbeat, self.reporter:
             try:
@@ -696,6 +708,13 @@ class TuneDriver:
                     self.executor.shutdown()
                 self.budget.save()
         return self.finish()
+
+    def limits(self) -> tuple[int, int]:
+        """Runs of one cv in flight at once (``cv-parallel``: the executor's slots) and cvs in flight at once
+        (``tune-parallel``: the executor's slots); 1 and 1 in series."""
+        slots = self.executor.n_slots
+        return (slots if self.plan.strategy == "cv-parallel" else 1,
+                slots if self.plan.strategy == "tune-parallel" else 1)
 
     def ask(self) -> Optional[CrossValidation]:
         """The cv of a new trial, or ``None`` when this process starts no more (the scheduler's source)."""

@@ -154,3 +154,32 @@ def test_nested_config_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"nested\.fold_method"):
         nested(cfg, name="x")
     assert not (tmp_path / "artifacts" / "x").exists()
+
+
+def _intervals(df: pd.DataFrame, k: int) -> list[tuple]:
+    runs = df[(df["outer_fold"] == k) & ~df["run_name"].str.endswith("-retrain")]
+    return list(zip(runs["started_at"], runs["finished_at"], strict=True))
+
+
+def test_outer_folds_run_side_by_side_on_a_device_pool_and_each_tune_has_its_own_recorded_seed(tmp_path):
+    cfg = nested_cfg(tmp_path, outer=2, n_trials=2)
+    cfg["strategy"] = "tune-parallel"  # a pool of 2 CPU slots: the two outer tunes share it
+    cfg["runs_per_device"] = 2
+    cfg["local"] = {"threads_per_worker": 1}
+    res = nested(cfg, name="par", progress=False)
+    folder = tmp_path / "artifacts" / "par"
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and df["run_id"].is_unique
+    # a run of outer fold 0 and a run of outer fold 1 were training at the same moment
+    assert any(s0 < f1 and s1 < f0 for s0, f0 in _intervals(df, 0) for s1, f1 in _intervals(df, 1))
+    assert sorted(res.summary["folds"]) == ["0", "1"] and res.test_score["n"] == 2
+    # each outer tune's sampler got its own seed, derived from the base seed, recorded in nested.json and its config
+    seeds = res.summary["sampler_seeds"]
+    assert len(set(seeds)) == 2 and cfg.get("seed", 42) not in seeds
+    for k in range(2):
+        assert res.summary["folds"][str(k)]["sampler_seed"] == seeds[k]
+        saved = yaml.safe_load((folder / f"par-outer{k}" / "config.yaml").read_text())
+        assert saved["tune"]["seed"] == seeds[k]
+    # the first (random startup) points differ between the outer tunes: they do not replay each other
+    first = [df[(df["outer_fold"] == k) & (df["trial"] == 0)]["model.init_args.lr"].iloc[0] for k in range(2)]
+    assert first[0] != first[1]
