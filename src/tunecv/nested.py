@@ -87,28 +87,35 @@ def _check_config(cfg: Config) -> None:
                           f"folder; got {cfg.tune.storage!r}")
 
 
-def _metadata(cfg: Config) -> Any:
-    """The metadata of the config's data module, which must be a SplitDataModule."""
+def _outer_metadata(cfg: Config) -> tuple[Any, SplitConfig]:
+    """One row per sample and the split that cuts the outer folds from it: a SplitDataModule's metadata (sample
+    ids: its ``sample_id`` column, else its index), or a plain LightningDataModule's pooled train and val data
+    (sample ids: positions in the pool; labels and groups from ``split.labels`` / ``split.groups``)."""
+    import dataclasses
+
     from tunecv.build import build_objects
     from tunecv.data import SplitDataModule
 
+    ne = cfg.nested
+    outer = SplitConfig(fold_method=ne.fold_method, total_folds=ne.total_folds,
+                        group_column=cfg.split.group_column, stratify_column=cfg.split.stratify_column)
     _, data = build_objects(cfg.replace(fold=0))
-    if not isinstance(data, SplitDataModule):
-        raise ConfigError(f"`data` must be a tunecv.data.SplitDataModule for nested (the outer fold is held out "
-                          f"as its test split, by sample id); got {type(data).__name__}, a plain "
-                          f"LightningDataModule")
-    return data.metadata
+    if isinstance(data, SplitDataModule):
+        return data.metadata, outer
+    from tunecv import fold_data
+
+    return fold_data.pool_metadata(data, dataclasses.replace(outer, labels=cfg.split.labels, groups=cfg.split.groups,
+                                                             stratify_column=None))
 
 
 def outer_folds(cfg: Config) -> list[list[Any]]:
     """The sample ids of each outer fold to run (``nested.n_folds`` of ``nested.total_folds``), seeded with
-    ``seed``; ids are the metadata's ``sample_id`` column, else its index."""
+    ``seed``; ids are the metadata's ``sample_id`` column, else its index (a plain LightningDataModule's: the
+    positions in its pooled train and val data)."""
     from tunecv import splits
 
-    metadata = _metadata(cfg)
+    metadata, outer = _outer_metadata(cfg)
     ne = cfg.nested
-    outer = SplitConfig(fold_method=ne.fold_method, total_folds=ne.total_folds,
-                        group_column=cfg.split.group_column, stratify_column=cfg.split.stratify_column)
     ids = metadata[splits.SAMPLE_ID_COLUMN] if splits.SAMPLE_ID_COLUMN in metadata.columns else metadata.index
     if len(set(map(str, ids))) != len(ids):
         raise ConfigError("nested holds each outer fold out by sample id: the data's sample ids (its metadata's "
