@@ -4,8 +4,12 @@ The samples are cut into outer folds (``nested:``, any fold method of ``split.fo
 ``k`` a normal tune, ``{nested_name}-outer{k}`` in ``{artifact_dir}/{nested_name}/``, sees only the rest:
 the outer fold is its test split (``split.test_split: sample`` with the fold's sample ids), so its inner
 folds, its trials and its retrain never touch it. The tune's winner is retrained on the whole outer training
-part (``tune.retrain_and_test``) and tested on the outer fold once. The outer folds run one after another;
-``--resume`` skips the finished ones and resumes the others with the tune's own resume.
+part (``tune.retrain_and_test``) and tested on the outer fold once. Every outer tune runs on one executor
+(:func:`nested_executor`): side by side when it has several slots (a device pool, ``slurm.max_jobs``, Ray's
+slots), each tune keeping its own strategy; else one after the other. Each outer tune's sampler has its own
+seed (:func:`outer_seed`). ``--resume`` skips the finished outer folds and resumes the others with the tune's
+own resume. The data is a SplitDataModule (sample ids: its metadata's) or a plain LightningDataModule (sample
+ids: positions in its pooled train and val data, see :func:`tunecv.fold_data.pool_metadata`).
 
 ``nested.json`` in the nested folder records the plan and every finished outer fold (chosen parameters,
 inner best cv score, outer test score, optimism); ``run_infos.parquet`` holds every run of every outer tune
