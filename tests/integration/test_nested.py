@@ -266,3 +266,25 @@ def test_a_plain_lightning_data_module_is_nested_over_its_pooled_train_and_val_d
         assert retrain.has_test and idx.test.tolist() == test and sorted(idx.train.tolist()) == sorted(
             set(range(240)) - set(test))
     assert held_out[0] | held_out[1] == set(range(240)) and not held_out[0] & held_out[1]
+
+
+def test_a_killed_nested_run_resumes_without_touching_its_finished_outer_fold(tmp_path):
+    import sys
+
+    from tests.integration._processes import kill_during
+
+    path = tmp_path / "nested.yaml"
+    path.write_text(yaml.safe_dump(nested_cfg(tmp_path, outer=2, n_trials=2)))
+    folder = tmp_path / "artifacts" / "kill"
+    # SIGKILL once outer fold 1's tune has started its first cv (outer fold 0 finished and was recorded)
+    kill_during([sys.executable, "-m", "tunecv", "nested", "--config", str(path), "--name", "kill", "--quiet"],
+                tmp_path, folder / "kill-outer1" / "kill-outer1-cv0", delay=1.0)
+    state = json.loads((folder / "nested.json").read_text())
+    assert list(state["folds"]) == ["0"], "the kill came after outer fold 1 finished: nothing left to resume"
+    first = _tree_mtimes(folder / "kill-outer0")
+    assert main(["nested", "--config", str(path), "--name", "kill", "--resume", "--quiet"]) == 0
+    assert _tree_mtimes(folder / "kill-outer0") == first  # the finished outer tune was not run again
+    state = json.loads((folder / "nested.json").read_text())
+    assert sorted(state["folds"]) == ["0", "1"] and state["optimism"]["n"] == 2
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and df["run_id"].is_unique and (df["status"] == "completed").all()
