@@ -82,7 +82,9 @@ def for_run(data: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> Any
 
     Returns:
         ``data`` unchanged when it is a :class:`~tunecv.data.SplitDataModule` (it folds itself) or when
-        ``split.fold_method`` is ``none`` (its own train and val sets); else a :class:`FoldedBase` around it.
+        ``split.fold_method`` is ``none`` with no test split (its own train and val sets); else a
+        :class:`FoldedBase` around it (also with ``fold_method: none`` when pool positions are held out as
+        the test set, ``split.test_split: sample``: the retrain of an outer tune of ``tunecv nested``).
 
     Raises:
         DataError: see :func:`check`.
