@@ -57,7 +57,7 @@ from tunecv.config import SplitConfig
 from tunecv.errors import ConfigError, DataError
 from tunecv.folds import FOLD_METHODS, fold_method
 
-__all__ = ["FoldedBase", "FoldedDataModule", "check", "for_run", "pooled", "wrap"]
+__all__ = ["FoldedBase", "FoldedDataModule", "check", "for_run", "pool_metadata", "pooled", "wrap"]
 
 # Hooks the model may define instead of the data module: the wrapper has them only where the inner has them,
 # so that Lightning still picks the model's own when the data module does not override them.
@@ -85,14 +85,16 @@ def for_run(data: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> Any
 
     Returns:
         ``data`` unchanged when it is a :class:`~tunecv.data.SplitDataModule` (it folds itself) or when
-        ``split.fold_method`` is ``none`` (its own train and val sets); else a :class:`FoldedBase` around it.
+        ``split.fold_method`` is ``none`` with no test split (its own train and val sets); else a
+        :class:`FoldedBase` around it (also with ``fold_method: none`` when pool positions are held out as
+        the test set, ``split.test_split: sample``: the retrain of an outer tune of ``tunecv nested``).
 
     Raises:
         DataError: see :func:`check`.
     """
     from tunecv.data import SplitDataModule
 
-    if isinstance(data, SplitDataModule) or split.fold_method == "none":
+    if isinstance(data, SplitDataModule) or (split.fold_method == "none" and split.test_split == "none"):
         return data
     check(data, split)
     return wrap(data, split, fold, seed)
@@ -121,10 +123,11 @@ def check(data: Any, split: SplitConfig) -> None:
                                 f"whose metadata columns give it: use `split.{column}`; got {getattr(split, key)!r}")
         return
     _base_class(cls)
-    if split.test_split != "none":
+    if split.test_split not in ("none", "sample"):
         raise DataError(f"`split.test_split` must be none for a plain LightningDataModule ({name}): its test set "
-                        f"is its own test_dataloader (test_split random, region and sample are for a "
-                        f"SplitDataModule); got {split.test_split!r}")
+                        f"is its own test_dataloader (test_split random and region are for a SplitDataModule; "
+                        f"sample holds out positions of its pooled train and val data, as tunecv nested does); "
+                        f"got {split.test_split!r}")
     try:
         method = fold_method(split)
     except ConfigError as exc:
@@ -144,6 +147,18 @@ def check(data: Any, split: SplitConfig) -> None:
         spec = getattr(split, key)
         if spec is not None and "." in spec:
             _import_function(spec, key)
+
+
+def pool_metadata(data: Any, split: SplitConfig) -> tuple[pd.DataFrame, SplitConfig]:
+    """One row per sample of ``data``'s pooled train and val data (its position in the pool is its sample id)
+    with the labels and groups that ``split`` needs, and the split that reads them (``tunecv nested`` cuts its
+    outer folds from it). Sets ``data`` up for fit.
+
+    Raises:
+        DataError: see :func:`check` and :meth:`FoldedBase.prepare_fold`.
+    """
+    check(data, split)
+    return _metadata(data, wrap(data, split).pooled(), split)
 
 
 def wrap(inner: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> FoldedBase:
@@ -244,8 +259,15 @@ class FoldedBase:
 
     @property
     def has_test(self) -> bool:
-        """Whether the inner module has a test set (it overrides ``test_dataloader``)."""
-        return _overrides(self._inner, "test_dataloader")
+        """Whether the run has a test set: samples of the pool held out (``split.test_split: sample``), else the
+        inner module's own (it overrides ``test_dataloader``)."""
+        return self.holds_out or _overrides(self._inner, "test_dataloader")
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether positions of the pool are held out as the test set (``split.test_split: sample``, given by
+        ``tunecv nested``): the folds, and with ``fold_method: none`` the training data, are cut from the rest."""
+        return self.split.test_split == "sample"
 
     # -- LightningDataModule ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -254,22 +276,24 @@ class FoldedBase:
             self._prepared = True
 
     def setup(self, stage: Optional[str] = None) -> None:
-        if stage not in (None, "fit", "validate"):
+        if stage == "test" and self.holds_out:
+            self.prepare_fold()
+        elif stage not in (None, "fit", "validate"):
             self._inner.setup(stage)
-        elif self.split.fold_method == "none":
+        elif self.split.fold_method == "none" and not self.holds_out:
             self._set_up_for_fit()
         else:
             self.prepare_fold()
 
     def train_dataloader(self) -> Any:
-        if self.split.fold_method == "none":
+        if self.split.fold_method == "none" and not self.holds_out:
             return self._inner.train_dataloader()
         pool, idx = self.pooled(), self.prepare_fold()
         return _fold_loader(Subset(pool.dataset, idx.train.tolist()), pool.train_loader, train=True,
                             where=f"{type(self._inner).__name__}.train_dataloader()")
 
     def val_dataloader(self) -> Any:
-        if self.split.fold_method == "none":
+        if self.split.fold_method == "none" and not self.holds_out:
             return self._inner.val_dataloader()
         pool, idx = self.pooled(), self.prepare_fold()
         settings = pool.val_loader if pool.val_loader is not None else pool.train_loader
@@ -278,7 +302,12 @@ class FoldedBase:
                             keep_drop_last=pool.val_loader is not None)
 
     def test_dataloader(self) -> Any:
-        return self._inner.test_dataloader()
+        if not self.holds_out:
+            return self._inner.test_dataloader()
+        pool, idx = self.pooled(), self.prepare_fold()
+        settings = pool.val_loader if pool.val_loader is not None else pool.train_loader
+        return _fold_loader(Subset(pool.dataset, idx.test.tolist()), settings, train=False,
+                            where=f"{type(self._inner).__name__}.val_dataloader()", keep_drop_last=False)
 
     def predict_dataloader(self) -> Any:
         return self._inner.predict_dataloader()
@@ -496,8 +525,9 @@ def _warn_custom(where: str, sampler: Any, train: bool, extra: str) -> None:
 # -- labels and groups -------------------------------------------------------------------------------------
 
 def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame, SplitConfig]:
-    """One row per pooled sample with the label and group columns the fold method uses, and the split that
-    reads them (no test split: the module's test set is its own)."""
+    """One row per pooled sample (its position is its sample id) with the label and group columns the fold
+    method uses, and the split that reads them (no test split, the module's test set is its own, unless
+    positions are held out: ``split.test_split: sample``)."""
     check(inner, split)
     method, n = fold_method(split), sum(pool.sizes)
     columns: dict[str, Any] = {}
@@ -507,7 +537,9 @@ def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame
     if method.uses_groups:
         columns[split.groups] = _values(inner, pool, split.groups, "groups")
     meta = pd.DataFrame(columns, index=pd.RangeIndex(n))
-    inner_split = dataclasses.replace(split, test_split="none", test_split_by=None,
+    held_out = split.test_split == "sample"  # positions of the pool (tunecv nested's outer fold)
+    inner_split = dataclasses.replace(split, test_split="sample" if held_out else "none",
+                                      test_split_by=split.test_split_by if held_out else None,
                                       stratify_column=split.labels if uses_labels else None,
                                       group_column=split.groups or "")
     return meta, inner_split

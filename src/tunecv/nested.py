@@ -4,8 +4,12 @@ The samples are cut into outer folds (``nested:``, any fold method of ``split.fo
 ``k`` a normal tune, ``{nested_name}-outer{k}`` in ``{artifact_dir}/{nested_name}/``, sees only the rest:
 the outer fold is its test split (``split.test_split: sample`` with the fold's sample ids), so its inner
 folds, its trials and its retrain never touch it. The tune's winner is retrained on the whole outer training
-part (``tune.retrain_and_test``) and tested on the outer fold once. The outer folds run one after another;
-``--resume`` skips the finished ones and resumes the others with the tune's own resume.
+part (``tune.retrain_and_test``) and tested on the outer fold once. Every outer tune runs on one executor
+(:func:`nested_executor`): side by side when it has several slots (a device pool, ``slurm.max_jobs``, Ray's
+slots), each tune keeping its own strategy; else one after the other. Each outer tune's sampler has its own
+seed (:func:`outer_seed`). ``--resume`` skips the finished outer folds and resumes the others with the tune's
+own resume. The data is a SplitDataModule (sample ids: its metadata's) or a plain LightningDataModule (sample
+ids: positions in its pooled train and val data, see :func:`tunecv.fold_data.pool_metadata`).
 
 ``nested.json`` in the nested folder records the plan and every finished outer fold (chosen parameters,
 inner best cv score, outer test score, optimism); ``run_infos.parquet`` holds every run of every outer tune
@@ -31,6 +35,7 @@ from tunecv.artifacts.files import NESTED_FILE, RUN_INFOS_FILE
 from tunecv.artifacts.kinds import folder_kind
 from tunecv.config import Config, SplitConfig, dump_yaml
 from tunecv.errors import ConfigError, ResumeError
+from tunecv.placement import resolve
 
 __all__ = ["NESTED_FILE", "NestedResult", "nested", "outer_name", "print_summary"]
 
@@ -88,28 +93,35 @@ def _check_config(cfg: Config) -> None:
                           f"folder; got {cfg.tune.storage!r}")
 
 
-def _metadata(cfg: Config) -> Any:
-    """The metadata of the config's data module, which must be a SplitDataModule."""
+def _outer_metadata(cfg: Config) -> tuple[Any, SplitConfig]:
+    """One row per sample and the split that cuts the outer folds from it: a SplitDataModule's metadata (sample
+    ids: its ``sample_id`` column, else its index), or a plain LightningDataModule's pooled train and val data
+    (sample ids: positions in the pool; labels and groups from ``split.labels`` / ``split.groups``)."""
+    import dataclasses
+
     from tunecv.build import build_objects
     from tunecv.data import SplitDataModule
 
+    ne = cfg.nested
+    outer = SplitConfig(fold_method=ne.fold_method, total_folds=ne.total_folds,
+                        group_column=cfg.split.group_column, stratify_column=cfg.split.stratify_column)
     _, data = build_objects(cfg.replace(fold=0))
-    if not isinstance(data, SplitDataModule):
-        raise ConfigError(f"`data` must be a tunecv.data.SplitDataModule for nested (the outer fold is held out "
-                          f"as its test split, by sample id); got {type(data).__name__}, a plain "
-                          f"LightningDataModule")
-    return data.metadata
+    if isinstance(data, SplitDataModule):
+        return data.metadata, outer
+    from tunecv import fold_data
+
+    return fold_data.pool_metadata(data, dataclasses.replace(outer, labels=cfg.split.labels, groups=cfg.split.groups,
+                                                             stratify_column=None))
 
 
 def outer_folds(cfg: Config) -> list[list[Any]]:
     """The sample ids of each outer fold to run (``nested.n_folds`` of ``nested.total_folds``), seeded with
-    ``seed``; ids are the metadata's ``sample_id`` column, else its index."""
+    ``seed``; ids are the metadata's ``sample_id`` column, else its index (a plain LightningDataModule's: the
+    positions in its pooled train and val data)."""
     from tunecv import splits
 
-    metadata = _metadata(cfg)
+    metadata, outer = _outer_metadata(cfg)
     ne = cfg.nested
-    outer = SplitConfig(fold_method=ne.fold_method, total_folds=ne.total_folds,
-                        group_column=cfg.split.group_column, stratify_column=cfg.split.stratify_column)
     ids = metadata[splits.SAMPLE_ID_COLUMN] if splits.SAMPLE_ID_COLUMN in metadata.columns else metadata.index
     if len(set(map(str, ids))) != len(ids):
         raise ConfigError("nested holds each outer fold out by sample id: the data's sample ids (its metadata's "
@@ -119,11 +131,19 @@ def outer_folds(cfg: Config) -> list[list[Any]]:
     return [[ids[i] for i in test.tolist()] for _, test in folds[:ne.n_folds or ne.total_folds]]
 
 
+def outer_seed(cfg: Config, k: int) -> int:
+    """The sampler seed of outer fold ``k``'s tune: derived from the base seed (``tune.seed``, else ``seed``) and
+    ``k``, so that the outer tunes draw different points instead of replaying each other's, and reproducibly."""
+    base = cfg.tune.seed if cfg.tune.seed is not None else cfg.seed
+    return (int(base) * 1_000_003 + (k + 1) * 104_729) % (2**31 - 1)
+
+
 def outer_config(cfg: Config, nested_name: str, folder: Path, k: int, test_ids: list[Any]) -> Config:
-    """The tune config of outer fold ``k``: its samples as the test split, under the nested folder."""
+    """The tune config of outer fold ``k``: its samples as the test split, under the nested folder, its sampler
+    seeded with :func:`outer_seed`."""
     return cfg.replace(**{"name": outer_name(nested_name, k), "artifact_dir": str(folder),
                           "split.test_split": "sample", "split.test_split_by": list(test_ids),
-                          "tune.retrain_and_test": True})
+                          "tune.retrain_and_test": True, "tune.seed": outer_seed(cfg, k)})
 
 
 # -- scores -------------------------------------------------------------------------------------------------
@@ -182,7 +202,8 @@ def _fold_entry(cfg: Config, k: int, result: Any, n_test: int, direction: str) -
     metrics = dict(retrain.metrics or {}) if retrain is not None and retrain.status == "completed" else {}
     outer = test_score(cfg, metrics)
     inner = float(result.best_score)
-    return {"outer_fold": k, "tune_name": result.name, "n_test": n_test, "best_trial": result.best_trial,
+    return {"outer_fold": k, "tune_name": result.name, "n_test": n_test, "sampler_seed": outer_seed(cfg, k),
+            "best_trial": result.best_trial,
             "best_params": dict(result.best_params), "inner_score": inner, "test_score": outer,
             "optimism": optimism(inner, outer, direction),
             "test_metrics": {m: v for m, v in metrics.items() if m.startswith("test/")},
@@ -256,7 +277,7 @@ def nested(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
         if reset:
             workspace.discard([folder])
         state = _open_state(cfg, nested_name, folder, folds, resume)
-        tunes = [t for k in range(len(folds)) if (t := _run_outer(cfg, state, folder, k, folds[k], progress))]
+        tunes = _run_outer_tunes(cfg, state, folder, folds, progress)
         summary = _summarize(state)
         atomic_write_json(folder / NESTED_FILE, summary)
         df = write_table(folder, state)
@@ -293,34 +314,145 @@ def _open_state(cfg: Config, nested_name: str, folder: Path, folds: list[list[An
     ne = cfg.nested
     state = {"name": nested_name, "fold_method": ne.fold_method, "total_folds": ne.total_folds,
              "n_folds": len(folds), "scoring_metric": list(cfg.cv.scoring_metric),
-             "direction": score_direction(cfg.cv.scoring_metric), "plan": plan, "folds": {}}
+             "direction": score_direction(cfg.cv.scoring_metric), "plan": plan,
+             "sampler_seeds": [outer_seed(cfg, k) for k in range(len(folds))], "folds": {}}
     atomic_write_json(folder / NESTED_FILE, state)
     return state
 
 
-def _run_outer(cfg: Config, state: dict, folder: Path, k: int, test_ids: list[Any], progress: bool) -> Any:
-    """Tune outer fold ``k`` (resumed when its folder exists), unless it finished before; record it."""
+def nested_executor(cfg: Config) -> Any:
+    """The one executor of every outer tune. A cluster's (``slurm``, ``ray``) has its slots whatever the
+    strategy (``slurm.max_jobs`` jobs, Ray's resources), so that the outer tunes run side by side, each
+    keeping its own strategy; a ``local`` one has several slots only as a device pool (cv-parallel /
+    tune-parallel)."""
+    return resolve(cfg).make_executor(cfg, "nested")
+
+
+def _run_outer_tunes(cfg: Config, state: dict, folder: Path, folds: list[list[Any]], progress: bool) -> list[Any]:
+    """Tune the outer folds not finished before on one executor: side by side when it has several slots
+    (:class:`_OuterTunes`), else one after the other; each is recorded as it finishes."""
+    pending = []
+    for k in range(len(folds)):
+        if str(k) in state["folds"]:
+            log.info("outer fold %d finished before (%s): kept", k, state["folds"][str(k)]["tune_name"])
+        else:
+            pending.append(k)
+    if not pending:
+        return []
+    executor = nested_executor(cfg)
+    try:
+        if executor.n_slots > 1 and len(pending) > 1:
+            return _OuterTunes(cfg, state, folder, folds, executor).run(pending)
+        return [_run_outer(cfg, state, folder, k, folds[k], progress, executor) for k in pending]
+    finally:
+        executor.shutdown()
+
+
+def _announce_outer(state: dict, folder: Path, k: int, n_test: int) -> bool:
+    """Log the start of outer fold ``k``'s tune; whether it resumes (its folder exists)."""
+    name = outer_name(state["name"], k)
+    resume = (folder / name).exists()
+    log.info("outer fold %d/%d: tune %s on %d samples less the %d of this fold%s", k + 1, len(state["plan"]), name,
+             sum(map(len, state["plan"])), n_test, " (resumed)" if resume else "")
+    return resume
+
+
+def _run_outer(cfg: Config, state: dict, folder: Path, k: int, test_ids: list[Any], progress: bool,
+               executor: Any) -> Any:
+    """Tune outer fold ``k`` on ``executor`` (resumed when its folder exists) and record it."""
     import tunecv.tune as tune_mod
 
-    if str(k) in state["folds"]:
-        log.info("outer fold %d finished before (%s): kept", k, state["folds"][str(k)]["tune_name"])
-        return None
     nested_name = state["name"]
     outer_cfg = outer_config(cfg, nested_name, folder, k, test_ids)
-    resume = (folder / outer_name(nested_name, k)).exists()
-    log.info("outer fold %d/%d: tune %s on %d samples less the %d of this fold%s", k + 1, len(state["plan"]),
-             outer_name(nested_name, k), sum(map(len, state["plan"])), len(test_ids), " (resumed)" if resume else "")
+    resume = _announce_outer(state, folder, k, len(test_ids))
     try:
-        result = tune_mod.tune(outer_cfg, resume=resume, progress=progress)
+        result = tune_mod.tune(outer_cfg, resume=resume, progress=progress, executor=executor)
     finally:
         naming.announce("nested", nested_name)  # an interrupt's "finish with" line names the nested cv
-    entry = _fold_entry(cfg, k, result, len(test_ids), state["direction"])
+    return _record(cfg, state, folder, k, result, len(test_ids))
+
+
+def _record(cfg: Config, state: dict, folder: Path, k: int, result: Any, n_test: int) -> Any:
+    """Record outer fold ``k``'s finished tune in ``nested.json`` and the nested table."""
+    entry = _fold_entry(cfg, k, result, n_test, state["direction"])
     state["folds"][str(k)] = entry
     atomic_write_json(folder / NESTED_FILE, _summarize(state))
     write_table(folder, state)
     log.info("outer fold %d: inner best %s, outer test %s, optimism %s", k, _fmt(entry["inner_score"]),
              _fmt(entry["test_score"]), _fmt(entry["optimism"]))
     return result
+
+
+class _OuterTunes:
+    """The outer tunes driven side by side on one executor by one :func:`~tunecv.scheduler.drive`: its
+    source of cvs and its callbacks, each routed to the tune the cv belongs to.
+
+    A free slot goes to the unfinished outer tune with the fewest cvs in flight (the lowest outer fold on a
+    tie), within that tune's own limits (:meth:`~tunecv.tune.TuneDriver.limits`), so each tune asks its
+    sampler as it would alone. A tune with nothing in flight and nothing to ask is finished there (its retrain,
+    in this process, as ``tunecv tune`` does it) and recorded at once, so ``--resume`` keeps it.
+    """
+
+    def __init__(self, cfg: Config, state: dict, folder: Path, folds: list[list[Any]], executor: Any) -> None:
+        self.cfg, self.state, self.folder, self.folds, self.executor = cfg, state, folder, folds, executor
+        self.drivers: dict[int, Any] = {}  # outer fold -> its TuneDriver, until it finished
+        self.owner: dict[int, int] = {}  # id(cv) -> outer fold, for the cvs in flight
+        self.results: list[Any] = []
+
+    def run(self, pending: list[int]) -> list[Any]:
+        import contextlib
+
+        import tunecv.tune as tune_mod
+        from tunecv._disk import stop_on_full_disk
+        from tunecv.scheduler import drive
+
+        nested_name = self.state["name"]
+        with contextlib.ExitStack() as held:
+            for k in pending:
+                resume = _announce_outer(self.state, self.folder, k, len(self.folds[k]))
+                outer_cfg = outer_config(self.cfg, nested_name, self.folder, k, self.folds[k])
+                self.drivers[k] = tune_mod.open_tune(outer_cfg, resume=resume, executor=self.executor, held=held)
+                held.enter_context(self.drivers[k].heartbeat)
+            naming.announce("nested", nested_name)  # an interrupt's "finish with" line names the nested cv
+            per_session = next(iter(self.drivers.values())).limits()[0]
+            with stop_on_full_disk("nested", nested_name, self.folder):
+                try:
+                    drive(self.executor, self.next_cv, per_session=per_session, quiet=True,
+                          pinned=bool(self.executor.pinned), on_run_end=self.run_ended, on_session_end=self.cv_ended)
+                finally:
+                    for driver in self.drivers.values():
+                        driver.budget.save()
+                for k in sorted(self.drivers):  # left with nothing to ask when the last cvs ended
+                    self.finish(k)
+        return self.results
+
+    def next_cv(self) -> Any:
+        """The cv of a new trial of the outer tune with the fewest cvs in flight (``None``: none to start now)."""
+        for k in sorted(self.drivers, key=lambda k: (len(self.drivers[k].trials), k)):
+            driver = self.drivers[k]
+            if len(driver.trials) >= driver.limits()[1]:
+                continue
+            session = driver.ask()
+            if session is not None:
+                self.owner[id(session)] = k
+                return session
+            if not driver.trials:
+                self.finish(k)
+        return None
+
+    def run_ended(self, session: Any, run: Any, row: dict) -> None:
+        self.drivers[self.owner[id(session)]].run_ended(session, run, row)
+
+    def cv_ended(self, session: Any) -> None:
+        k = self.owner.pop(id(session))
+        self.drivers[k].cv_ended(session)
+        log.info("outer fold %d: %s ended (%d of %d trials)", k, session.name,
+                 self.drivers[k].counts.finished(), self.drivers[k].plan.n_trials)
+
+    def finish(self, k: int) -> None:
+        """Finish outer fold ``k``'s tune (the result, the retrain) and record it."""
+        driver = self.drivers.pop(k)
+        self.results.append(_record(self.cfg, self.state, self.folder, k, driver.finish(), len(self.folds[k])))
 
 
 # -- printing -----------------------------------------------------------------------------------------------

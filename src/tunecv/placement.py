@@ -46,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Level = Literal["cv", "tune"]
+Level = Literal["cv", "tune", "nested"]
 
 # The config keys that place one run (top level, or under ``trainer:`` for LightningCLI configs).
 DEVICE_KEYS = ("accelerator", "strategy", "devices", "num_nodes")
@@ -88,8 +88,10 @@ class Placement:
         ``tune-parallel``: one job per trial's cv, its runs one after the other (one Python start, one
         ``import torch, lightning`` per cv).
         """
-        executor = executors.make_executor_from_config(cfg, parallel=self.runs_several_at_once(level),
-                                                       accelerator=self.accelerator)
+        several = self.runs_several_at_once(level)
+        if level == "nested":  # the outer tunes side by side: a cluster's executor has its slots whatever the
+            several = self.parallel or cfg.executor != "local"  # strategy; a local one only as a device pool
+        executor = executors.make_executor_from_config(cfg, parallel=several, accelerator=self.accelerator)
         executor.session_per_job = bool(executor.groups_sessions and self.mode == "tune-parallel")
         return executor
 

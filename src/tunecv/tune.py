@@ -36,7 +36,7 @@ from tunecv.placement import Placement, check_tune, resolve
 from tunecv.progress import TuneProgress
 from tunecv.scheduler import drive
 
-__all__ = ["TuneResult", "open_storage", "tune"]
+__all__ = ["TuneResult", "open_storage", "open_tune", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +383,19 @@ def tune(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[str
             return driver.run()
 
 
+def open_tune(config: Config, *, resume: bool, executor: Executor, held: contextlib.ExitStack) -> TuneDriver:
+    """A tune checked, validated and opened on ``executor`` (its name claimed in ``held``), for a caller that
+    drives several tunes on one executor at once (``tunecv nested``): that caller's
+    :func:`~tunecv.scheduler.drive` calls the driver's :meth:`~TuneDriver.ask`, :meth:`~TuneDriver.run_ended`
+    and :meth:`~TuneDriver.cv_ended` (within :meth:`~TuneDriver.limits`), then :meth:`~TuneDriver.finish`.
+    The driver shows no progress and leaves the executor open."""
+    plan = _TunePlan.of(config, name=None, resume=resume, reset=False, dry_run=False)
+    plan.validate(executor)
+    driver = TuneDriver(plan, executor, progress=False, own_executor=False)
+    driver.open(held)
+    return driver
+
+
 @dataclass
 class _TunePlan:
     """What a tune will do, checked before anything is written: its config, search space, trials and name."""
@@ -679,6 +692,12 @@ class TuneDriver:
                     self.executor.shutdown()
                 self.budget.save()
         return self.finish()
+
+    def limits(self) -> tuple[int, int]:
+        """Runs of one cv in flight at once (``cv-parallel``: the executor's slots) and cvs in flight at once
+        (``tune-parallel``: the executor's slots); 1 and 1 in series."""
+        options = self.plan.where.drive_options(self.executor, "tune")
+        return options["per_session"], options["max_sessions"]
 
     def ask(self) -> Optional[CrossValidation]:
         """The cv of a new trial, or ``None`` when this process starts no more (the scheduler's source)."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
 import yaml
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 import tunecv.tune as tune_mod
 from tests.conftest import tiny_digits
@@ -43,6 +45,29 @@ class RandomLabels(SplitDataModule):
         g = torch.Generator().manual_seed(0)
         x, y = torch.randn(self.n, 64, generator=g), torch.randint(0, 2, (self.n,), generator=g)
         return TensorDataset(x, y), pd.DataFrame({"label": y.numpy()})
+
+
+class PlainDigits(L.LightningDataModule):
+    """A plain LightningDataModule (no metadata, no test set): digits in its own train and val sets."""
+
+    def __init__(self, n_train: int = 180, n_val: int = 60, batch_size: int = 32) -> None:
+        super().__init__()
+        self.n_train, self.n_val, self.batch_size = n_train, n_val, batch_size
+
+    def setup(self, stage=None):
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+        cut, end = self.n_train, self.n_train + self.n_val
+        self.train_set, self.val_set = TensorDataset(x[:cut], y[:cut]), TensorDataset(x[cut:end], y[cut:end])
+        self.train_set.targets, self.val_set.targets = y[:cut], y[cut:end]
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)
 
 
 def nested_cfg(tmp_path: Path, *, outer: int = 3, n_trials: int = 2, space: dict = SPACE) -> dict:
@@ -154,3 +179,112 @@ def test_nested_config_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"nested\.fold_method"):
         nested(cfg, name="x")
     assert not (tmp_path / "artifacts" / "x").exists()
+
+
+def _intervals(df: pd.DataFrame, k: int) -> list[tuple]:
+    runs = df[(df["outer_fold"] == k) & ~df["run_name"].str.endswith("-retrain")]
+    return list(zip(runs["started_at"], runs["finished_at"], strict=True))
+
+
+def test_outer_folds_run_side_by_side_on_a_device_pool_and_each_tune_has_its_own_recorded_seed(tmp_path):
+    cfg = nested_cfg(tmp_path, outer=2, n_trials=2)
+    cfg["strategy"] = "tune-parallel"  # a pool of 2 CPU slots: the two outer tunes share it
+    cfg["runs_per_device"] = 2
+    cfg["local"] = {"threads_per_worker": 1}
+    res = nested(cfg, name="par", progress=False)
+    folder = tmp_path / "artifacts" / "par"
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and df["run_id"].is_unique
+    # a run of outer fold 0 and a run of outer fold 1 were training at the same moment
+    assert any(s0 < f1 and s1 < f0 for s0, f0 in _intervals(df, 0) for s1, f1 in _intervals(df, 1))
+    assert sorted(res.summary["folds"]) == ["0", "1"] and res.test_score["n"] == 2
+    # each outer tune's sampler got its own seed, derived from the base seed, recorded in nested.json and its config
+    seeds = res.summary["sampler_seeds"]
+    assert len(set(seeds)) == 2 and cfg.get("seed", 42) not in seeds
+    for k in range(2):
+        assert res.summary["folds"][str(k)]["sampler_seed"] == seeds[k]
+        saved = yaml.safe_load((folder / f"par-outer{k}" / "config.yaml").read_text())
+        assert saved["tune"]["seed"] == seeds[k]
+    # the first (random startup) points differ between the outer tunes: they do not replay each other
+    first = [df[(df["outer_fold"] == k) & (df["trial"] == 0)]["model.init_args.lr"].iloc[0] for k in range(2)]
+    assert first[0] != first[1]
+
+
+def _job_ids(run_dir: Path) -> list[int]:
+    info = json.loads((run_dir / "run_info.json").read_text())
+    return [int(str(j).split("_")[0]) for j in (info.get("executor") or {}).get("job_ids", [])]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_nested_on_slurm_runs_each_inner_run_as_a_job_and_the_outer_tunes_side_by_side(tmp_path, slurm_cluster):
+    cfg = nested_cfg(tmp_path, outer=2, n_trials=2)  # 2 outer folds x 2 trials x 2 inner folds, 1 epoch
+    cfg.update(executor="slurm", slurm={"time": 10, "poll_interval": 0.3, "max_jobs": 4})
+    res = nested(cfg, name="ns", progress=False)
+    folder = tmp_path / "artifacts" / "ns"
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and (df["status"] == "completed").all()
+    assert res.test_score["n"] == 2 and all(math.isfinite(f["optimism"]) for f in res.summary["folds"].values())
+    jobs = {}
+    for k in range(2):
+        inner = df[(df["outer_fold"] == k) & ~df["run_name"].str.endswith("-retrain")]
+        dirs = [folder / f"ns-outer{k}" / cv / f"{name}-{rid}"
+                for cv, name, rid in zip(inner["cv_name"], inner["run_name"], inner["run_id"], strict=True)]
+        jobs[k] = [j for d in dirs for j in _job_ids(d)]
+        assert len(jobs[k]) == 4  # each inner run one SLURM job
+    assert len(set(jobs[0]) | set(jobs[1])) == 8
+    # side by side: the second outer tune's first job was submitted before the first outer tune's last one
+    assert min(jobs[1]) < max(jobs[0]) and min(jobs[0]) < max(jobs[1])
+
+
+def test_a_plain_lightning_data_module_is_nested_over_its_pooled_train_and_val_data(tmp_path):
+    from tunecv.config import config_from_dict
+    from tunecv.fold_data import for_run
+
+    cfg = nested_cfg(tmp_path, outer=2, n_trials=2)
+    cfg["data"] = {"class_path": f"{__name__}.PlainDigits", "init_args": {"n_train": 180, "n_val": 60}}
+    cfg["split"] = {"fold_method": "stratified", "total_folds": 2, "labels": "targets"}
+    res = nested(cfg, name="plain", progress=False)
+    folder = tmp_path / "artifacts" / "plain"
+    folds = [res.summary["folds"][str(k)] for k in range(2)]
+    assert [f["n_test"] for f in folds] == [120, 120] and res.test_score["n"] == 2
+    assert all(math.isfinite(f["test_score"]) and f["retrain_status"] == "completed" for f in folds)
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and (df["status"] == "completed").all()
+    held_out = []
+    for k in range(2):
+        saved = config_from_dict(yaml.safe_load((folder / f"plain-outer{k}" / "config.yaml").read_text()))
+        test = sorted(saved.split.test_split_by)
+        held_out.append(set(test))
+        # the outer fold (positions in the pooled train + val data) is each inner run's test set, never trained
+        # or validated on; the retrain trains on everything else
+        for fold in range(2):
+            idx = for_run(PlainDigits(), saved.split, fold, seed=42).prepare_fold()
+            assert idx.test.tolist() == test and not set(idx.train.tolist() + idx.val.tolist()) & set(test)
+        retrain = for_run(PlainDigits(), dataclasses.replace(saved.split, fold_method="none"), 0, seed=42)
+        idx = retrain.prepare_fold()
+        assert retrain.has_test and idx.test.tolist() == test and sorted(idx.train.tolist()) == sorted(
+            set(range(240)) - set(test))
+    assert held_out[0] | held_out[1] == set(range(240)) and not held_out[0] & held_out[1]
+
+
+def test_a_killed_nested_run_resumes_without_touching_its_finished_outer_fold(tmp_path):
+    import sys
+
+    from tests.integration._processes import kill_during
+
+    path = tmp_path / "nested.yaml"
+    path.write_text(yaml.safe_dump(nested_cfg(tmp_path, outer=2, n_trials=2)))
+    folder = tmp_path / "artifacts" / "kill"
+    # SIGKILL once outer fold 1's tune has started its first cv (outer fold 0 finished and was recorded)
+    kill_during([sys.executable, "-m", "tunecv", "nested", "--config", str(path), "--name", "kill", "--quiet"],
+                tmp_path, folder / "kill-outer1" / "kill-outer1-cv0", delay=1.0)
+    state = json.loads((folder / "nested.json").read_text())
+    assert list(state["folds"]) == ["0"], "the kill came after outer fold 1 finished: nothing left to resume"
+    first = _tree_mtimes(folder / "kill-outer0")
+    assert main(["nested", "--config", str(path), "--name", "kill", "--resume", "--quiet"]) == 0
+    assert _tree_mtimes(folder / "kill-outer0") == first  # the finished outer tune was not run again
+    state = json.loads((folder / "nested.json").read_text())
+    assert sorted(state["folds"]) == ["0", "1"] and state["optimism"]["n"] == 2
+    df = load_run_infos(folder)
+    assert len(df) == 2 * (2 * 2 + 1) and df["run_id"].is_unique and (df["status"] == "completed").all()
