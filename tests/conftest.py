@@ -47,36 +47,6 @@ def pytest_configure(config):
         pass
 
 
-# Tests of one service run on one xdist worker: one SLURM cluster, one Ray cluster at a time, and PostgreSQL
-# servers that restart on their port without a neighbour taking it meanwhile.
-SERVICE_GROUPS = ("slurm", "ray", "postgres")
-
-
-def xdist_group(item) -> str | None:
-    """The xdist group of a test (``--dist loadgroup`` runs a group on one worker), or ``None``: free.
-
-    A service's tests share one group; tests that use a fixture of ours wider than one test (module, class,
-    session scope) share their module's (class's, the fixture's) group, so the fixture is set up once, not
-    once per worker.
-    """
-    for name in SERVICE_GROUPS:
-        if item.get_closest_marker(name) is not None:
-            return name
-    info = getattr(item, "_fixtureinfo", None)
-    for name in info.names_closure if info is not None else ():
-        defs = info.name2fixturedefs.get(name) or ()
-        ours = [d for d in defs if getattr(d.func, "__module__", "").startswith("tests.")]
-        if not ours or ours[-1].scope == "function":
-            continue
-        scope = ours[-1].scope
-        if scope == "session":
-            return name
-        if scope == "class" and item.cls is not None:
-            return f"{item.module.__name__}.{item.cls.__name__}"
-        return item.module.__name__
-    return None
-
-
 def pytest_collection_modifyitems(config, items):
     from tunecv.executors import gpu_count
 
@@ -85,9 +55,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
-        group = xdist_group(item)
-        if group is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def tiny_digits(tmp_path: Path, **extra) -> dict:
