@@ -22,7 +22,23 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+# What an xdist worker's environment must have as the controller has it: a worker starts with COLUMNS=80
+# (and LINES) set, and tunecv's report honours COLUMNS (it prints 200 wide when piped only without it).
+TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist, in the controller: hand each worker this process's terminal size variables (or their absence)."""
+    node.workerinput["tunecv_terminal_env"] = {name: os.environ.get(name) for name in TERMINAL_ENV}
+
+
 def pytest_configure(config):
+    for name, value in getattr(config, "workerinput", {}).get("tunecv_terminal_env", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         import torch
 
