@@ -257,7 +257,9 @@ class TuneProgress(LiveBar):
         from tunecv import _trial_records as records
 
         console = Console()
-        if result.stopped_by:
+        if result.stopped_by and result.stopped_by.startswith("converged"):  # tune.stop_when
+            console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}")
+        elif result.stopped_by:
             console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}; raise it and "
                           f"--resume to continue")
         if result.best_trial is None:
