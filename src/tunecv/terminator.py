@@ -46,7 +46,10 @@ def check_config(tune: Any, n_objectives: int) -> None:
 
 @contextlib.contextmanager
 def _quiet() -> Any:
+    from optuna.exceptions import ExperimentalWarning
+
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ExperimentalWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
         warnings.filterwarnings("ignore", message=".*terminator.*")
         warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
