@@ -138,6 +138,8 @@ class CVProgress(LiveBar):
                    for m in self.session.cfg.cv.scoring_metric]
         shown = ", ".join(f"{m}={row[m]:.4g}" for m in metrics if isinstance(row.get(m), (int, float)))
         status = row["status"] if row["status"] == "completed" else f"[red]{row['status']}[/red]: {row['error']}"
+        if row.get("pruned_at_epoch") is not None:  # pruned inside the run (tunecv.pruning)
+            status = f"[yellow]pruned at epoch {row['pruned_at_epoch']}[/yellow]"
         elapsed = time.perf_counter() - self.t0
         total = len(self.session.runs)
         line = (f"[{self.done_count}/{total}] {row['run_name']} {status} in {row['duration'] or 0:.1f}s"
