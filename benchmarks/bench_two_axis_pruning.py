@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from _common import machine
 from bench_tune_efficiency import PROBLEMS, config, stop_at
@@ -52,7 +53,7 @@ def epochs_until(df, target: float, epochs: int, lower: bool) -> tuple[float, bo
             at = getattr(row, "pruned_at_epoch", None)
             if row.status in ("completed", "failed"):
                 spent += epochs
-            elif row.status == "pruned" and at is not None and not (isinstance(at, float) and math.isnan(at)):
+            elif row.status == "pruned" and at is not None and not pd.isna(at):
                 spent += int(at)
         score = float(rows["score"].iloc[0])
         if rows["trial_state"].iloc[0] == "complete" and (score <= target + 1e-12 if lower else score >= target - 1e-12):
