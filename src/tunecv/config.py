@@ -163,6 +163,12 @@ class TuneConfig:
     worker_id: Optional[str] = None
     heartbeat_grace: float = 120.0
     constraints: Optional[list[str]] = None
+    # in-run pruning and the convergence stop (tunecv.pruning, tunecv.terminator)
+    run_pruner: Optional[Literal["none", "hyperband", "successive_halving", "median"]] = None
+    rung_min_epochs: int = 1
+    rung_reduction_factor: int = 3
+    stop_when: Optional[Literal["converged"]] = None
+    stop_min_trials: int = 20
 
 
 @dataclass(frozen=True)

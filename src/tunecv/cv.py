@@ -86,10 +86,11 @@ class CVResult:
 
 
 def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracking: Optional[dict],
-             quiet: bool, overrides: Optional[Mapping[str, Any]]) -> Any:
+             quiet: bool, overrides: Optional[Mapping[str, Any]], pruning: Any = None) -> Any:
     """Job body: one train run (in this process, a pool worker, or a cluster job).
 
-    ``overrides`` are the device settings of a pinned job (:meth:`Executor.run_overrides`). A job that
+    ``overrides`` are the device settings of a pinned job (:meth:`Executor.run_overrides`); ``pruning`` a
+    tune's :class:`tunecv.pruning.RunPruning` (in-run pruning), else ``None``. A job that
     starts again (requeued by its scheduler) finds its folder and continues from the ``last`` checkpoint.
     """
     import warnings as _w
@@ -113,7 +114,9 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
         # The executor gave this job its own devices (CUDA_VISIBLE_DEVICES, a CPU thread budget, an allocation).
         cfg = cfg.replace(**overrides)
     with _thread_policy(cfg):
-        return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet)
+        callbacks = [pruning.callback()] if pruning is not None else []
+        return train(cfg, name=run_name, run_dir=run_dir, resume=resume, tracking=tracking, quiet=quiet,
+                     callbacks=callbacks)
 
 
 @contextlib.contextmanager
@@ -164,6 +167,7 @@ class CrossValidation:
         self._stop_columns: dict[str, Any] = {}
         self.runs = self._plan(resume)
         self._launched: set[int] = set()
+        self.run_pruning: Optional[Callable[[CVRun], Any]] = None  # a tune's in-run pruning spec per run
         if resume:
             self._adopt_finished()
 
@@ -186,7 +190,7 @@ class CrossValidation:
 
         for run in self.runs:
             result = read_result(run.run_dir)
-            if result is not None and result.status == "completed":
+            if result is not None and result.status in ("completed", "pruned"):  # a pruned run never runs again
                 self.rows[run.index] = self._row(run, result)
                 self._launched.add(run.index)
 
@@ -223,7 +227,7 @@ class CrossValidation:
         from .train import read_result
 
         result = read_result(run.run_dir)
-        return result if result is not None and result.status == "completed" else None
+        return result if result is not None and result.status in ("completed", "pruned") else None
 
     def unlaunch(self, run: CVRun) -> None:
         """Take back a launched run that will not finish (its job was cancelled after a stop, or it belongs
@@ -237,7 +241,8 @@ class CrossValidation:
             # the model is the same in every run of a cv: its summary once is enough
             cfg = dataclasses.replace(cfg, trainer={**cfg.trainer, "enable_model_summary": False})
         resume = run.run_dir.exists()
-        return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, dict(overrides or {}))
+        pruning = self.run_pruning(run) if self.run_pruning is not None else None
+        return (cfg, run.name, str(run.run_dir), resume, dict(self.tracking), quiet, dict(overrides or {}), pruning)
 
     def job(self, run: CVRun, *, quiet: bool, overrides: Mapping[str, Any]) -> tuple[Callable[..., Any], tuple]:
         """The job of ``run`` for the scheduler: one ``train`` run (:func:`_run_one`) and its arguments."""

@@ -138,6 +138,8 @@ class CVProgress(LiveBar):
                    for m in self.session.cfg.cv.scoring_metric]
         shown = ", ".join(f"{m}={row[m]:.4g}" for m in metrics if isinstance(row.get(m), (int, float)))
         status = row["status"] if row["status"] == "completed" else f"[red]{row['status']}[/red]: {row['error']}"
+        if row.get("pruned_at_epoch") is not None:  # pruned inside the run (tunecv.pruning)
+            status = f"[yellow]pruned at epoch {row['pruned_at_epoch']}[/yellow]"
         elapsed = time.perf_counter() - self.t0
         total = len(self.session.runs)
         line = (f"[{self.done_count}/{total}] {row['run_name']} {status} in {row['duration'] or 0:.1f}s"
@@ -257,7 +259,9 @@ class TuneProgress(LiveBar):
         from tunecv import _trial_records as records
 
         console = Console()
-        if result.stopped_by:
+        if result.stopped_by and result.stopped_by.startswith("converged"):  # tune.stop_when
+            console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}")
+        elif result.stopped_by:
             console.print(f"tune {result.name}: stopped starting new cvs: {result.stopped_by}; raise it and "
                           f"--resume to continue")
         if result.best_trial is None:

@@ -71,6 +71,7 @@ RUN_INFO_COLUMNS = (
 SCORE_COLUMNS = ("score", "score_is_unstable")
 TUNE_COLUMNS = ("trial", "trial_state")
 NESTED_COLUMNS = ("outer_fold",)  # the outer fold of a run under `tunecv nested`
+PRUNED_COLUMNS = ("pruned_at_epoch",)  # the epochs a run pruned inside itself had done (tunecv.pruning)
 STATUSES = ("completed", "failed", "pruned")
 
 # Top-level keys of tunecv.config.Config (a test keeps the two in step); a hyperparameter column is
@@ -98,8 +99,9 @@ _DTYPES: dict[str, object] = {
     "is_unstable": pd.BooleanDtype(),
     "score": np.dtype("float64"), "score_is_unstable": pd.BooleanDtype(),
     "trial": pd.Int64Dtype(), "trial_state": _STR, "outer_fold": pd.Int64Dtype(),
+    "pruned_at_epoch": pd.Int64Dtype(),
 }
-_BOOKKEEPING = frozenset(RUN_INFO_COLUMNS + SCORE_COLUMNS + TUNE_COLUMNS + NESTED_COLUMNS)
+_BOOKKEEPING = frozenset(RUN_INFO_COLUMNS + SCORE_COLUMNS + TUNE_COLUMNS + NESTED_COLUMNS + PRUNED_COLUMNS)
 
 
 # -- columns ---------------------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def _ordered(columns: Iterable[str]) -> list[str]:
     metrics = [c for c in present if c not in _BOOKKEEPING and not is_hyperparameter_column(c)]
     hyper = [c for c in present if is_hyperparameter_column(c)]
     tune = list(TUNE_COLUMNS) if any(c in present for c in TUNE_COLUMNS) else []
-    nested = [c for c in NESTED_COLUMNS if c in present]
+    nested = [c for c in NESTED_COLUMNS + PRUNED_COLUMNS if c in present]
     return [*RUN_INFO_COLUMNS, *metrics, *SCORE_COLUMNS, *tune, *nested, *hyper]
 
 

@@ -59,7 +59,7 @@ class TrainResult:
         last_checkpoint: path of the ``last`` checkpoint.
         fold: the fold trained.
         seed: the seed used.
-        status: ``completed`` or ``failed``.
+        status: ``completed``, ``failed`` or ``pruned`` (stopped inside the run by a tune's pruner).
         error: the error message of a failed run.
         started_at: UTC start time.
         finished_at: UTC end time.
@@ -79,14 +79,18 @@ class TrainResult:
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
     duration: float = 0.0
+    pruned_at_epoch: Optional[int] = None  # in-run pruning (tunecv.pruning): the epochs done when pruned
 
     def to_row(self) -> dict[str, Any]:
         """The run as one ``run_infos`` row (level names are added by the caller)."""
-        return {
+        row = {
             "run_name": self.name, "run_id": self.run_id, "fold": self.fold, "seed": self.seed,
             "started_at": self.started_at, "finished_at": self.finished_at, "duration": self.duration,
             "checkpoint": self.checkpoint, "status": self.status, "error": self.error, **self.metrics,
         }
+        if self.pruned_at_epoch is not None:
+            row["pruned_at_epoch"] = self.pruned_at_epoch
+        return row
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -421,8 +425,8 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     run_name, run_id, folder, existed, stale = _run_folder(cfg, name, run_dir, resume=resume, reset=reset)
     if resume and existed:
         done = read_result(folder)
-        if done is not None and done.status == "completed":
-            log.info("run %s is already completed; nothing to resume", run_name)
+        if done is not None and done.status in ("completed", "pruned"):  # a pruned run is never restarted
+            log.info("run %s is already %s; nothing to resume", run_name, done.status)
             return done
 
     import lightning as L
@@ -466,8 +470,18 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     finally:
         os.environ.pop("TUNECV_RUN_ID", None)
         os.environ.pop("TUNECV_RUN_NAME", None)
+    result = _mark_pruned(result, callbacks)  # in-run pruning (tunecv.pruning)
     if _is_rank_zero():
         write_run_info(folder, result.to_json())
+    return result
+
+
+def _mark_pruned(result: TrainResult, callbacks: Sequence[Any]) -> TrainResult:
+    """A run that a tune's in-run pruner stopped (a callback with ``pruned_at_epoch`` set) is ``pruned``."""
+    epochs = [getattr(cb, "pruned_at_epoch", None) for cb in callbacks]
+    epochs = [e for e in epochs if e is not None]
+    if epochs and result.status == "completed":
+        result = dataclasses.replace(result, status="pruned", pruned_at_epoch=int(epochs[0]))
     return result
 
 

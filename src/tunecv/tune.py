@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 
 from tunecv import _trial_records as records
 from tunecv import naming
+from tunecv import pruning as _pruning
 from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, read_json
 from tunecv._storage_retry import retrying
@@ -452,7 +453,8 @@ class _TunePlan:
         sampler_name = "nsga2" if len(directions) > 1 and cfg.tune.sampler == "tpe" else cfg.tune.sampler
         sampler = make_sampler(sampler_name, seed=seed, space=space, n_objectives=len(directions),
                                constraints_func=_constraints_func(cfg, sampler_name))
-        pruner = make_pruner(cfg.tune.pruner)
+        pruner = make_pruner(_pruning.between_runs_pruner_name(cfg.tune))  # hyperband/SHA act inside runs
+        _check_pruning_and_stop(cfg, len(directions))
         tune_name, folder = _name_and_folder(cfg, name, resume=resume, reset=reset, dry_run=dry_run)
         return cls(cfg=cfg, space=space, points=points, n_trials=n_trials, directions=directions,
                    warm_points=warm_points, seed=seed, sampler_name=sampler_name, sampler=sampler, pruner=pruner,
@@ -555,6 +557,11 @@ class TuneDriver:
         self.budget: records.Budget
         self.heartbeat: _Heartbeat
         self.best_watch = _BestWatch(plan.directions)
+        # in-run pruning and the convergence stop (tunecv.pruning, tunecv.terminator)
+        from tunecv.terminator import ConvergenceStop
+
+        self.epochs = _pruning.InRunPruning(self.cfg, plan.tune_name, plan.directions[0])
+        self.convergence = ConvergenceStop(self.cfg.tune)
         self.reporter = TuneProgress(plan.tune_name, plan.n_trials, enabled=progress, directions=plan.directions,
                                      refresh_every=HEARTBEAT_EVERY)
 
@@ -734,6 +741,8 @@ class TuneDriver:
             finished = counts.finished()
             if finished >= plan.n_trials or self.budget.exhausted(tr.session for tr in self.trials.values()):
                 return False
+            if self.convergence.converged(self.study):  # tune.stop_when
+                return False
             live = counts.live()
             if finished + live >= plan.n_trials or (plan.points is not None and not counts.waiting()):
                 if self.trials or not plan.shared or live == 0:
@@ -797,6 +806,9 @@ class TuneDriver:
         recorder = records.TrialRecorder(trial, session, lambda row: _run_score(session, row), report=not plan.multi)
         self.trials[id(session)] = TrialRun(trial, trial_id, values, session, recorder)
         recorder.adopt()
+        self.epochs.hook(self.study, trial, session)  # in-run pruning: each run gets its spec
+        if _pruning.was_pruned_inside(session.rows.values()):  # a resumed trial whose run was pruned inside
+            session.stop("pruned", completed_columns={"trial_state": "pruned"})
         (plan.folder / cv_name).mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             workspace.snapshot(plan.folder / cv_name, dump_yaml(trial_cfg.replace(name=cv_name)))
@@ -807,8 +819,12 @@ class TuneDriver:
         """Report a finished run to its trial and prune the cv when the pruner says so."""
         tr = self.trials[id(session)]
         tr.recorder.run_ended(run.index, row)
+        self.epochs.run_ended(tr.trial, run)  # the run's curve into its trial (in-run pruning)
         self.budget.save()
-        if self._should_prune(tr, row):
+        if row["status"] == "pruned" and not tr.session.done:  # pruned inside the run: the trial stops
+            session.stop("pruned", completed_columns={"trial_state": "pruned"})
+            log.info("%s pruned inside run %s at epoch %s", session.name, run.name, row.get("pruned_at_epoch"))
+        elif self._should_prune(tr, row):
             session.stop("pruned", completed_columns={"trial_state": "pruned"})
             log.info("%s pruned after %d runs", session.name, len(session.rows))
 
@@ -831,6 +847,7 @@ class TuneDriver:
             self.consecutive_failures = 0
         self.counts.told(state)
         self.heartbeat.remove(tr.trial_id)
+        self.epochs.forget(tr.trial)
         self.table.add(session, tr.trial, state)
         self.reporter.finished(self.study, session, tr.trial, state, tr.values)
 
@@ -841,7 +858,9 @@ class TuneDriver:
         session, trial, multi = tr.session, tr.trial, self.plan.multi
         result = session.result()
         state: Any
-        if result.n_completed == 0:
+        if result.n_completed == 0 and _pruning.was_pruned_inside(session.rows.values()):
+            state, values = TrialState.PRUNED, None  # its first run was pruned inside itself
+        elif result.n_completed == 0:
             state, values = TrialState.FAIL, None
             trial.set_user_attr("error", session.failure_summary()[:1000])
         elif multi:
@@ -855,6 +874,8 @@ class TuneDriver:
         # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
         # last intermediate value, the cv score so far (see tunecv._trial_records).
         tr.recorder.before_tell(result.score, result.score_is_unstable)
+        if state == TrialState.COMPLETE and not multi:  # tune.stop_when: the trial's cv scores
+            self.convergence.report(trial, tr.recorder.run_scores.values())
         _record_constraints(self.cfg, trial, result.run_infos)
         if state in (TrialState.PRUNED, TrialState.FAIL):
             self.study.tell(trial, state=state)
@@ -874,11 +895,13 @@ class TuneDriver:
         self.table.compact()
         if self.budget.reason:
             log.info("tune %s stopped starting new cvs: %s", plan.tune_name, self.budget.reason)
+        if self.convergence.reason and not self.budget.reason:
+            log.info("tune %s stopped starting new cvs: %s", plan.tune_name, self.convergence.reason)
         if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
             raise RunFailedError(f"tune {plan.tune_name!r} stopped after {MAX_CONSECUTIVE_FAILURES} trials in a row "
                                  f"failed: " + " | ".join(self.failures[-MAX_CONSECUTIVE_FAILURES:]))
         result = _result(plan.tune_name, plan.folder, self.study, plan.space, plan.directions)
-        result.stopped_by = self.budget.reason
+        result.stopped_by = self.budget.reason or self.convergence.reason
         if (self.cfg.tune.retrain_and_test and result.best_trial is not None
                 and _claim_retrain(self.study, plan.folder, plan.shared, plan.n_trials)):
             result.retrain = _retrain(self.cfg, plan.space, result, plan.folder, plan.tune_name)
@@ -1129,6 +1152,17 @@ def _check_space_unchanged(study: Any, space: Any, folder: Path, created: bool) 
     atomic_write_json(folder / SPACE_FILE, fingerprint)
 
 
+def _check_pruning_and_stop(cfg: Config, n_objectives: int) -> None:
+    """One-line errors for in-run pruning (tunecv.pruning) and ``tune.stop_when`` (tunecv.terminator)."""
+    from tunecv import terminator
+
+    _pruning.check_config(cfg.tune)
+    if n_objectives > 1 and _pruning.run_pruner_name(cfg.tune) != "none":
+        raise ConfigError(f"`tune.run_pruner` must be none with several `tune.objectives` (Optuna cannot prune "
+                          f"multi-objective trials); got {_pruning.run_pruner_name(cfg.tune)!r}")
+    terminator.check_config(cfg.tune, n_objectives)
+
+
 def _run_score(session: CrossValidation, row: Mapping[str, Any]) -> Optional[float]:
     import pandas as pd
 
@@ -1372,6 +1406,11 @@ def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: 
     runs = folds * cfg.cv.n_seeds
     console.print(f"tune {tune_name}: {n_trials} trials x {runs} runs each ({folds} folds x {cfg.cv.n_seeds} "
                   f"seeds), sampler {sampler}, pruner {cfg.tune.pruner}, strategy {strategy}")
+    rungs_line = _pruning.plan_line(cfg)  # in-run pruning: the epoch rungs
+    if rungs_line:
+        console.print(rungs_line)
+    if cfg.tune.stop_when:
+        console.print(f"stop when: {cfg.tune.stop_when} (after at least {cfg.tune.stop_min_trials} complete trials)")
     console.print(f"folder: {naming.tune_dir(cfg.artifact_dir, tune_name)}")
     table = Table(title="search space")
     table.add_column("key")
