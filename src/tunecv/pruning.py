@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunecv._io import atomic_write_text
+from tunecv.artifacts.files import (
+    EPOCH_SCORES_FILE,  # in a run folder: {"curve": {epochs done: score}, "pruned_at_epoch": n}
+)
 from tunecv.errors import ConfigError
 
 #: the in-run pruners (``tune.run_pruner``); ``tune.pruner: hyperband | successive_halving`` means the same
@@ -38,7 +41,6 @@ RUN_PRUNERS = ("none", "hyperband", "successive_halving", "median")
 #: ``tune.pruner`` values that prune inside runs (resource-based pruners: the resource is the epoch)
 EPOCH_PRUNERS = ("hyperband", "successive_halving")
 EPOCH_SCORES_ATTR = "epoch_scores"  # trial user attr: {"f{fold}s{seed}": {epochs done: score}}
-EPOCH_SCORES_FILE = "epoch_scores.json"  # in a run folder: {"curve": {epochs done: score}, "pruned_at_epoch": n}
 
 
 def run_pruner_name(tune: Any) -> str:

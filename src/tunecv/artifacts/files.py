@@ -16,6 +16,7 @@ A run folder (``{run_name}-{run_id}``)::
                                  attempts of a resumed run as metrics.<k>.csv
     wandb/                       its W&B files (WANDB_DIR)
     slurm/                       submitit's files of its SLURM job (SLURM_DIR; a job of several runs: in the cv)
+    epoch_scores.json            a tune's run: its score per epoch, and the epoch it was pruned at (EPOCH_SCORES_FILE)
 
 A cv folder::
 
@@ -43,6 +44,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CONFIG_FILE",
     "CSV_DIR",
+    "EPOCH_SCORES_FILE",
     "LAST_CHECKPOINT",
     "METRICS_FILE",
     "NESTED_FILE",
@@ -73,4 +75,5 @@ STORAGE_FILE = "optuna.db"  # a tune's default Optuna storage (SQLite)
 SPACE_FILE = "search_space.json"  # a tune's search-space fingerprint
 RETRAIN_LOCK_FILE = ".retrain.lock"  # which worker of a shared study retrains the best parameters
 NESTED_FILE = "nested.json"  # a nested cv's plan and finished outer folds
+EPOCH_SCORES_FILE = "epoch_scores.json"  # a tune's run: its score per epoch (tunecv.pruning)
 REPORT_DIR = "report"  # what `tunecv report` wrote into a folder
