@@ -42,6 +42,7 @@ from tunecv import splits
 from tunecv._fold_labels import LABELS_HELP, import_function, sample_values
 from tunecv._fold_pool import Pool, fold_loader, overrides, pooled
 from tunecv.config import SplitConfig
+from tunecv.data import SplitDataModule
 from tunecv.errors import ConfigError, DataError
 from tunecv.folds import fold_method
 
@@ -77,8 +78,6 @@ def for_run(data: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> Any
     Raises:
         DataError: see :func:`check`.
     """
-    from tunecv.data import SplitDataModule
-
     if isinstance(data, SplitDataModule) or (split.fold_method == "none" and split.test_split == "none"):
         return data
     check(data, split)
@@ -97,8 +96,6 @@ def check(data: Any, split: SplitConfig) -> None:
     Raises:
         DataError: one line naming the config key, the constraint, the value and the valid options.
     """
-    from tunecv.data import SplitDataModule
-
     cls = data if isinstance(data, type) else type(data)
     name = cls.__name__
     if issubclass(cls, SplitDataModule):
