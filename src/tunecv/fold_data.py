@@ -32,41 +32,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
-import warnings
-from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import lightning as L
-import numpy as np
 import pandas as pd
-from torch.utils.data import (
-    BatchSampler,
-    ConcatDataset,
-    DataLoader,
-    Dataset,
-    IterableDataset,
-    RandomSampler,
-    SequentialSampler,
-    Subset,
-    SubsetRandomSampler,
-)
+from torch.utils.data import Subset
 
 from tunecv import splits
+from tunecv._fold_labels import LABELS_HELP, import_function, sample_values
+from tunecv._fold_pool import Pool, fold_loader, overrides, pooled
 from tunecv.config import SplitConfig
+from tunecv.data import SplitDataModule
 from tunecv.errors import ConfigError, DataError
-from tunecv.folds import FOLD_METHODS, fold_method
+from tunecv.folds import fold_method
 
 __all__ = ["FoldedBase", "FoldedDataModule", "check", "for_run", "pool_metadata", "pooled", "wrap"]
 
 # Hooks the model may define instead of the data module: the wrapper has them only where the inner has them,
 # so that Lightning still picks the model's own when the data module does not override them.
 BATCH_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
-# DataLoader arguments carried from a project's loader (those this torch has); sampling is handled apart.
-CARRIED = ("num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn", "multiprocessing_context",
-           "generator", "prefetch_factor", "persistent_workers", "pin_memory_device", "in_order")
-LABELS_HELP = ("a method or attribute of {cls} or of its datasets giving one {what} per sample, or a dotted "
-               "function path pkg.mod.fn(dataset) -> {what}s")
+
+
 def _needs(method: Any) -> tuple[str, ...]:
     """The ``split`` keys a fold method needs on a plain LightningDataModule: ``labels`` and / or ``groups``."""
     return (("labels",) if method.stratify == "required" else ()) + (("groups",) if method.uses_groups else ())
@@ -92,8 +78,6 @@ def for_run(data: Any, split: SplitConfig, fold: int = 0, seed: int = 42) -> Any
     Raises:
         DataError: see :func:`check`.
     """
-    from tunecv.data import SplitDataModule
-
     if isinstance(data, SplitDataModule) or (split.fold_method == "none" and split.test_split == "none"):
         return data
     check(data, split)
@@ -112,8 +96,6 @@ def check(data: Any, split: SplitConfig) -> None:
     Raises:
         DataError: one line naming the config key, the constraint, the value and the valid options.
     """
-    from tunecv.data import SplitDataModule
-
     cls = data if isinstance(data, type) else type(data)
     name = cls.__name__
     if issubclass(cls, SplitDataModule):
@@ -146,7 +128,7 @@ def check(data: Any, split: SplitConfig) -> None:
     for key in ("labels", "groups"):
         spec = getattr(split, key)
         if spec is not None and "." in spec:
-            _import_function(spec, key)
+            import_function(spec, key)
 
 
 def pool_metadata(data: Any, split: SplitConfig) -> tuple[pd.DataFrame, SplitConfig]:
@@ -202,10 +184,10 @@ class FoldedBase:
         super().__init__()  # LightningDataModule's: its attribute writes go nowhere until _ready
         self.split, self.fold, self.seed = split, fold, seed
         self._prepared = False
-        self._pool: Optional[_Pool] = None
+        self._pool: Optional[Pool] = None
         self._indices: Optional[splits.SplitIndices] = None
         for hook in BATCH_HOOKS:
-            if _overrides(inner, hook):
+            if overrides(inner, hook):
                 setattr(self, hook, getattr(inner, hook))  # Lightning then calls the inner module's own
         self._ready = True
 
@@ -236,7 +218,7 @@ class FoldedBase:
                 raise DataError(_plain_keys(str(exc))) from None
         return self._indices
 
-    def pooled(self) -> _Pool:
+    def pooled(self) -> Pool:
         """The pooled train and val data of the inner module (sets it up for fit on first use)."""
         if self._pool is None:
             self._set_up_for_fit()
@@ -261,7 +243,7 @@ class FoldedBase:
     def has_test(self) -> bool:
         """Whether the run has a test set: samples of the pool held out (``split.test_split: sample``), else the
         inner module's own (it overrides ``test_dataloader``)."""
-        return self.holds_out or _overrides(self._inner, "test_dataloader")
+        return self.holds_out or overrides(self._inner, "test_dataloader")
 
     @property
     def holds_out(self) -> bool:
@@ -289,7 +271,7 @@ class FoldedBase:
         if self.split.fold_method == "none" and not self.holds_out:
             return self._inner.train_dataloader()
         pool, idx = self.pooled(), self.prepare_fold()
-        return _fold_loader(Subset(pool.dataset, idx.train.tolist()), pool.train_loader, train=True,
+        return fold_loader(Subset(pool.dataset, idx.train.tolist()), pool.train_loader, train=True,
                             where=f"{type(self._inner).__name__}.train_dataloader()")
 
     def val_dataloader(self) -> Any:
@@ -297,7 +279,7 @@ class FoldedBase:
             return self._inner.val_dataloader()
         pool, idx = self.pooled(), self.prepare_fold()
         settings = pool.val_loader if pool.val_loader is not None else pool.train_loader
-        return _fold_loader(Subset(pool.dataset, idx.val.tolist()), settings, train=False,
+        return fold_loader(Subset(pool.dataset, idx.val.tolist()), settings, train=False,
                             where=f"{type(self._inner).__name__}.val_dataloader()",
                             keep_drop_last=pool.val_loader is not None)
 
@@ -306,7 +288,7 @@ class FoldedBase:
             return self._inner.test_dataloader()
         pool, idx = self.pooled(), self.prepare_fold()
         settings = pool.val_loader if pool.val_loader is not None else pool.train_loader
-        return _fold_loader(Subset(pool.dataset, idx.test.tolist()), settings, train=False,
+        return fold_loader(Subset(pool.dataset, idx.test.tolist()), settings, train=False,
                             where=f"{type(self._inner).__name__}.val_dataloader()", keep_drop_last=False)
 
     def predict_dataloader(self) -> Any:
@@ -367,164 +349,9 @@ def _base_class(data: Any) -> type:
                     f"cross-validated; got {cls.__module__}.{cls.__qualname__}")
 
 
-def _overrides(obj: Any, name: str) -> bool:
-    """Whether ``type(obj)`` defines ``name`` itself rather than taking Lightning's default."""
-    fn = getattr(type(obj), name, None)
-    if fn is None:
-        return False
-    module = getattr(getattr(fn, "__func__", fn), "__module__", None) or ""
-    return not module.startswith(("lightning.pytorch.", "pytorch_lightning."))
+# -- the samples' labels and groups, as the folds of tunecv.splits read them ----------------------------------
 
-
-# -- the pool ---------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Pool:
-    """The datasets a module gives for fit, end to end, and the loaders whose settings the folds keep."""
-
-    parts: list[Dataset]
-    n_train_parts: int
-    train_loader: DataLoader
-    val_loader: Optional[DataLoader]
-
-    @functools.cached_property
-    def dataset(self) -> ConcatDataset:
-        return ConcatDataset(self.parts)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [len(p) for p in self.parts]  # type: ignore[arg-type]
-
-
-def pooled(inner: Any, fold_method: str = "kfold") -> _Pool:
-    """The datasets of ``inner``'s train loaders, then of its val loaders, each once (``inner`` set up).
-
-    A loader sampling its dataset by a ``SubsetRandomSampler`` gives ``Subset(dataset, sampler.indices)``.
-
-    Raises:
-        DataError: a loader is not a DataLoader (or list / dict of them), reads an IterableDataset or a
-            dataset without a length, or the pool is empty.
-    """
-    name = type(inner).__name__
-    train = _loaders(inner.train_dataloader(), f"{name}.train_dataloader()")
-    if not train:
-        raise DataError(f"`data` must give training data to cut folds from: {name}.train_dataloader() returned "
-                        f"no loader; got fold_method {fold_method!r}")
-    val = _loaders(inner.val_dataloader(), f"{name}.val_dataloader()") if _overrides(inner, "val_dataloader") else []
-    for stage, loaders in (("train", train), ("val", val)):
-        if len(loaders) > 1:
-            warnings.warn(f"{name} gives {len(loaders)} {stage} loaders: their datasets are pooled and the fold's "
-                          f"one {stage} loader keeps the settings of the first", stacklevel=3)
-    parts: list[Dataset] = []
-    seen: set[int] = set()
-    n_train = 0
-    for i, loader in enumerate([*train, *val]):
-        part = _samples_of(loader, name, fold_method)
-        if id(part) not in seen:
-            seen.add(id(part))
-            parts.append(part)
-        if i == len(train) - 1:
-            n_train = len(parts)
-    pool = _Pool(parts, n_train, train[0], val[0] if val else None)
-    if sum(pool.sizes) == 0:
-        raise DataError(f"`data` must give samples to cut folds from: the train and val loaders of {name} are "
-                        f"empty; got fold_method {fold_method!r}")
-    return pool
-
-
-def _loaders(obj: Any, where: str) -> list[DataLoader]:
-    """The DataLoaders of what a ``*_dataloader()`` hook returned (one, a list, a dict, a CombinedLoader)."""
-    if obj is None:
-        return []
-    if isinstance(obj, DataLoader):
-        return [obj]
-    if hasattr(obj, "flattened") and not isinstance(obj, (Mapping, Sequence)):  # Lightning's CombinedLoader
-        obj = obj.flattened
-    if isinstance(obj, Mapping):
-        obj = list(obj.values())
-    if isinstance(obj, (list, tuple)):
-        return [loader for item in obj for loader in _loaders(item, where)]
-    raise DataError(f"`data` must return a torch DataLoader, or a list or dict of them, from {where} to be "
-                    f"cross-validated; got {type(obj).__name__}")
-
-
-def _samples_of(loader: DataLoader, name: str, fold_method: str) -> Dataset:
-    dataset = loader.dataset
-    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
-        kind = "an IterableDataset" if isinstance(dataset, IterableDataset) else "a dataset without __len__"
-        raise DataError(f"`split.fold_method` must be none for {name}: a loader of it reads {kind} "
-                        f"({type(dataset).__name__}), which has no indices to cut folds from (fold methods "
-                        f"need a map-style Dataset: {', '.join(m for m in FOLD_METHODS.names() if m != 'none')}); "
-                        f"got {fold_method!r}")
-    sampler = _sampler_of(loader)
-    if type(sampler) is SubsetRandomSampler:
-        return Subset(dataset, [int(i) for i in sampler.indices])
-    return dataset
-
-
-def _sampler_of(loader: DataLoader) -> Any:
-    """The per-sample sampler of a loader (the one inside a plain BatchSampler), or its custom batch sampler."""
-    batch_sampler = loader.batch_sampler
-    if batch_sampler is not None and type(batch_sampler) is not BatchSampler:
-        return batch_sampler
-    return loader.sampler
-
-
-# -- the fold's loaders ------------------------------------------------------------------------------------
-
-@functools.cache
-def _loader_parameters() -> frozenset[str]:
-    return frozenset(inspect.signature(DataLoader.__init__).parameters)
-
-
-def _fold_loader(subset: Subset, like: DataLoader, train: bool, where: str, keep_drop_last: bool = True) -> DataLoader:
-    """A DataLoader over ``subset`` with the settings of the project's loader ``like``."""
-    kwargs = {k: getattr(like, k) for k in CARRIED if k in _loader_parameters() and hasattr(like, k)}
-    if not kwargs.get("num_workers"):
-        kwargs.pop("prefetch_factor", None)  # torch refuses it without workers
-    kwargs.update(_sampling(like, train, where))
-    if not keep_drop_last:
-        kwargs["drop_last"] = False  # the train loader's drop_last would drop validation samples
-    sampler_cls = kwargs.pop("sampler_cls", None)
-    if sampler_cls is not None:
-        kwargs["sampler"] = sampler_cls(subset)
-    return DataLoader(subset, **kwargs)
-
-
-def _sampling(like: DataLoader, train: bool, where: str) -> dict[str, Any]:
-    """batch_size, drop_last and shuffle (or a sampler) of the fold's loader, from the project's loader."""
-    sampler = _sampler_of(like)
-    batch_sampler = like.batch_sampler
-    if batch_sampler is not None and type(batch_sampler) is not BatchSampler:  # the project's own batching
-        size = getattr(batch_sampler, "batch_size", None)
-        _warn_custom(where, batch_sampler, train, f"batch_size {size if isinstance(size, int) else 1}")
-        return {"batch_size": size if isinstance(size, int) else 1, "drop_last": bool(getattr(
-            batch_sampler, "drop_last", False)), "shuffle": train}
-    size, drop_last = like.batch_size, like.drop_last
-    if batch_sampler is not None and like.batch_size is None:  # given as batch_sampler=BatchSampler(...)
-        size, drop_last = batch_sampler.batch_size, batch_sampler.drop_last
-    out: dict[str, Any] = {"batch_size": size, "drop_last": drop_last, "shuffle": train}
-    if type(sampler) not in (SequentialSampler, RandomSampler, SubsetRandomSampler):
-        _warn_custom(where, sampler, train, "")
-    elif train and type(sampler) is RandomSampler:
-        if sampler.replacement:  # sampling with replacement carries over; num_samples (of the whole set) does not
-            out.pop("shuffle")
-            out["sampler_cls"] = functools.partial(RandomSampler, replacement=True, generator=sampler.generator)
-        elif like.generator is None and sampler.generator is not None:
-            out["generator"] = sampler.generator
-    return out
-
-
-def _warn_custom(where: str, sampler: Any, train: bool, extra: str) -> None:
-    instead = "shuffles" if train else "reads in order"
-    more = f" with {extra}" if extra else ""
-    warnings.warn(f"the {type(sampler).__name__} of {where} samples the project's dataset by its own indices "
-                  f"and cannot be re-indexed for a fold: the fold's loader {instead} instead{more}", stacklevel=4)
-
-
-# -- labels and groups -------------------------------------------------------------------------------------
-
-def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame, SplitConfig]:
+def _metadata(inner: Any, pool: Pool, split: SplitConfig) -> tuple[pd.DataFrame, SplitConfig]:
     """One row per pooled sample (its position is its sample id) with the label and group columns the fold
     method uses, and the split that reads them (no test split, the module's test set is its own, unless
     positions are held out: ``split.test_split: sample``)."""
@@ -533,9 +360,9 @@ def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame
     columns: dict[str, Any] = {}
     uses_labels = method.stratify == "required" or (method.stratify == "optional" and bool(split.labels))
     if uses_labels:
-        columns[split.labels] = _values(inner, pool, split.labels, "labels")
+        columns[split.labels] = sample_values(inner, pool, split.labels, "labels")
     if method.uses_groups:
-        columns[split.groups] = _values(inner, pool, split.groups, "groups")
+        columns[split.groups] = sample_values(inner, pool, split.groups, "groups")
     meta = pd.DataFrame(columns, index=pd.RangeIndex(n))
     held_out = split.test_split == "sample"  # positions of the pool (tunecv nested's outer fold)
     inner_split = dataclasses.replace(split, test_split="sample" if held_out else "none",
@@ -543,94 +370,6 @@ def _metadata(inner: Any, pool: _Pool, split: SplitConfig) -> tuple[pd.DataFrame
                                       stratify_column=split.labels if uses_labels else None,
                                       group_column=split.groups or "")
     return meta, inner_split
-
-
-def _values(inner: Any, pool: _Pool, spec: str, key: str) -> np.ndarray:
-    """One label (or group) per pooled sample, from ``spec`` (see the module doc)."""
-    n, name = sum(pool.sizes), type(inner).__name__
-    if "." in spec:
-        fn = _import_function(spec, key)
-        got = _concat([_one_per_sample(fn(p), len(p), key, f"{spec}({type(p).__name__})") for p in pool.parts])
-        return _one_per_sample(got, n, key, spec)
-    found = getattr(inner, spec, _MISSING)
-    if found is not _MISSING:
-        value = found() if callable(found) else found
-        if isinstance(value, Mapping):
-            value = _from_stages(value, pool, key, f"{name}.{spec}")
-        return _one_per_sample(value, n, key, f"{name}.{spec}")
-    got = [_attribute_of(p, spec) for p in pool.parts]
-    missing = [type(p).__name__ for p, v in zip(pool.parts, got, strict=True) if v is _MISSING]
-    if missing:
-        what = key[:-1]
-        raise DataError(f"`split.{key}` must be {LABELS_HELP.format(cls=name, what=what)}: neither {name} nor its "
-                        f"dataset{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                        f"ha{'ve' if len(missing) > 1 else 's'} it; got {spec!r}")
-    parts = [_one_per_sample(v, len(p), key, f"{type(p).__name__}.{spec}") for p, v in zip(pool.parts, got, strict=True)]
-    return _concat(parts)
-
-
-_MISSING = object()
-
-
-def _attribute_of(dataset: Any, spec: str) -> Any:
-    found = getattr(dataset, spec, _MISSING)
-    if found is not _MISSING:
-        return found() if callable(found) else found
-    if isinstance(dataset, Subset):  # e.g. random_split: the parent dataset's values at the subset's indices
-        parent = _attribute_of(dataset.dataset, spec)
-        if parent is not _MISSING:
-            return _one_per_sample(parent, len(dataset.dataset), "", spec, check=False)[list(dataset.indices)]
-    return _MISSING
-
-
-def _from_stages(value: Mapping, pool: _Pool, key: str, where: str) -> Any:
-    stages = ["train", "val"] if pool.n_train_parts < len(pool.parts) else ["train"]
-    if sorted(value) != sorted(stages):
-        raise DataError(f"`split.{key}` must give one value per pooled sample, or a dict with keys "
-                        f"{' and '.join(repr(s) for s in stages)}; {where} gave keys {sorted(map(str, value))}")
-    return _concat([_one_per_sample(value[s], None, key, f"{where}[{s!r}]") for s in stages])
-
-
-def _one_per_sample(value: Any, n: Optional[int], key: str, where: str, check: bool = True) -> np.ndarray:
-    """``value`` as a 1-D array of ``n`` values (tensors and lists of 0-d tensors become plain values)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise DataError(f"`split.{key}` must give one value per sample ({n} samples) from {where}; got "
-                        f"{type(value).__name__} {value!r:.40}")
-    items = list(value) if not isinstance(value, np.ndarray) else value
-    if not isinstance(items, np.ndarray):
-        items = [v.item() if getattr(v, "ndim", None) == 0 and hasattr(v, "item") else v for v in items]
-        try:
-            array = np.asarray(items)
-        except ValueError:  # ragged
-            array = np.asarray(items, dtype=object)
-    else:
-        array = items
-    if check and (array.ndim != 1 or (n is not None and len(array) != n)):
-        shape = f"shape {array.shape}" if array.ndim != 1 else f"{len(array)} values"
-        raise DataError(f"`split.{key}` must give one value per sample ({n} samples) from {where}; got {shape}")
-    return array
-
-
-def _concat(arrays: list[np.ndarray]) -> np.ndarray:
-    if len(arrays) == 1:
-        return arrays[0]
-    return np.concatenate([a.astype(object) for a in arrays]) if len({a.dtype for a in arrays}) > 1 \
-        else np.concatenate(arrays)
-
-
-def _import_function(spec: str, key: str) -> Any:
-    from tunecv.config import import_class
-
-    try:
-        fn = import_class(spec, f"split.{key}")
-    except ConfigError as exc:
-        raise DataError(str(exc)) from None
-    if not callable(fn):
-        raise DataError(f"`split.{key}` must be a function pkg.mod.fn(dataset) -> one value per sample; got {spec!r}, "
-                        f"a {type(fn).__name__}")
-    return fn
 
 
 def _plain_keys(message: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from tunecv import cli, executors
 from tunecv.config import Config
-from tunecv.executors import LocalConfig, _pool
+from tunecv.executors import LocalConfig, _forkserver
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_no_fork_while_another_thread_runs():
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert _pool.can_fork_server_here() is False  # its locks would be copied held, forever
+        assert _forkserver.can_fork_server_here() is False  # its locks would be copied held, forever
     finally:
         stop.set()
         thread.join()
@@ -69,7 +69,7 @@ def test_no_fork_outside_the_main_thread():
     import threading
 
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(_pool.can_fork_server_here()))
+    thread = threading.Thread(target=lambda: seen.append(_forkserver.can_fork_server_here()))
     thread.start()
     thread.join()
     assert seen == [False]

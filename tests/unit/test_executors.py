@@ -25,9 +25,10 @@ from tunecv.executors import (
     SerialExecutor,
     WorkerDiedError,
     _local,
-    _pool,
+    _pool_exit,
     _registry,
     _worker,
+    _worker_handle,
     available_cpus,
     current_device,
     gpu_count,
@@ -157,12 +158,12 @@ def test_unpicklable_return_value_is_an_error():
 
 
 def test_worker_died_messages_name_device_signal_and_job():
-    msg = _pool._death_message(1, "mod.f", -signal.SIGKILL, None)
+    msg = _worker_handle.death_message(1, "mod.f", -signal.SIGKILL, None)
     assert msg.startswith("worker on device 1 died: killed by signal SIGKILL (9) while running mod.f")
     assert "out-of-memory" in msg
-    assert "segmentation fault" in _pool._death_message(0, "f", -signal.SIGSEGV, None)
-    assert "exited with code 3 without sending a result" in _pool._death_message("a", "f", 3, None)
-    assert _pool._death_message(2, "f", -15, "terminated by shutdown(kill=True)") == (
+    assert "segmentation fault" in _worker_handle.death_message(0, "f", -signal.SIGSEGV, None)
+    assert "exited with code 3 without sending a result" in _worker_handle.death_message("a", "f", 3, None)
+    assert _worker_handle.death_message(2, "f", -15, "terminated by shutdown(kill=True)") == (
         "worker on device 2 was terminated by shutdown(kill=True) while running f"
     )
     err = pickle.loads(pickle.dumps(WorkerDiedError("worker died", 1, -9)))
@@ -246,12 +247,12 @@ def test_submit_refuses_an_unpicklable_function():
 
 
 def test_pool_turns_sigterm_into_system_exit_while_alive():
-    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL or _pool._LIVE:
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL or _pool_exit._LIVE:
         pytest.skip("SIGTERM already has a handler in this test process")
     ex = DevicePoolExecutor([0])
-    assert signal.getsignal(signal.SIGTERM) is _pool._raise_on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is _pool_exit._raise_on_sigterm
     with pytest.raises(SystemExit) as info:
-        _pool._raise_on_sigterm(signal.SIGTERM, None)
+        _pool_exit._raise_on_sigterm(signal.SIGTERM, None)
     assert info.value.code == 143
     ex.shutdown()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -25,7 +25,7 @@ from torch.utils.data import (
     random_split,
 )
 
-from tunecv import fold_data
+from tunecv import _fold_pool, fold_data
 from tunecv.config import SplitConfig
 from tunecv.data import SplitDataModule
 from tunecv.errors import DataError
@@ -146,7 +146,7 @@ def test_loader_settings_carried_one_by_one():
 
     like = DataLoader(Points(0, 10), batch_size=3, shuffle=True, num_workers=2, pin_memory=True, drop_last=True,
                       persistent_workers=True, worker_init_fn=init, generator=gen, timeout=5, prefetch_factor=3)
-    got = fold_data._fold_loader(Subset(Points(0, 10), [1, 2, 3]), like, train=True, where="x")
+    got = _fold_pool.fold_loader(Subset(Points(0, 10), [1, 2, 3]), like, train=True, where="x")
     assert (got.num_workers, got.pin_memory, got.drop_last, got.persistent_workers, got.timeout,
             got.prefetch_factor, got.batch_size) == (2, True, True, True, 5, 3, 3)
     assert got.worker_init_fn is init and got.generator is gen and type(got.sampler) is RandomSampler
@@ -154,7 +154,7 @@ def test_loader_settings_carried_one_by_one():
 
 def test_a_batch_sampler_of_torchs_is_carried_and_a_custom_one_warns():
     plain = DataLoader(Points(0, 10), batch_sampler=BatchSampler(SequentialSampler(range(10)), 3, True))
-    got = fold_data._fold_loader(Subset(Points(0, 10), list(range(7))), plain, train=True, where="x")
+    got = _fold_pool.fold_loader(Subset(Points(0, 10), list(range(7))), plain, train=True, where="x")
     assert (got.batch_size, got.drop_last, type(got.sampler)) == (3, True, RandomSampler)
 
     class Buckets(BatchSampler):
@@ -162,7 +162,7 @@ def test_a_batch_sampler_of_torchs_is_carried_and_a_custom_one_warns():
 
     custom = DataLoader(Points(0, 10), batch_sampler=Buckets(SequentialSampler(range(10)), 2, False))
     with pytest.warns(UserWarning, match="Buckets of x samples the project's dataset by its own indices"):
-        got = fold_data._fold_loader(Subset(Points(0, 10), list(range(7))), custom, train=True, where="x")
+        got = _fold_pool.fold_loader(Subset(Points(0, 10), list(range(7))), custom, train=True, where="x")
     assert got.batch_size == 2 and type(got.sampler) is RandomSampler
 
 
@@ -181,7 +181,7 @@ def test_a_custom_sampler_warns_and_the_fold_shuffles_instead():
 
 def test_a_random_sampler_with_replacement_is_carried():
     like = DataLoader(Points(0, 10), batch_size=2, sampler=RandomSampler(range(10), replacement=True))
-    got = fold_data._fold_loader(Subset(Points(0, 10), [0, 1, 2]), like, train=True, where="x")
+    got = _fold_pool.fold_loader(Subset(Points(0, 10), [0, 1, 2]), like, train=True, where="x")
     assert type(got.sampler) is RandomSampler and got.sampler.replacement and got.sampler.num_samples == 3
 
 

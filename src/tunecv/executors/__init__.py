@@ -29,14 +29,9 @@ from tunecv.executors._base import (
     current_device,
     job_overrides,
 )
+from tunecv.executors._forkserver import can_fork_server_here, prestart_forkserver
 from tunecv.executors._local import LocalConfig, gpu_count, make_executor, run_modules
-from tunecv.executors._pool import (
-    DevicePoolExecutor,
-    available_cpus,
-    can_fork_server_here,
-    prestart_forkserver,
-    thread_budget,
-)
+from tunecv.executors._pool import DevicePoolExecutor
 from tunecv.executors._ray import RayConfig
 from tunecv.executors._registry import (
     EXECUTORS,
@@ -48,6 +43,7 @@ from tunecv.executors._registry import (
 )
 from tunecv.executors._serial import SerialExecutor
 from tunecv.executors._slurm_config import SlurmConfig
+from tunecv.executors._threads import available_cpus, thread_budget
 
 __all__ = [
     "EXECUTORS",

@@ -16,8 +16,9 @@ from typing import Any, Literal, Optional, Union
 
 from tunecv.errors import ConfigError
 from tunecv.executors._base import Device, Executor
-from tunecv.executors._pool import DevicePoolExecutor, available_cpus
+from tunecv.executors._pool import DevicePoolExecutor
 from tunecv.executors._serial import SerialExecutor
+from tunecv.executors._threads import available_cpus
 from tunecv.executors._worker import CUDA_ACCELERATORS
 
 __all__ = ["LocalConfig", "check_config", "from_config", "gpu_count", "make_executor", "section"]

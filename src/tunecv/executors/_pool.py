@@ -14,84 +14,38 @@ pipe and ``sentinel`` with :func:`multiprocessing.connection.wait`. It runs only
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-import multiprocessing.forkserver
 import os
 import pickle
-import signal
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from tunecv.errors import ConfigError, one_of
 from tunecv.executors._base import Device, Executor, Job, RemoteError, WorkerDiedError, function_name
+from tunecv.executors._forkserver import PRELOAD_ENV, forkserver_running, start_forkserver
+from tunecv.executors._pool_exit import register, unregister
+from tunecv.executors._threads import thread_budget
 from tunecv.executors._worker import ACK, pin_environment, unpack_reply, worker_main
+from tunecv.executors._worker_handle import (
+    EXIT_GRACE,
+    TERMINATE_GRACE,
+    Running,
+    death_message,
+    readable,
+    reap,
+    retire,
+)
 
-__all__ = ["DevicePoolExecutor", "available_cpus", "can_fork_server_here", "prestart_forkserver", "stop_servers",
-           "thread_budget"]
+__all__ = ["DevicePoolExecutor"]
 
 log = logging.getLogger(__name__)
-
-# The modules a pool's fork server imports (read by tunecv.executors._warm, in the server only).
-PRELOAD_ENV = "TUNECV_PRELOAD"
-# After a worker sent its result it should exit at once; one still alive after this long is terminated.
-EXIT_GRACE = 10.0
-# After SIGTERM, a worker still alive after this long gets SIGKILL.
-TERMINATE_GRACE = 3.0
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
-
-
-def _others_running(samples: int = 3, interval: float = 0.01) -> float:
-    """How many tasks of other processes want a CPU right now (the run queue, less this process).
-
-    Linux: the median of a few reads of the running count in ``/proc/loadavg`` (instantaneous, so this
-    process's own past work does not count); elsewhere the 1-minute load average.
-    """
-    counts = []
-    for i in range(samples):
-        try:
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-        except (OSError, ValueError, IndexError):
-            try:
-                return max(0.0, os.getloadavg()[0])
-            except (AttributeError, OSError):  # pragma: no cover - no load information at all
-                return 0.0
-        counts.append(max(0, running - 1))  # the reading thread is one of them
-        if i + 1 < samples:
-            time.sleep(interval)
-    return float(sorted(counts)[len(counts) // 2])
-
-
-def thread_budget(n_slots: int = 1, requested: Optional[int] = None) -> int:
-    """CPU threads for each of ``n_slots`` runs at once: the cores free for them now, shared out.
-
-    ``requested`` (the ``local.threads_per_worker`` key) wins when given. Otherwise each run gets
-    ``available CPUs // n_slots`` threads, fewer when other processes keep cores busy (at least one):
-    on a shared machine, a run with a thread per core waits at every operation for the threads that
-    the other programs' work has pushed off the CPUs.
-    """
-    if requested is not None:
-        return max(1, int(requested))
-    cpus = available_cpus()
-    free = max(1, round(cpus - _others_running()))
-    return max(1, min(cpus // max(1, n_slots), free // max(1, n_slots)))
 
 
 def _check_device(device: Any) -> Device:
@@ -103,24 +57,6 @@ def _check_device(device: Any) -> Device:
         )
     return device
 
-
-@dataclass
-class _Running:
-    """A job whose worker process is alive (or not yet reaped)."""
-
-    job: Optional[Job]  # None while the worker waits for its next job (an idle, reusable worker)
-    slot: Device
-    process: Any  # multiprocessing.process.BaseProcess
-    conn: Any  # the driver's end of the worker's pipe, None once closed
-    reuse: bool = False  # the worker takes the next job of its slot instead of exiting
-    # The job's payload while it waits for the worker's acknowledgement (a job handed to an idle worker):
-    # until then nothing of the job has run, and a worker that dies gives it back to a new worker.
-    payload: Optional[bytes] = None
-    reply: Optional[tuple[bool, Any]] = None
-    deadline: Optional[float] = None  # when to escalate (terminate, then kill)
-    terminated: bool = False
-    killed: bool = False
-    kill_reason: Optional[str] = None
 
 
 class DevicePoolExecutor(Executor):
@@ -219,13 +155,13 @@ class DevicePoolExecutor(Executor):
             pin_environment(device, self.accelerator, None, os.environ)
 
         self._ctx = multiprocessing.get_context(start_method)
-        if start_method == "forkserver" and not _forkserver_running():
+        if start_method == "forkserver" and not forkserver_running():
             # One preload module imports the list, each import guarded: multiprocessing's own preload only
             # skips ImportError, and any other error in a user's module would take the server down.
             os.environ[PRELOAD_ENV] = ",".join(preload)
             self._ctx.set_forkserver_preload(["tunecv.executors._warm"])
             # Start the server (and its imports) now, in the background, while the driver prepares.
-            threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
+            threading.Thread(target=start_forkserver, name="tunecv-forkserver", daemon=True).start()
 
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[Job, bytes]] = collections.deque()
@@ -233,8 +169,8 @@ class DevicePoolExecutor(Executor):
         self._free: collections.deque[Device] = collections.deque(
             d for _ in range(runs_per_device) for d in self.devices
         )
-        self._running: dict[Job, _Running] = {}
-        self._idle: list[_Running] = []  # reusable workers waiting for their slot's next job
+        self._running: dict[Job, Running] = {}
+        self._idle: list[Running] = []  # reusable workers waiting for their slot's next job
         self._thread: Optional[threading.Thread] = None
         self._shut_down = False
         self._kill = False
@@ -242,7 +178,7 @@ class DevicePoolExecutor(Executor):
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._close_wake = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
-        _register(self)
+        register(self)
 
     # -- the Executor API ---------------------------------------------------------------------------
 
@@ -282,7 +218,7 @@ class DevicePoolExecutor(Executor):
         if thread is not None:
             thread.join()
         self._retire_idle(kill=kill)
-        _unregister(self)
+        unregister(self)
         self._close_wake()
 
     def __repr__(self) -> str:
@@ -350,7 +286,7 @@ class DevicePoolExecutor(Executor):
                 self._read(rec)
             if rec.process.sentinel in ready:
                 # The worker is gone: all it sent is in the pipe (an acknowledgement, then maybe a reply).
-                while rec.conn is not None and rec.reply is None and _readable(rec.conn):
+                while rec.conn is not None and rec.reply is None and readable(rec.conn):
                     self._read(rec)
                 if rec.payload is not None and not rec.terminated:
                     never_started.append(rec)
@@ -395,7 +331,7 @@ class DevicePoolExecutor(Executor):
                 writer.close()  # only the worker holds the write end, so its death reads as EOF
         job.pid = process.pid
         with self._lock:
-            self._running[job] = _Running(job, slot, process, reader, reuse=self.reuse_workers)
+            self._running[job] = Running(job, slot, process, reader, reuse=self.reuse_workers)
 
     def _send_to_idle(self, job: Job, payload: bytes, slot: Device) -> bool:
         """Give ``job`` to an idle worker of ``slot``; False when there is none alive to take it."""
@@ -411,7 +347,7 @@ class DevicePoolExecutor(Executor):
                 environ = pin_environment(slot, self.accelerator, self.threads_per_worker, os.environ)
                 rec.conn.send_bytes(pickle.dumps((payload, environ, job.name), protocol=pickle.HIGHEST_PROTOCOL))
             except (OSError, ValueError):
-                _retire([rec], kill=True)
+                retire([rec], kill=True)
                 continue
             job.pid = rec.process.pid
             rec.job, rec.payload = job, payload  # not started until the worker acknowledges it
@@ -419,7 +355,7 @@ class DevicePoolExecutor(Executor):
                 self._running[job] = rec
             return True
 
-    def _read(self, rec: _Running) -> None:
+    def _read(self, rec: Running) -> None:
         try:
             message: Optional[bytes] = rec.conn.recv_bytes()
         except (EOFError, OSError):  # died before or while sending
@@ -439,14 +375,14 @@ class DevicePoolExecutor(Executor):
                 # it should exit now; do not let it hold the slot forever
                 rec.deadline = time.monotonic() + EXIT_GRACE
 
-    def _relaunch(self, rec: _Running) -> None:
+    def _relaunch(self, rec: Running) -> None:
         """An idle worker died before it acknowledged the job handed to it: a new worker runs the job.
 
         Nothing of the job ran (the worker acknowledges before it unpickles the job), so it is not run
         twice; the slot stays taken by the job.
         """
         job, payload = rec.job, rec.payload
-        exitcode = _reap(rec)
+        exitcode = reap(rec)
         log.debug("worker %s on device %s ended (exit code %s) before it took %s; a new worker runs it",
                   job.pid, rec.slot, exitcode, job.name)
         with self._lock:
@@ -457,12 +393,12 @@ class DevicePoolExecutor(Executor):
         if kill:  # shutdown(kill=True) came in the meantime: the job does not start again
             reason = "terminated by shutdown(kill=True)"
             job.set_exception(WorkerDiedError(
-                _death_message(rec.slot, job.name, exitcode, reason), rec.slot, exitcode
+                death_message(rec.slot, job.name, exitcode, reason), rec.slot, exitcode
             ))
             return
         self._launch(job, payload, rec.slot, fresh=True)
 
-    def _release(self, rec: _Running) -> None:
+    def _release(self, rec: Running) -> None:
         """A reusable worker sent its job's result and lives on: it waits, idle, for its slot's next job."""
         job, (ok, outcome) = rec.job, rec.reply
         with self._lock:
@@ -479,9 +415,9 @@ class DevicePoolExecutor(Executor):
         """End the idle workers: their pipe closes, they exit (``kill``: SIGKILL at once)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        _retire(idle, kill)
+        retire(idle, kill)
 
-    def _terminate(self, rec: _Running, reason: Optional[str]) -> None:  # holds self._lock
+    def _terminate(self, rec: Running, reason: Optional[str]) -> None:  # holds self._lock
         if rec.terminated:
             return
         rec.terminated = True
@@ -490,7 +426,7 @@ class DevicePoolExecutor(Executor):
         with contextlib.suppress(OSError, ValueError):  # already gone
             rec.process.terminate()
 
-    def _escalate(self, rec: _Running) -> None:
+    def _escalate(self, rec: Running) -> None:
         if not rec.terminated:  # sent its result but did not exit
             with self._lock:
                 self._terminate(rec, None)
@@ -500,8 +436,8 @@ class DevicePoolExecutor(Executor):
             with contextlib.suppress(OSError, ValueError):
                 rec.process.kill()
 
-    def _finish(self, rec: _Running) -> None:
-        exitcode = _reap(rec)
+    def _finish(self, rec: Running) -> None:
+        exitcode = reap(rec)
         with self._lock:
             del self._running[rec.job]
             self._free.append(rec.slot)
@@ -513,7 +449,7 @@ class DevicePoolExecutor(Executor):
                 rec.job.set_exception(outcome)
             return
         rec.job.set_exception(WorkerDiedError(
-            _death_message(rec.slot, rec.job.name, exitcode, rec.kill_reason), rec.slot, exitcode
+            death_message(rec.slot, rec.job.name, exitcode, rec.kill_reason), rec.slot, exitcode
         ))
 
     def _drain_wake(self) -> None:
@@ -546,298 +482,8 @@ class DevicePoolExecutor(Executor):
             job.cancel()
         self._retire_idle(kill=True)
 
-
-def _readable(conn: Any) -> bool:
-    """Whether ``conn`` has a message or its end of file to read now."""
-    try:
-        return bool(conn.poll(0))
-    except (OSError, EOFError, ValueError):
-        return True  # _read then finds the pipe broken and closes it
-
-
-def _retire(workers: Sequence[_Running], kill: bool) -> None:
-    """End idle workers: close their pipe (a worker waiting for a job then exits), reap them.
-
-    One still alive after ``TERMINATE_GRACE`` (or at once with ``kill``) gets SIGKILL.
-    """
-    for rec in workers:
-        if rec.conn is not None:
-            with contextlib.suppress(OSError):
-                rec.conn.close()
-            rec.conn = None
-        if kill:
-            with contextlib.suppress(OSError, ValueError):
-                rec.process.kill()
-    deadline = time.monotonic() + TERMINATE_GRACE
-    for rec in workers:
-        with contextlib.suppress(ValueError):  # already closed
-            rec.process.join(max(0.0, deadline - time.monotonic()))
-            if rec.process.exitcode is None:
-                rec.process.kill()
-                rec.process.join()
-            rec.process.close()
-
-
-def _reap(rec: _Running) -> Optional[int]:
-    """Close an ended worker's pipe, wait for its process and free it; its exit code."""
-    if rec.conn is not None:
-        rec.conn.close()
-        rec.conn = None
-    rec.process.join()
-    exitcode = rec.process.exitcode
-    rec.process.close()
-    return exitcode
-
-
-OOM_KILLED = "killed (out of memory?)"
-
-
-def _death_message(device: Device, name: str, exitcode: Optional[int], reason: Optional[str]) -> str:
-    """The message of a :class:`WorkerDiedError`."""
-    if reason is not None:
-        return f"worker on device {device} was {reason} while running {name}"
-    if exitcode is not None and exitcode < 0:
-        try:
-            sig_name = signal.Signals(-exitcode).name
-        except ValueError:
-            sig_name = "signal"
-        message = f"worker on device {device} died: killed by signal {sig_name} ({-exitcode}) while running {name}"
-        if -exitcode == signal.SIGKILL:
-            message += f": {OOM_KILLED} (no other cause: the kernel's out-of-memory killer sends SIGKILL; check the run's memory use)"
-        elif -exitcode == signal.SIGSEGV:
-            message += " (a segmentation fault in native code)"
-        return message
-    return (f"worker on device {device} died: exited with code {exitcode} without sending a result "
-            f"while running {name} (its stderr may say why)")
-
-
-def prestart_forkserver(preload: Sequence[str], *, from_this_process: bool = False) -> bool:
-    """Start the fork server (and its imports of ``preload``) now, before any pool needs it.
-
-    By default the server is a new interpreter that imports ``preload`` in the background. With
-    ``from_this_process``, this process imports what it lacks of ``preload`` and the server is a fork of
-    it, made now: it starts with every module imported (the command line calls this right after
-    parsing, which imported torch and lightning), so a cv-parallel command pays the interpreter start
-    and the imports once, as a serial one does, instead of twice (on a busy machine the second import
-    competes with the driver's for the same cores). That is done only where it is safe (see
-    :func:`can_fork_server_here`); elsewhere the new interpreter is started as by default. This process
-    must not have run a multi-threaded (OpenMP) torch operation yet: a copy of a started OpenMP runtime
-    hangs at its next parallel region (parsing runs none; a new interpreter has the same rule for the
-    modules it preloads).
-
-    A pool created later uses the running server; atexit ends it with the command, also when no pool
-    was created.
-
-    Returns:
-        Whether a server was started (``False`` where forkserver is unavailable or one is running).
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods() or _forkserver_running():
-        return False
-    with _HOOKS_LOCK:
-        if not _hooks["atexit"]:
-            atexit.register(_kill_live_pools)
-            _hooks["atexit"] = True
-    if from_this_process and can_fork_server_here() and _fork_server_here(preload):
-        return True
-    os.environ[PRELOAD_ENV] = ",".join(preload)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["tunecv.executors._warm"])
-    threading.Thread(target=_start_forkserver, name="tunecv-forkserver", daemon=True).start()
-    return True
-
-
-# The signature of multiprocessing.forkserver.main that _fork_server_here drives (CPython 3.9-3.13; later
-# versions add an authentication key, and then the server is a new interpreter as before).
-_SERVER_MAIN_PARAMETERS = ["listener_fd", "alive_r", "preload", "main_path", "sys_path"]
-
-
-def can_fork_server_here() -> bool:
-    """Whether this process may become a pool's fork server by forking itself (``from_this_process``).
-
-    Linux only; called from the main thread while no other Python thread runs (a lock held by another
-    thread would stay locked forever in the copy); CUDA not initialised (a forked CUDA context is
-    unusable); and the standard library's fork server takes the arguments this module gives it.
-    """
-    import inspect
-
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return False
-    if threading.active_count() != 1:
-        return False
-    torch = sys.modules.get("torch")
-    cuda = getattr(torch, "cuda", None)
-    if cuda is not None and cuda.is_initialized():
-        return False
-    try:
-        parameters = list(inspect.signature(multiprocessing.forkserver.main).parameters)
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-    return parameters == _SERVER_MAIN_PARAMETERS
-
-
-# long: one fork under the server's lock, whose two halves share the socket and pipes made just before it
-def _fork_server_here(preload: Sequence[str]) -> bool:
-    """Fork this process into the fork server of :mod:`multiprocessing` (what ``ensure_running`` spawns).
-
-    This process first imports the modules of ``preload`` it has not imported yet. The copy then serves
-    fork requests until the last process holding the "alive" pipe is gone (or stop_servers kills it).
-    It never returns into this process's code: it ends with ``os._exit``.
-    """
-    import gc
-    import socket
-
-    from tunecv.executors._warm import preload as import_all
-
-    # Imported here, not in the copy: this process needs most of them too (the serial path imports them
-    # all in its first run), and one import of each is all a busy machine should pay.
-    import_all(",".join(m for m in preload if m not in sys.modules))
-    if not can_fork_server_here():  # an import started a thread (or touched CUDA)
-        return False
-    server = multiprocessing.forkserver._forkserver
-    with server._lock:
-        if server._forkserver_pid is not None:
-            return False
-        listener = socket.socket(socket.AF_UNIX)
-        try:
-            address = multiprocessing.connection.arbitrary_address("AF_UNIX")
-            listener.bind(address)
-            os.chmod(address, 0o600)
-            listener.listen()
-            alive_r, alive_w = os.pipe()
-        except OSError:
-            listener.close()
-            return False
-        for stream in (sys.stdout, sys.stderr):  # or the copy would write their buffers out a second time
-            with contextlib.suppress(Exception):
-                stream.flush()
-        try:
-            pid = os.fork()
-        except OSError:
-            listener.close()
-            os.close(alive_r)
-            os.close(alive_w)
-            return False
-        if pid == 0:  # the server: never back into the caller's code
-            code = 1
-            try:
-                server._lock.release()  # held by the caller's thread, which this copy no longer runs for
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a new interpreter
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                os.close(alive_w)
-                listener_fd = listener.detach()
-                gc.freeze()  # the workers' garbage collector then leaves the shared pages alone
-                multiprocessing.forkserver.main(listener_fd, alive_r, [])
-                code = 0
-            except SystemExit:  # the alive pipe closed: every client is gone
-                code = 0
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    import traceback
-
-                    traceback.print_exc()
-            finally:
-                os._exit(code)
-        listener.close()
-        os.close(alive_r)
-        server._forkserver_address = address
-        server._forkserver_alive_fd = alive_w
-        server._forkserver_pid = pid
-    return True
-
-
-def _start_forkserver() -> None:
-    try:
-        multiprocessing.forkserver.ensure_running()
-    finally:  # the server has the list in its environment; nothing else needs it
-        os.environ.pop(PRELOAD_ENV, None)
-
-
-def _forkserver_running() -> bool:
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    return getattr(server, "_forkserver_pid", None) is not None
-
-
 def _close_fds(*fds: int) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
 
-
-# -- process-wide safety net: atexit and SIGTERM ---------------------------------------------------------
-
-_LIVE: weakref.WeakSet[DevicePoolExecutor] = weakref.WeakSet()
-_HOOKS_LOCK = threading.Lock()
-_hooks = {"atexit": False, "sigterm": False}
-
-
-def _kill_live_pools() -> None:
-    """atexit: no worker outlives the driver, nor the fork server and resource tracker it started."""
-    for pool in list(_LIVE):
-        pool.shutdown(cancel_pending=True, kill=True)
-    stop_servers()
-
-
-def _end_helper(pid: Optional[int], alive_fd: Optional[int], grace: float = 1.0) -> None:
-    """End a helper process of :mod:`multiprocessing`: close its "alive" pipe, let it go, else SIGKILL it."""
-    if pid is None:
-        return
-    if alive_fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(alive_fd)
-    deadline = time.monotonic() + grace
-    try:
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() >= deadline:  # e.g. still importing its preload: nothing to lose
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return
-            time.sleep(0.01)
-    except (ChildProcessError, ProcessLookupError):  # already reaped
-        pass
-
-
-def stop_servers() -> None:
-    """End the fork server and the resource tracker now, instead of a moment after this process exits.
-
-    Both would end by themselves once this process is gone (they wait for their pipe to close), which
-    leaves them alive for a second or more after the command returned. A later pool starts them again.
-    """
-    import multiprocessing.resource_tracker as resource_tracker
-
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
-        with server._lock:
-            # The server holds no state; its own exit (tearing down torch and lightning) can take a
-            # second or more, so it is killed rather than waited for.
-            _end_helper(server._forkserver_pid, server._forkserver_alive_fd, grace=0.0)
-            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
-    tracker = getattr(resource_tracker, "_resource_tracker", None)
-    if tracker is not None and getattr(tracker, "_pid", None) is not None:
-        with tracker._lock:
-            _end_helper(tracker._pid, tracker._fd)
-            tracker._pid = tracker._fd = None
-
-
-def _raise_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _register(pool: DevicePoolExecutor) -> None:
-    with _HOOKS_LOCK:
-        _LIVE.add(pool)
-        if not _hooks["atexit"]:
-            atexit.register(_kill_live_pools)
-            _hooks["atexit"] = True
-        if (not _hooks["sigterm"] and threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
-            # Turn SIGTERM into SystemExit so that with-blocks, finally clauses and atexit kill the workers.
-            signal.signal(signal.SIGTERM, _raise_on_sigterm)
-            _hooks["sigterm"] = True
-
-
-def _unregister(pool: DevicePoolExecutor) -> None:
-    with _HOOKS_LOCK:
-        _LIVE.discard(pool)
-        if (_hooks["sigterm"] and not _LIVE and threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGTERM) is _raise_on_sigterm):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _hooks["sigterm"] = False

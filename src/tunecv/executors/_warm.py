@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 
-PRELOAD_ENV = "TUNECV_PRELOAD"  # the same name as tunecv.executors._pool.PRELOAD_ENV
+PRELOAD_ENV = "TUNECV_PRELOAD"  # the same name as tunecv.executors._forkserver.PRELOAD_ENV
 
 
 def preload(names: str) -> list[str]:
