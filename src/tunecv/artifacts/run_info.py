@@ -62,11 +62,12 @@ class RunInfo(TypedDict, total=False):
     last_checkpoint: Optional[str]
     fold: int
     seed: int
-    status: str  # completed | failed
+    status: str  # completed | failed | pruned
     error: Optional[str]
     started_at: Optional[str]  # ISO 8601, UTC
     finished_at: Optional[str]
     duration: float
+    pruned_at_epoch: Optional[int]  # a run a tune's pruner stopped inside (tunecv.pruning): the epochs it trained
     executor: ExecutorRecord
 
 
