@@ -88,7 +88,7 @@ def gpu_test_files() -> list[str]:
 def step_gpu_tests(deadline: float) -> dict:
     t0 = time.perf_counter()
     try:
-        out = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
+        out = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-n", "0", "-p", "no:cacheprovider",
                               *gpu_test_files()], cwd=REPO, capture_output=True, text=True,
                              timeout=max(deadline - time.time(), 1.0))
         summary = (out.stdout.strip().splitlines() or ["no output"])[-1]
