@@ -57,15 +57,26 @@ from tunecv.placement import lightning_devices, trainer_device_kwargs
 from tunecv.trackers import run_trackers
 from tunecv.tracking import RunIdentity
 
-__all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
+# The run's folder, ranks and resume checkpoint (tunecv._run_folder) and its callbacks (tunecv._run_trainer) are
+# public names of this module, as before they moved (and in the API reference).
+__all__ = [
+    "RUN_INFO_FILE",
+    "TrainResult",
+    "build_callbacks",
+    "checkpoint_problem",
+    "checkpointing_enabled",
+    "distributed_job_key",
+    "global_rank",
+    "lightning_devices",
+    "resolve_standalone_dir",
+    "resumable_checkpoint",
+    "train",
+]
 
 # Object construction lives in the config layer (tunecv.build); these names stay importable from here.
 _BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
 # A run's devices are placed by tunecv.placement; these names stay importable from here.
 _PLACEMENT_NAMES = (lightning_devices, trainer_device_kwargs)
-# The run's folder and ranks live in tunecv._run_folder, its Trainer's parts in tunecv._run_trainer; these names
-# stay importable from here.
-_RUN_NAMES = (checkpoint_problem, distributed_job_key, global_rank, resolve_standalone_dir)
 
 log = logging.getLogger(__name__)
 
