@@ -19,9 +19,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from tunecv import naming
+from tunecv import _chatter
+from tunecv._run_folder import (
+    checkpoint_problem,
+    claim,
+    distributed_job_key,
+    global_rank,
+    is_rank_zero,
+    last_checkpoint,
+    resolve_run_folder,
+    resolve_standalone_dir,
+    resumable_checkpoint,
+)
+from tunecv._run_trainer import (
+    build_callbacks,
+    check_trainer,
+    checkpointing_enabled,
+    package_of,
+    run_loggers,
+    trainer_error,
+    with_run_loggers,
+)
+from tunecv._run_trainer import trainer_kwargs as run_trainer_kwargs
 from tunecv.artifacts import run_info, workspace
-from tunecv.artifacts.files import CHECKPOINT_DIR, LAST_CHECKPOINT, RUN_INFO_FILE
+from tunecv.artifacts.files import RUN_INFO_FILE
 from tunecv.build import (
     as_config,
     attach_optimizers,
@@ -32,10 +53,25 @@ from tunecv.build import (
 )
 from tunecv.config import Config, dump_yaml
 from tunecv.errors import ConfigError, TunecvError
-from tunecv.placement import DEVICE_KEYS, lightning_devices, trainer_device_kwargs
+from tunecv.placement import lightning_devices, trainer_device_kwargs
 from tunecv.trackers import run_trackers
+from tunecv.tracking import RunIdentity
 
-__all__ = ["RUN_INFO_FILE", "TrainResult", "lightning_devices", "train"]
+# The run's folder, ranks and resume checkpoint (tunecv._run_folder) and its callbacks (tunecv._run_trainer) are
+# public names of this module, as before they moved (and in the API reference).
+__all__ = [
+    "RUN_INFO_FILE",
+    "TrainResult",
+    "build_callbacks",
+    "checkpoint_problem",
+    "checkpointing_enabled",
+    "distributed_job_key",
+    "global_rank",
+    "lightning_devices",
+    "resolve_standalone_dir",
+    "resumable_checkpoint",
+    "train",
+]
 
 # Object construction lives in the config layer (tunecv.build); these names stay importable from here.
 _BUILD_NAMES = (as_config, attach_optimizers, build_objects, instantiate)
@@ -124,206 +160,6 @@ def read_result(run_dir: str | Path) -> Optional[TrainResult]:
         return None
 
 
-# -- callbacks and loggers ------------------------------------------------------------------------------
-
-def _with_run_loggers(cfg: Config, run: Any) -> Config:
-    """``cfg`` whose ``trainer.logger`` specs carry the run's identity (:func:`tunecv.tracking.run_logger_spec`),
-    so that the loggers built from it afresh for this run share nothing with another run's."""
-    from tunecv import tracking as trk
-
-    specs = (cfg.trainer or {}).get("logger")
-    if specs is False:
-        raise ConfigError("`trainer.logger` cannot be false: tunecv always writes CSV metrics")
-    if not isinstance(specs, (Mapping, list)):
-        return cfg
-    if isinstance(specs, Mapping):  # one logger stays one (a project's hooks may read trainer.logger.init_args)
-        logger: Any = trk.run_logger_spec(specs, run)
-    else:
-        logger = [trk.run_logger_spec(spec, run) for spec in specs]
-    return dataclasses.replace(cfg, trainer={**cfg.trainer, "logger": logger})
-
-
-def _package_of(model: Any) -> str:
-    """``pytorch_lightning`` for a model of the standalone package, else ``lightning.pytorch``."""
-    import sys
-
-    pl = sys.modules.get("pytorch_lightning")
-    if pl is not None and isinstance(model, pl.LightningModule):
-        return "pytorch_lightning"
-    return "lightning.pytorch"
-
-
-def build_callbacks(cfg: Config, run_dir: Path, user_callbacks: Sequence[Any] = (), code_callbacks: Sequence[Any] = (),
-                    package: str = "lightning.pytorch") -> tuple[list[Any], Any, Any]:
-    """The run's callbacks: tunecv's (monitor checks, the metrics record, checkpointing, early stopping) and
-    the user's instances, of any class.
-
-    A ``ModelCheckpoint`` or ``EarlyStopping`` (a subclass too, of ``lightning.pytorch`` or ``pytorch_lightning``)
-    among ``user_callbacks`` (``trainer.callbacks``) or ``code_callbacks`` (``train(callbacks=...)``) replaces
-    tunecv's own, whatever ``checkpoint:`` / ``early_stopping:`` say: the first user ``ModelCheckpoint`` decides
-    the run's best checkpoint and its monitor, and gets ``dirpath`` = the run's checkpoints folder and
-    ``save_last`` where unset (``--resume`` continues from ``last.ckpt``). ``trainer.enable_checkpointing: false``
-    means no checkpoint callback at all.
-
-    Returns:
-        ``(callbacks, checkpoint callback or None, the RunMetrics record)``.
-    """
-    from tunecv._callbacks import for_package, is_early_stopping, is_model_checkpoint
-
-    tc = for_package(package)
-    user = [*user_callbacks, *code_callbacks]
-    keys = [f"trainer.callbacks[{i}].init_args" for i in range(len(user_callbacks))] + [
-        f"callbacks[{i}] ({type(cb).__name__})" for i, cb in enumerate(code_callbacks)]
-    ckpt_dir = run_dir / CHECKPOINT_DIR
-    checks: list[tuple[str, str]] = []  # (config key, metric) that must be logged
-    default_metric, default_mode = cfg.monitor()
-    user_ckpts = [cb for cb in user if is_model_checkpoint(cb)]
-    checkpoint: Any = None
-    own: list[Any] = []
-    if not checkpointing_enabled(cfg):
-        if user_ckpts:
-            raise ConfigError("`trainer.enable_checkpointing` is false, but the callbacks hold a ModelCheckpoint "
-                              f"({type(user_ckpts[0]).__name__}); drop one of them")
-    elif user_ckpts:
-        checkpoint = user_ckpts[0]
-        for cb in user_ckpts:
-            if cb.dirpath is None:
-                cb.dirpath = str(ckpt_dir)  # next to the run's metrics, where --resume looks
-            if not cb.save_last:
-                cb.save_last = True  # --resume continues from last.ckpt
-    else:
-        ck = cfg.checkpoint
-        if ck is not None and (ck.monitor or default_metric):
-            monitor = ck.monitor or default_metric
-            mode = ck.mode or (default_mode if monitor == default_metric else "min")
-            checkpoint = tc.BestOrLastCheckpoint(
-                explicit=ck.monitor is not None, dirpath=ckpt_dir, filename="best-epoch{epoch}-step{step}",
-                auto_insert_metric_name=False, monitor=monitor, mode=mode, save_top_k=ck.save_top_k, save_last=True)
-        else:
-            checkpoint = tc.ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch}-step{step}",
-                                            auto_insert_metric_name=False, save_top_k=1, save_last=True)
-        own.append(checkpoint)
-    es = cfg.early_stopping
-    if es is not None and not any(is_early_stopping(cb) for cb in user):
-        monitor = es.monitor or default_metric
-        mode = es.mode or (default_mode if monitor == default_metric else "min")
-        own.append(tc.EarlyStopping(monitor=monitor, mode=mode, patience=es.patience, min_delta=es.min_delta,
-                                    check_finite=True))
-        checks.append(("early_stopping.monitor", monitor))
-    if isinstance(checkpoint, tc.BestOrLastCheckpoint) and checkpoint.explicit:
-        checks.append(("checkpoint.monitor", checkpoint.monitor))
-    for key, cb in zip(keys, user):
-        if (is_model_checkpoint(cb) or is_early_stopping(cb)) and cb.monitor:
-            checks.append((f"{key}.monitor", cb.monitor))
-    sched = cfg.lr_scheduler
-    if isinstance(sched, Mapping) and cfg.optimizer is not None and (sched.get("init_args") or {}).get("monitor"):
-        checks.append(("lr_scheduler.init_args.monitor", sched["init_args"]["monitor"]))
-    recorder = tc.RunMetrics()
-    rng = [tc.ResumeRng()] if cfg.seed_everything is not False else []  # a resumed run goes on as it was
-    return [*rng, tc.MonitorCheck(checks), recorder, *own, *user], checkpoint, recorder
-
-
-def checkpointing_enabled(cfg: Config) -> bool:
-    """``trainer.enable_checkpointing`` as the user set it (Lightning's default: on)."""
-    return (cfg.trainer or {}).get("enable_checkpointing") is not False
-
-
-# -- the run folder ---------------------------------------------------------------------------------
-
-def resolve_standalone_dir(cfg: Config, name: Optional[str], resume: bool,
-                           reset: bool) -> tuple[str, Path, bool, list[Path]]:
-    """Name and folder of a run called alone; checks ``--resume`` / ``--reset``.
-
-    Returns:
-        ``(run_name, run_dir, existed, folders_to_delete)``.
-    """
-    workspace.check_flags(resume, reset, "run")
-    given = naming.validate_name(name or cfg.name) if (name or cfg.name) else None
-    parent = naming.standalone_runs_parent(cfg.artifact_dir)
-    job = distributed_job_key()
-    if job is not None:
-        return _distributed_run_dir(parent, given, job, resume=resume, reset=reset)
-    run_name = workspace.choose_name("run", given, resume=resume, free=lambda: _free_run_name(parent))
-    existing = naming.find_run_dirs(parent, run_name)
-    workspace.check_on_disk("run", run_name, existing[-1] if existing else None, parent, resume=resume, reset=reset)
-    if resume:
-        return run_name, existing[-1], True, []
-    return run_name, naming.run_dir(parent, run_name, naming.new_run_id()), False, existing if reset else []
-
-
-def _distributed_run_dir(parent: Path, given: Optional[str], job: str, *, resume: bool,
-                         reset: bool) -> tuple[str, Path, bool, list[Path]]:
-    """One run over several processes (torchrun, srun): every rank derives the same name and id; a folder
-    of the same job (a requeued job) is its own, not another run of the name."""
-    run_name = given or os.environ.get("TUNECV_RUN_NAME") or naming.derived_name(job)
-    run_id = job if naming.is_run_id(job) else naming.derived_run_id(f"{job}/{run_name}")
-    folder = naming.run_dir(parent, run_name, run_id)
-    if global_rank() > 0:
-        return run_name, folder, folder.exists(), []
-    others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
-    workspace.check_on_disk("run", run_name, others[-1] if others else None, parent, resume=resume, reset=reset,
-                            resumable=folder.exists() or bool(others))
-    if resume:
-        return run_name, folder if folder.exists() else others[-1], True, []
-    return run_name, folder, folder.exists(), others + ([folder] if reset and folder.exists() else [])
-
-
-def _free_run_name(parent: Path) -> str:
-    """A generated run name that no run folder in ``parent`` uses yet."""
-    for _ in range(100):
-        candidate = naming.generate_name()
-        if not naming.find_run_dirs(parent, candidate):
-            return candidate
-    raise TunecvError("could not generate a free run name")  # pragma: no cover - 100 collisions of a 2-word slug
-
-
-def _last_checkpoint(run_dir: Path) -> Optional[Path]:
-    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    return last if last.is_file() else None
-
-
-def checkpoint_problem(path: Path) -> Optional[str]:
-    """Why a checkpoint cannot resume a run (unreadable, truncated, weights only), or ``None``."""
-    import torch
-
-    try:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except RuntimeError as exc:  # an old, non-zip checkpoint cannot be memory-mapped
-            if "mmap" not in str(exc):
-                raise
-            data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}".strip()[:300]
-    if not isinstance(data, Mapping) or "state_dict" not in data or "optimizer_states" not in data:
-        return "not a full training checkpoint (no state_dict / optimizer_states)"
-    return None
-
-
-def resumable_checkpoint(run_dir: Path) -> Optional[Path]:
-    """The newest checkpoint of a run that loads: ``last.ckpt``, else the newest other one.
-
-    A checkpoint that fails to load (a crash mid-write, a truncated copy) is renamed
-    ``{name}.damaged-{time}`` with a warning, so that no later resume trips over it again; ``None`` when
-    no checkpoint is left (the run starts from scratch).
-    """
-    ckpt_dir = Path(run_dir) / CHECKPOINT_DIR
-    if not ckpt_dir.is_dir():
-        return None
-    last = ckpt_dir / LAST_CHECKPOINT
-    others = sorted((p for p in ckpt_dir.glob("*.ckpt") if p.is_file() and p != last),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in ([last] if last.is_file() else []) + others:
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path
-        aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
-        with contextlib.suppress(OSError):
-            os.replace(path, aside)
-        log.warning("checkpoint %s cannot be loaded (%s); set aside as %s", path, problem, aside.name)
-    return None
-
-
 def _to_float(value: Any) -> Optional[float]:
     try:
         return float(value.item() if hasattr(value, "item") else value)
@@ -338,42 +174,6 @@ def _metrics(source: Mapping[str, Any]) -> dict[str, float]:
         if number is not None:
             out[str(key)] = number
     return out
-
-
-def _trainer_kwargs(cfg: Config, *, quiet: bool = False, progress_bar: Optional[bool] = None) -> dict[str, Any]:
-    """``trainer:`` arguments other than devices, callbacks and loggers (which tunecv sets itself)."""
-    kwargs = {k: v for k, v in (cfg.trainer or {}).items()
-              if k not in (*DEVICE_KEYS, "callbacks", "logger", "default_root_dir") and not (k in ("plugins", "profiler") and isinstance(v, (Mapping, list)))}
-    if quiet:
-        kwargs["enable_progress_bar"] = False
-        kwargs.setdefault("enable_model_summary", False)
-    elif progress_bar is not None:
-        kwargs["enable_progress_bar"] = progress_bar
-    kwargs.setdefault("log_every_n_steps", cfg.logging.log_every_n_steps)
-    return kwargs
-
-
-def _trainer_error(exc: BaseException) -> Optional[ConfigError]:
-    """Lightning's user errors about Trainer arguments as tunecv's one-line error (``None``: not one)."""
-    if isinstance(exc, (TypeError, ValueError)) or is_lightning_user_error(exc):
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        return ConfigError(f"`trainer` (or accelerator/strategy/devices) is invalid: {first}")
-    return None
-
-
-def _check_trainer(cfg: Config, device_kwargs: dict, package: str = "lightning.pytorch") -> None:
-    """Build a bare Trainer of this run's arguments, so that Lightning's errors come before any folder."""
-    trainer_cls = importlib.import_module(package).Trainer
-    kwargs = {**_trainer_kwargs(cfg, quiet=True), "enable_checkpointing": False}  # no callbacks here
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            trainer_cls(**kwargs, **device_kwargs, logger=False, callbacks=[])
-        except Exception as exc:
-            error = _trainer_error(exc)
-            if error is None:
-                raise
-            raise error from None
 
 
 # -- train --------------------------------------------------------------------------------------------------
@@ -422,33 +222,31 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
            tracking: Optional[Mapping[str, Any]], progress_bar: Optional[bool], quiet: bool,
            held: contextlib.ExitStack) -> TrainResult:
     cfg = as_config(config)
-    run_name, run_id, folder, existed, stale = _run_folder(cfg, name, run_dir, resume=resume, reset=reset)
+    run_name, run_id, folder, existed, stale = resolve_run_folder(cfg, name, run_dir, resume=resume, reset=reset)
     if resume and existed:
         done = read_result(folder)
         if done is not None and done.status in ("completed", "pruned"):  # a pruned run is never restarted
             log.info("run %s is already %s; nothing to resume", run_name, done.status)
             return done
 
-    import lightning as L
-
-    from tunecv import _chatter
+    import lightning as L  # lazy: lightning is heavy, and a finished run returned above never needs it
 
     _chatter.install()  # Lightning's device lines and tips stay out unless --verbose (TUNECV_VERBOSE=1)
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: seeded weights
     identity = _run_identity(cfg, run_name, run_id, folder, tracking)
     # every config error surfaces here, before the folder exists; a cv's run (run_dir given) gets its fold
-    built = build_run(_with_run_loggers(cfg, identity), folds=run_dir is not None)
+    built = build_run(with_run_loggers(cfg, identity), folds=run_dir is not None)
     model, data = built.model, built.data
-    package = _package_of(model)
+    package = package_of(model)
     user_callbacks, user_loggers = built.callbacks, built.loggers
     trackers = run_trackers(cfg)  # logging.trackers: one of each per run
     callbacks_list, checkpoint_cb, recorder = build_callbacks(cfg, folder, user_callbacks, callbacks, package)
     device_kwargs = trainer_device_kwargs(cfg)
-    _check_trainer(cfg, device_kwargs, package)
+    check_trainer(cfg, device_kwargs, package)
 
-    if run_dir is None and _is_rank_zero():
-        held.enter_context(_claim(cfg, run_name, folder, resume=resume, reset=reset))
+    if run_dir is None and is_rank_zero():
+        held.enter_context(claim(cfg, run_name, folder, resume=resume, reset=reset))
     workspace.discard(stale)
     existed = existed and folder.exists()
     if not resume and existed and run_dir is not None:
@@ -471,7 +269,7 @@ def _train(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
         os.environ.pop("TUNECV_RUN_ID", None)
         os.environ.pop("TUNECV_RUN_NAME", None)
     result = _mark_pruned(result, callbacks)  # in-run pruning (tunecv.pruning)
-    if _is_rank_zero():
+    if is_rank_zero():
         write_run_info(folder, result.to_json())
     return result
 
@@ -485,91 +283,25 @@ def _mark_pruned(result: TrainResult, callbacks: Sequence[Any]) -> TrainResult:
     return result
 
 
-def _run_folder(cfg: Config, name: Optional[str], run_dir: Optional[Union[str, os.PathLike]], *, resume: bool,
-                reset: bool) -> tuple[str, str, Path, bool, list[Path]]:
-    """``(run_name, run_id, folder, existed, stale folders to delete)``: the caller's folder, or one of its own."""
-    if run_dir is None:
-        run_name, folder, existed, stale = resolve_standalone_dir(cfg, name, resume, reset)
-    else:
-        if not name:
-            raise ConfigError("`train(run_dir=...)` needs the run `name` too")
-        workspace.check_flags(resume, reset, "run")
-        run_name, folder = naming.validate_name(name), Path(run_dir)
-        existed = folder.exists()
-        stale = [folder] if reset and existed else []
-    parts = naming.split_run_dir_name(folder.name)
-    if parts is None or parts[0] != run_name:
-        raise ConfigError(f"the run folder must be named {{run_name}}-{{run_id}}; got {folder.name!r}")
-    return run_name, parts[1], folder, existed, stale
-
-
-def _claim(cfg: Config, run_name: str, folder: Path, *, resume: bool,
-           reset: bool) -> contextlib.AbstractContextManager[Any]:
-    """One command per run name at a time; then check again what ``resolve_standalone_dir`` saw."""
-    parent = naming.standalone_runs_parent(cfg.artifact_dir)
-
-    def another_run() -> Optional[Path]:
-        others = [p for p in naming.find_run_dirs(parent, run_name) if p != folder]
-        return others[-1] if others else None
-
-    return workspace.claimed("run", run_name, parent, found=another_run, resume=resume, reset=reset)
-
-
 def _record_failure(cfg: Config, exc: BaseException, run_name: str, run_id: str, folder: Path,
                     started: datetime, t0: float, *, trackers: Sequence[Any] = (), run: Any = None) -> None:
     """A run that raised: its trackers finish it (a W&B run is closed, so that the next run starts clean), and
     (unless stopped) it is written down as failed."""
     for tracker in trackers:
         tracker.finish(run, 1)
-    if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and _is_rank_zero():
+    if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and is_rank_zero():
         failed = TrainResult(
             name=run_name, run_id=run_id, run_dir=folder, fold=cfg.fold, seed=cfg.seed, status="failed",
             error=f"{type(exc).__name__}: {exc}".strip()[:2000], started_at=started,
             finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0,
-            last_checkpoint=str(_last_checkpoint(folder) or "") or None)
+            last_checkpoint=str(last_checkpoint(folder) or "") or None)
         with contextlib.suppress(OSError):
             write_run_info(folder, failed.to_json())
 
 
-_RANK_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
-_WORLD_VARS = ("WORLD_SIZE", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
-
-
-def global_rank() -> int:
-    """This process's rank in a multi-process launch (torchrun, srun, mpirun); 0 otherwise."""
-    for var in _RANK_VARS:
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return int(os.environ.get("NODE_RANK", "0") or 0) * 1000 + int(os.environ.get("LOCAL_RANK", "0") or 0)
-
-
-def distributed_job_key() -> Optional[str]:
-    """A key shared by every process of one multi-process launch, or ``None`` for a single process.
-
-    ``TUNECV_RUN_ID`` wins; else SLURM's job and step, torchrun's run id, or the rendezvous address.
-    """
-    env = os.environ
-    world = next((int(env[v]) for v in _WORLD_VARS if env.get(v, "").isdigit()), 1)
-    if env.get("TUNECV_RUN_ID"):
-        return env["TUNECV_RUN_ID"]
-    if world <= 1:
-        return None
-    if env.get("SLURM_JOB_ID"):
-        return f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', '0')}"
-    if env.get("TORCHELASTIC_RUN_ID") and env["TORCHELASTIC_RUN_ID"] != "none":
-        return f"torchrun-{env['TORCHELASTIC_RUN_ID']}"
-    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
-        return f"rdzv-{env['MASTER_ADDR']}-{env['MASTER_PORT']}"
-    return None
-
-
-def _is_rank_zero() -> bool:
-    return global_rank() == 0
-
-
 @dataclass
 class _RunObjects:
-    """What :func:`build_callbacks` and :func:`tunecv.build.build_run` made for one run."""
+    """What :func:`tunecv._run_trainer.build_callbacks` and :func:`tunecv.build.build_run` made for one run."""
 
     callbacks: list[Any]
     checkpoint: Any
@@ -585,8 +317,6 @@ def _run_identity(cfg: Config, run_name: str, run_id: str, folder: Path,
                   tracking: Optional[Mapping[str, Any]]) -> Any:
     """The run's :class:`tunecv.tracking.RunIdentity`: group / job_type from the caller (a run alone: its own
     name, ``train``); tunecv's W&B settings when ``logging.wandb_project`` is set."""
-    from tunecv.tracking import RunIdentity
-
     tracking = dict(tracking or {})
     defaults: dict[str, Any] = {}
     if cfg.logging.wandb_project:
@@ -601,13 +331,13 @@ _said: set[str] = set()  # messages logged once per process
 
 def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, device_kwargs: dict, *, resume: bool,
          progress_bar: Optional[bool], quiet: bool, started: datetime, t0: float) -> TrainResult:
-    import lightning as L
+    import lightning as L  # lazy: lightning is heavy (a caller reading run results never needs it)
 
     run_name, run_id, folder = run.run_name, run.run_id, run.run_dir
     if cfg.seed_everything is not False:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-    loggers = _loggers(run, objects.user_loggers, objects.trackers, objects.package)
-    trainer_kwargs = {**_trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar), **objects.trainer_args}
+    loggers = run_loggers(run, objects.user_loggers, objects.trackers, objects.package)
+    trainer_kwargs = {**run_trainer_kwargs(cfg, quiet=quiet, progress_bar=progress_bar), **objects.trainer_args}
     if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "plugins" not in trainer_kwargs:
         # submitit owns requeue (Checkpointable); Lightning's own SLURM requeue handler would fight it
         environments = importlib.import_module(f"{objects.package}.plugins.environments")
@@ -627,7 +357,7 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
                 **trainer_kwargs, **device_kwargs, logger=loggers, callbacks=objects.callbacks,
                 default_root_dir=str(folder))
         except Exception as exc:
-            error = _trainer_error(exc)
+            error = trainer_error(exc)
             if error is None:
                 raise
             raise error from None
@@ -647,31 +377,11 @@ def _fit(cfg: Config, run: Any, model: Any, data: Any, objects: _RunObjects, dev
             lg.finalize("success")
     for tracker in objects.trackers:
         tracker.finish(run, 0)
-    last = _last_checkpoint(folder)
+    last = last_checkpoint(folder)
     return TrainResult(
         name=run_name, run_id=run_id, run_dir=folder, metrics=metrics, checkpoint=best,
         last_checkpoint=str(last) if last else None, fold=cfg.fold, seed=cfg.seed, status="completed",
         error=test_error, started_at=started, finished_at=datetime.now(timezone.utc), duration=time.perf_counter() - t0)
-
-
-def _loggers(run: Any, user_loggers: Sequence[Any], trackers: Sequence[Any],
-             package: str = "lightning.pytorch") -> list[Any]:
-    """The run's loggers: the user's first (each with the run's identity; ``trainer.logger`` is the user's
-    first, as under the project's own CLI), those a tracker keeps (:meth:`tunecv.trackers.Tracker.select`),
-    then each tracker's own, in the order of ``logging.trackers`` (tunecv's CSV logger, its wandb logger when
-    a wandb project is set and the user has no WandbLogger: one W&B run per run)."""
-    from tunecv import tracking as trk
-
-    users: list[Any] = []
-    for lg in user_loggers:
-        trk.apply_run_identity(lg, run)
-        users.append(lg)
-    for tracker in trackers:
-        users = list(tracker.select(run, users))
-    ours: list[Any] = []
-    for tracker in trackers:
-        ours += tracker.loggers(run, users, package)
-    return users + ours
 
 
 def _fit_kwargs(cfg: Config, folder: Path, run_name: str, *, resume: bool) -> dict[str, Any]:
@@ -723,7 +433,7 @@ def _run_metrics(trainer: Any, recorder: Any, checkpoint_cb: Any) -> tuple[dict[
 
 
 def _defines_test(data: Any) -> bool:
-    from tunecv._callbacks import bases
+    from tunecv._callbacks import bases  # lazy: tunecv._callbacks imports lightning (heavy)
 
     base = next((b for b in bases("LightningDataModule") if isinstance(data, b)), bases("LightningDataModule")[0])
     return type(data).test_dataloader is not base.test_dataloader
@@ -736,12 +446,11 @@ def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metric
     Its metrics go into ``metrics``. A finished run is never failed by its test phase alone: an error
     there is logged and returned (it becomes the run's ``error``, its status stays completed).
     """
+    # lazy: tunecv.data and tunecv.fold_data import lightning (heavy), which a caller reading run results never needs
     from tunecv.data import SplitDataModule
-
-    is_overridden = importlib.import_module(f"{_package_of(model)}.utilities.model_helpers").is_overridden
-
     from tunecv.fold_data import FoldedBase
 
+    is_overridden = importlib.import_module(f"{package_of(model)}.utilities.model_helpers").is_overridden
     has_test = data.has_test if isinstance(data, (SplitDataModule, FoldedBase)) else _defines_test(data)
     if not has_test:
         return None
