@@ -5,6 +5,7 @@ a function says why (``# lazy: ...`` or ``# cycle: a -> b``)."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -117,11 +118,16 @@ def _file_imports(path: Path, src: Path, known: set[str]) -> list[Import]:
     return found
 
 
-def imports(src: Path = SRC) -> list[Import]:
-    """Every import of a tunecv module in ``src`` (inside functions too)."""
+@functools.cache
+def _imports(src: Path) -> tuple[Import, ...]:
     files = sorted(src.rglob("*.py"))
     known = {module_name(f, src) for f in files}
-    return [imp for path in files for imp in _file_imports(path, src, known)]
+    return tuple(imp for path in files for imp in _file_imports(path, src, known))
+
+
+def imports(src: Path = SRC) -> list[Import]:
+    """Every import of a tunecv module in ``src`` (inside functions too), read once per test session."""
+    return list(_imports(src))
 
 
 def private_package(module: str) -> str | None:
@@ -233,3 +239,16 @@ def test_an_import_inside_a_function_says_why():
     bad = unexplained(checked(imports()))
     assert not bad, ("move these imports to the module's top, or say why on the import line "
                      f"(`# lazy: <heavy dependency>` or `# cycle: <a> -> <b>`): {bad}")
+
+
+def test_the_architecture_page_lists_the_layers():
+    """docs/architecture.md's "Layers" table names each layer in order, with the modules that exist today."""
+    page = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    rows = [line for line in page.split("## Layers", 1)[1].split("\n## ", 1)[0].splitlines()
+            if line.startswith("| ") and not line.startswith(("| layer", "| ---"))]
+    assert [row.split("|")[1].strip() for row in rows] == [name for name, _ in LAYERS]
+    existing = {room_name(m) for imp in imports() for m in (imp.importer, imp.target)}
+    for row, (name, rooms) in zip(rows, LAYERS):
+        listed = set(row.split("|")[2].replace("`", " ").replace(",", " ").split())
+        missing = sorted(r for r in rooms if r and r in existing and r not in listed)
+        assert not missing, f"the {name} row of the Layers table misses {missing}"
