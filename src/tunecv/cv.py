@@ -31,10 +31,7 @@ from .errors import ConfigError, RunFailedError
 from .executors import Executor, WorkerDiedError, current_device, thread_budget
 from .placement import Placement, check_cv, many_runs_config, resolve
 from .progress import CVProgress
-from .results import run_infos_frame, write_parquet_atomic
 from .scheduler import drive
-from .scoring import cv_score, is_unstable
-from .splits import fold_count
 from .train import TrainResult, read_result, train
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
@@ -173,6 +170,8 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
+        from .splits import fold_count  # lazy: pandas, only once folds are split
+
         n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
         for seed in plan_seeds(self.cfg.cv.n_seeds):
@@ -264,6 +263,8 @@ class CrossValidation:
                            started_at=now, finished_at=now)
 
     def _row(self, run: CVRun, result: Any) -> dict[str, Any]:
+        from .scoring import is_unstable  # lazy: pandas, only once runs are scored
+
         row = {**result.to_row(), "cv_name": self.name}
         row["run_name"], row["fold"], row["seed"] = run.name, run.fold, run.seed
         row["is_unstable"] = (bool(is_unstable(row, self.cfg.cv.scoring_metric))
@@ -285,6 +286,8 @@ class CrossValidation:
     # -- results ------------------------------------------------------------------------------------------
     def frame(self) -> Any:
         """``run_infos`` of the runs recorded so far, with the current score on every row."""
+        from .results import run_infos_frame  # lazy: pandas and pyarrow, only for a table
+
         rows = [dict(self.rows[i]) for i in sorted(self.rows)]
         score, unstable = self.score(rows)
         if self.stopped is not None and self.in_flight == 0:
@@ -304,6 +307,8 @@ class CrossValidation:
         """``(score, score_is_unstable)`` over the completed runs so far (NaN, True when none)."""
         import pandas as pd
 
+        from .scoring import cv_score  # lazy: pandas, only once runs are scored
+
         rows = [self.rows[i] for i in sorted(self.rows)] if rows is None else rows
         completed = [r for r in rows if r["status"] == "completed"]
         if not completed:
@@ -312,6 +317,8 @@ class CrossValidation:
 
     def write(self) -> None:
         """Rewrite ``run_infos.parquet`` atomically."""
+        from .results import write_parquet_atomic  # lazy: pandas and pyarrow, only for a table
+
         self.cv_dir.mkdir(parents=True, exist_ok=True)
         write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import tunecv.tune as tune_mod
-from tunecv import naming, splits
+from tunecv import naming
 from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, read_json
 from tunecv.artifacts import workspace
@@ -39,9 +39,7 @@ from tunecv.build import as_config, build_objects
 from tunecv.config import Config, SplitConfig, dump_yaml
 from tunecv.errors import ConfigError, ResumeError
 from tunecv.placement import resolve
-from tunecv.results import read_tune_table, run_infos_frame, write_parquet_atomic
 from tunecv.scheduler import drive
-from tunecv.scoring import parse_metric, score_direction, score_runs
 from tunecv.train import read_result
 
 __all__ = ["NESTED_FILE", "NestedResult", "nested", "outer_name", "print_summary"]
@@ -124,6 +122,8 @@ def outer_folds(cfg: Config) -> list[list[Any]]:
     """The sample ids of each outer fold to run (``nested.n_folds`` of ``nested.total_folds``), seeded with
     ``seed``; ids are the metadata's ``sample_id`` column, else its index (a plain LightningDataModule's: the
     positions in its pooled train and val data)."""
+    from tunecv import splits  # lazy: pandas, only once folds are split
+
     metadata, outer = _outer_metadata(cfg)
     ne = cfg.nested
     ids = metadata[splits.SAMPLE_ID_COLUMN] if splits.SAMPLE_ID_COLUMN in metadata.columns else metadata.index
@@ -156,6 +156,8 @@ def test_score(cfg: Config, metrics: Mapping[str, Any]) -> float:
     """The outer test score: ``cv.scoring_metric`` with each ``val/`` metric read as ``test/`` (the same
     combination as the inner cv score); NaN when a metric was not tested."""
     import pandas as pd
+
+    from tunecv.scoring import parse_metric, score_runs  # lazy: pandas, only once runs are scored
 
     row = {}
     for spec in cfg.cv.scoring_metric:
@@ -223,6 +225,8 @@ def _summarize(state: dict[str, Any]) -> dict[str, Any]:
 
 def _fold_rows(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every run of outer fold ``entry``'s tune and its retrain, with ``outer_fold``."""
+    from tunecv.results import read_tune_table  # lazy: pandas and pyarrow, only for a table
+
     k = entry["outer_fold"]
     df = read_tune_table(folder / entry["tune_name"])
     rows = [{**r, "outer_fold": k} for r in df.to_dict("records")]
@@ -235,6 +239,9 @@ def _fold_rows(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def write_table(folder: Path, state: Mapping[str, Any]) -> Any:
     """``{nested_dir}/run_infos.parquet``: the runs of every finished outer fold."""
+    # lazy: pandas and pyarrow, only for a table
+    from tunecv.results import run_infos_frame, write_parquet_atomic
+
     rows = [r for k in sorted(state["folds"], key=int) for r in _fold_rows(folder, state["folds"][k])]
     df = run_infos_frame(rows)
     write_parquet_atomic(df, folder / RUN_INFOS_FILE)
@@ -296,6 +303,8 @@ def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: b
 
 def _open_state(cfg: Config, nested_name: str, folder: Path, folds: list[list[Any]], resume: bool) -> dict:
     """``nested.json`` as it is (``--resume``: its outer folds must be the ones planned now), or a new one."""
+    from tunecv.scoring import score_direction  # lazy: pandas, only once runs are scored
+
     plan = [[str(i) for i in f] for f in folds]
     if resume:
         state = read_json(folder / NESTED_FILE)
