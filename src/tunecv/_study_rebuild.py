@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from tunecv import _trial_records as records
 from tunecv.artifacts.files import RUN_INFOS_FILE
+from tunecv.results import read_run_infos, read_tune_table
 
 log = logging.getLogger("tunecv.tune")
 
@@ -67,8 +68,6 @@ def recorded_trials(folder: Path, tune_name: str) -> dict[int, Any]:
     The tune's table and parts hold the trials that were told, with their final state; a cv folder's own
     table adds the trial that was running it when the tune stopped.
     """
-    from tunecv.results import read_run_infos, read_tune_table
-
     frames: dict[int, Any] = {}
 
     def add(df: Any, skip: frozenset[int] | set[int] = frozenset()) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Optional, TypeVar
 from tunecv.artifacts.files import CONFIG_FILE
 from tunecv.errors import ConfigError
 from tunecv.search_space import RUN_SCORES_ATTR  # what search_space.run_score_pruner reads
+from tunecv.stats import few_pairs_line, paired_comparison
 
 log = logging.getLogger("tunecv.tune")
 
@@ -194,8 +195,6 @@ def _runner_up(study: Any, best: Any, direction: str) -> Optional[dict[str, Any]
     finished (``run_scores``: the same run index is the same (fold, seed) pair in every cv of a tune)."""
     from optuna.trial import TrialState
 
-    from tunecv.stats import paired_comparison
-
     ranked = ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), direction)
     runner = next((t for t in ranked if t.number != best.number), None)
     if runner is None:
@@ -208,8 +207,6 @@ def _runner_up(study: Any, best: Any, direction: str) -> Optional[dict[str, Any]
 def runner_up_line(record: Mapping[str, Any]) -> Optional[str]:
     """Whether the best trial could be told apart from the runner-up, with the interval of their paired
     difference (a second line when the pairs are too few for the Wilcoxon test to decide), or ``None``."""
-    from tunecv.stats import few_pairs_line
-
     runner = record.get("runner_up")
     if not runner or not runner.get("n_pairs"):
         return None

@@ -16,7 +16,18 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from tunecv.config import Config, _resolve_class, add_tunecv_keys, build_parser, load_config, one_line
+from tunecv import user_cli
+from tunecv.config import (
+    Config,
+    _annotation,
+    _describe_type,
+    _resolve_class,
+    add_tunecv_keys,
+    build_parser,
+    init_parameters,
+    load_config,
+    one_line,
+)
 from tunecv.errors import ConfigError, Interrupted, TunecvError
 from tunecv.placement import check_devices
 from tunecv.user_cli import BuiltRun
@@ -86,8 +97,6 @@ def instantiate(spec: Any, base: type, key: str) -> Any:
 
 def _blame_init_args(cls: type, init_args: dict, key: str) -> None:
     """Raise the one-line error of the first init argument that ``cls`` rejects (if one alone does)."""
-    from tunecv.config import _annotation, _describe_type, init_parameters
-
     params = init_parameters(cls)
     for arg, value in init_args.items():
         if params is not None and arg not in params:
@@ -159,8 +168,6 @@ def build_run(cfg: Config, *, folds: bool = False, trainer_objects: bool = True)
     With ``folds``, a plain LightningDataModule is cut into ``cfg.fold`` of ``split`` (a cv's run).
     """
     if cfg.cli is not None:
-        from tunecv import user_cli
-
         check_devices(cfg)
         try:
             built = user_cli.build_run(cfg.cli, cfg.to_dict(), add_tunecv_keys)
@@ -210,14 +217,14 @@ def _with_trainer_objects(built: BuiltRun, cfg: Config) -> BuiltRun:
 
 def _prepare_data(cfg: Config, data: Any, *, folds: bool) -> Any:
     """A SplitDataModule gets its split; under a cv a plain LightningDataModule is cut into folds."""
-    from tunecv.data import SplitDataModule
+    from tunecv.data import SplitDataModule  # lazy: lightning and torch, only once a data module is prepared
 
     if isinstance(data, SplitDataModule):
         data.configure_split(cfg.split, cfg.fold, cfg.seed)
         data.prepare_split()
         return data
     if folds and data is not None:
-        from tunecv import fold_data
+        from tunecv import fold_data  # lazy: lightning and torch, for a plain LightningDataModule
 
         data = fold_data.for_run(data, cfg.split, cfg.fold, cfg.seed)
         if isinstance(data, fold_data.FoldedBase):

@@ -11,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from tunecv import _chatter, naming
+from tunecv.errors import ConfigError, Interrupted, RunFailedError, TunecvError
+
 __all__ = ["main"]
 
 COMMANDS = {
@@ -61,7 +64,7 @@ def _version() -> str:
 
 
 def _command_help(command: str) -> str:
-    from tunecv.config import build_parser
+    from tunecv.config import build_parser  # lazy: the config schema, only for a command's --help
 
     # the light parser: the same keys without importing lightning (--help stays fast)
     parser = build_parser(prog=f"tunecv {command}", description=COMMANDS[command], light=True)
@@ -121,21 +124,15 @@ def _main(args: list[str]) -> int:
             print(_command_help(command), end="")
         return 0
 
-    from tunecv.errors import TunecvError
-
     try:
         if command == "report":
             return _report(rest)
         return _run(command, rest)
     except TunecvError as exc:
-        from tunecv.errors import RunFailedError
-
         code = _error(str(exc), debug, exc)
         return 1 if isinstance(exc, RunFailedError) else code
     except (KeyboardInterrupt, SystemExit) as exc:
         import signal
-
-        from tunecv.errors import Interrupted
 
         if isinstance(exc, Interrupted):
             signum = exc.signum
@@ -173,8 +170,6 @@ _PREVIOUS: dict[int, Any] = {}
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    from tunecv.errors import Interrupted
-
     first = not _RECEIVED
     _RECEIVED.append(signum)
     if first:  # a second Ctrl-C while the workers are being stopped does not cut the clean-up short
@@ -188,7 +183,6 @@ def _install_signals() -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return
-    from tunecv import naming
 
     _RECEIVED.clear()
     naming.current.update(kind=None, name=None)
@@ -219,8 +213,6 @@ def resume_command(command: str, rest: Sequence[str], name: Optional[str]) -> st
 def _interrupted_line(command: str, rest: Sequence[str], signum: int) -> str:
     import signal
 
-    from tunecv import naming
-
     what = f"{'interrupted' if signum == signal.SIGINT else 'terminated'} ({signal.Signals(signum).name})"
     name = naming.current["name"]
     if name is None:
@@ -229,17 +221,16 @@ def _interrupted_line(command: str, rest: Sequence[str], signum: int) -> str:
 
 
 def _run(command: str, rest: list[str]) -> int:
+    # lazy: the config schema, only once a command runs (--help stays light)
     from tunecv.config import dump_yaml, parse_command, precheck
-    from tunecv.errors import ConfigError
 
     light = precheck(rest, command)  # tunecv's own keys and files: before torch and lightning are imported
     if command in ("tune", "nested") and light is not None and light.tune.search_space:
-        from tunecv.search_space import load_search_space
+        from tunecv.search_space import load_search_space  # lazy: the search space, only for tune and nested
 
         load_search_space(light.tune.search_space)  # its file's mistakes too
     parsed = parse_command(rest, prog=f"tunecv {command}")
     flags = {f"--{flag}" for flag in parsed.flags}
-    from tunecv import _chatter
 
     _chatter.install("--verbose" in flags)  # before a pool starts: its workers inherit the setting
     if command in ("cv", "tune", "nested"):
@@ -255,24 +246,24 @@ def _run(command: str, rest: list[str]) -> int:
     resume, reset, dry_run = "--resume" in flags, "--reset" in flags, "--dry_run" in flags
     progress = "--quiet" not in flags
     if command == "train":
-        import tunecv.train as train_mod
+        import tunecv.train as train_mod  # lazy: the command's level, only once it runs
 
         result = train_mod.train(cfg, resume=resume, reset=reset, progress_bar=None if progress else False)
         _print_train(result)
         return 0
     if command == "cv":
-        import tunecv.cv as cv_mod
+        import tunecv.cv as cv_mod  # lazy: the command's level, only once it runs
 
         res = cv_mod.cross_validate(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
         return 0 if res is None or res.n_completed > 0 else 1
     if command == "nested":
-        import tunecv.nested as nested_mod
+        import tunecv.nested as nested_mod  # lazy: the command's level, only once it runs
 
         nested_res = nested_mod.nested(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
         if nested_res is not None and not progress:  # the outer folds' table ends the command, also --quiet
             nested_mod.print_summary(nested_res.summary)
         return 0 if nested_res is None or nested_res.summary["test_score"]["n"] > 0 else 1
-    import tunecv.tune as tune_mod
+    import tunecv.tune as tune_mod  # lazy: the command's level, only once it runs
 
     tune_res = tune_mod.tune(cfg, resume=resume, reset=reset, dry_run=dry_run, progress=progress)
     return 0 if tune_res is None or tune_res.n_finished > 0 else 1
@@ -292,14 +283,12 @@ def _prestart_pool(cfg: Any, flags: set[str]) -> bool:
     """
     if flags & {"--dry_run", "--print_config"}:
         return False
-    from tunecv.placement import prestart_pool
+    from tunecv.placement import prestart_pool  # lazy: the executors, only to prestart a pool
 
     return prestart_pool(cfg)
 
 
 def _report(rest: list[str]) -> int:
-    from tunecv.errors import ConfigError
-
     paths = [w for w in rest if not w.startswith("--")]
     fmt = "table"
     if "--format" in rest:
@@ -315,7 +304,7 @@ def _report(rest: list[str]) -> int:
         raise ConfigError(f"`--format` must be one of table, json; got {fmt!r}")
     if len(paths) != 1:
         raise ConfigError(f"`tunecv report` needs exactly one PATH (a run, cv or tune folder); got {paths}")
-    import tunecv.report as report_mod
+    import tunecv.report as report_mod  # lazy: pandas and the report's tables, only for tunecv report
 
     report_mod.report(paths[0], fmt=fmt, plots="--no-plots" not in rest)
     return 0

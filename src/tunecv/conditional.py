@@ -35,7 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from tunecv.errors import SearchSpaceError
+from tunecv.config import _resolve_class
+from tunecv.errors import ConfigError, SearchSpaceError
 
 __all__ = ["ClassChoice", "Leaf", "Option", "When", "is_conditional", "parse_tree", "walk"]
 
@@ -272,9 +273,6 @@ def check_classes(tree: Mapping[str, Node], source: str) -> None:
 
 
 def _import(class_path: str, section: str, where: str) -> Any:
-    from tunecv.config import _resolve_class
-    from tunecv.errors import ConfigError
-
     try:
         return _resolve_class(class_path, section)
     except ConfigError as exc:

@@ -25,12 +25,14 @@ from . import naming
 from ._disk import check_run, stop_on_full_disk
 from .artifacts import workspace
 from .artifacts.files import RUN_INFOS_FILE
-from .config import Config, dump_yaml
+from .build import as_config, validate_objects
+from .config import Config, config_from_dict, dump_yaml
 from .errors import ConfigError, RunFailedError
-from .executors import Executor
+from .executors import Executor, WorkerDiedError, current_device, thread_budget
 from .placement import Placement, check_cv, many_runs_config, resolve
 from .progress import CVProgress
 from .scheduler import drive
+from .train import TrainResult, read_result, train
 
 __all__ = ["CVResult", "CVRun", "CrossValidation", "cross_validate", "drive", "plan_seeds"]
 
@@ -95,9 +97,6 @@ def _run_one(cfg_or_dict: Any, run_name: str, run_dir: str, resume: bool, tracki
     """
     import warnings as _w
 
-    from .config import config_from_dict
-    from .train import train
-
     _w.filterwarnings("ignore", message=".*LeafSpec.*")
     if quiet:
         import logging as _logging
@@ -125,8 +124,6 @@ def _thread_policy(cfg: Config) -> Iterator[None]:
 
     A pool worker already has its budget (set by the pool when it started the worker).
     """
-    from .executors import current_device, thread_budget
-
     if current_device() is not None:
         yield
         return
@@ -173,7 +170,7 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        from .splits import fold_count
+        from .splits import fold_count  # lazy: pandas, only once folds are split
 
         n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
         runs = []
@@ -186,8 +183,6 @@ class CrossValidation:
         return runs
 
     def _adopt_finished(self) -> None:
-        from .train import read_result
-
         for run in self.runs:
             result = read_result(run.run_dir)
             if result is not None and result.status in ("completed", "pruned"):  # a pruned run never runs again
@@ -224,8 +219,6 @@ class CrossValidation:
         """The result ``run``'s folder holds when the run completed there (a job running several runs is
         still busy with the others), else ``None``. Only completed runs: a ``failed`` record may be an
         attempt that a requeued job goes on with."""
-        from .train import read_result
-
         result = read_result(run.run_dir)
         return result if result is not None and result.status in ("completed", "pruned") else None
 
@@ -250,8 +243,6 @@ class CrossValidation:
 
     def record(self, run: CVRun, result: Any = None, error: Optional[BaseException] = None) -> dict[str, Any]:
         """Record a finished run (a ``TrainResult``, or the error it raised) and rewrite ``run_infos.parquet``."""
-        from .train import TrainResult
-
         if error is not None or not isinstance(result, TrainResult):
             result = self._failed_result(run, result, error)
         row = self._row(run, result)
@@ -262,9 +253,6 @@ class CrossValidation:
 
     def _failed_result(self, run: CVRun, result: Any, error: Optional[BaseException]) -> Any:
         """The record of a run that failed: its own ``run_info.json`` when it wrote one, else made here."""
-        from .executors import WorkerDiedError
-        from .train import TrainResult, read_result
-
         recorded = read_result(run.run_dir)  # the run's own record has its start time and duration
         if recorded is not None and recorded.status == "failed" and not isinstance(error, WorkerDiedError):
             return recorded
@@ -275,7 +263,7 @@ class CrossValidation:
                            started_at=now, finished_at=now)
 
     def _row(self, run: CVRun, result: Any) -> dict[str, Any]:
-        from .scoring import is_unstable
+        from .scoring import is_unstable  # lazy: pandas, only once runs are scored
 
         row = {**result.to_row(), "cv_name": self.name}
         row["run_name"], row["fold"], row["seed"] = run.name, run.fold, run.seed
@@ -298,7 +286,7 @@ class CrossValidation:
     # -- results ------------------------------------------------------------------------------------------
     def frame(self) -> Any:
         """``run_infos`` of the runs recorded so far, with the current score on every row."""
-        from .results import run_infos_frame
+        from .results import run_infos_frame  # lazy: pandas and pyarrow, only for a table
 
         rows = [dict(self.rows[i]) for i in sorted(self.rows)]
         score, unstable = self.score(rows)
@@ -319,7 +307,7 @@ class CrossValidation:
         """``(score, score_is_unstable)`` over the completed runs so far (NaN, True when none)."""
         import pandas as pd
 
-        from .scoring import cv_score
+        from .scoring import cv_score  # lazy: pandas, only once runs are scored
 
         rows = [self.rows[i] for i in sorted(self.rows)] if rows is None else rows
         completed = [r for r in rows if r["status"] == "completed"]
@@ -329,7 +317,7 @@ class CrossValidation:
 
     def write(self) -> None:
         """Rewrite ``run_infos.parquet`` atomically."""
-        from .results import write_parquet_atomic
+        from .results import write_parquet_atomic  # lazy: pandas and pyarrow, only for a table
 
         self.cv_dir.mkdir(parents=True, exist_ok=True)
         write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS)
@@ -383,8 +371,6 @@ def cross_validate(
     Raises:
         RunFailedError: every run failed (the errors are grouped and counted in the message).
     """
-    from .build import as_config, validate_objects
-
     cfg = as_config(config)
     workspace.check_flags(resume, reset, "cv")
     cv_name, folder = _name_and_folder(cfg, name, cv_dir, resume=resume, reset=reset, dry_run=dry_run)

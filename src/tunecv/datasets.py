@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import torch
 from torch.utils.data import Dataset
 
+from tunecv.build import instantiate
 from tunecv.data import SplitDataModule
 from tunecv.errors import DataError
 
@@ -99,8 +100,6 @@ class DatasetDataModule(SplitDataModule):
         """The dataset of the spec (a new instance each call)."""
         spec = self.dataset_spec
         if isinstance(spec, (str, Mapping)):
-            from tunecv.build import instantiate
-
             return instantiate({"class_path": spec} if isinstance(spec, str) else spec, object, f"{KEY}.dataset")
         return spec
 

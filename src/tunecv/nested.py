@@ -28,14 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import tunecv.tune as tune_mod
 from tunecv import naming
+from tunecv._disk import stop_on_full_disk
 from tunecv._io import atomic_write_json, read_json
 from tunecv.artifacts import workspace
 from tunecv.artifacts.files import NESTED_FILE, RUN_INFOS_FILE
 from tunecv.artifacts.kinds import folder_kind
+from tunecv.build import as_config, build_objects
 from tunecv.config import Config, SplitConfig, dump_yaml
 from tunecv.errors import ConfigError, ResumeError
 from tunecv.placement import resolve
+from tunecv.scheduler import drive
+from tunecv.train import read_result
 
 __all__ = ["NESTED_FILE", "NestedResult", "nested", "outer_name", "print_summary"]
 
@@ -99,8 +104,7 @@ def _outer_metadata(cfg: Config) -> tuple[Any, SplitConfig]:
     (sample ids: positions in the pool; labels and groups from ``split.labels`` / ``split.groups``)."""
     import dataclasses
 
-    from tunecv.build import build_objects
-    from tunecv.data import SplitDataModule
+    from tunecv.data import SplitDataModule  # lazy: lightning and torch, once outer folds are planned
 
     ne = cfg.nested
     outer = SplitConfig(fold_method=ne.fold_method, total_folds=ne.total_folds,
@@ -108,7 +112,7 @@ def _outer_metadata(cfg: Config) -> tuple[Any, SplitConfig]:
     _, data = build_objects(cfg.replace(fold=0))
     if isinstance(data, SplitDataModule):
         return data.metadata, outer
-    from tunecv import fold_data
+    from tunecv import fold_data  # lazy: lightning and torch, only for a plain LightningDataModule
 
     return fold_data.pool_metadata(data, dataclasses.replace(outer, labels=cfg.split.labels, groups=cfg.split.groups,
                                                              stratify_column=None))
@@ -118,7 +122,7 @@ def outer_folds(cfg: Config) -> list[list[Any]]:
     """The sample ids of each outer fold to run (``nested.n_folds`` of ``nested.total_folds``), seeded with
     ``seed``; ids are the metadata's ``sample_id`` column, else its index (a plain LightningDataModule's: the
     positions in its pooled train and val data)."""
-    from tunecv import splits
+    from tunecv import splits  # lazy: pandas, only once folds are split
 
     metadata, outer = _outer_metadata(cfg)
     ne = cfg.nested
@@ -153,7 +157,7 @@ def test_score(cfg: Config, metrics: Mapping[str, Any]) -> float:
     combination as the inner cv score); NaN when a metric was not tested."""
     import pandas as pd
 
-    from tunecv.scoring import parse_metric, score_runs
+    from tunecv.scoring import parse_metric, score_runs  # lazy: pandas, only once runs are scored
 
     row = {}
     for spec in cfg.cv.scoring_metric:
@@ -221,8 +225,7 @@ def _summarize(state: dict[str, Any]) -> dict[str, Any]:
 
 def _fold_rows(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every run of outer fold ``entry``'s tune and its retrain, with ``outer_fold``."""
-    from tunecv.results import read_tune_table
-    from tunecv.train import read_result
+    from tunecv.results import read_tune_table  # lazy: pandas and pyarrow, only for a table
 
     k = entry["outer_fold"]
     df = read_tune_table(folder / entry["tune_name"])
@@ -236,6 +239,7 @@ def _fold_rows(folder: Path, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def write_table(folder: Path, state: Mapping[str, Any]) -> Any:
     """``{nested_dir}/run_infos.parquet``: the runs of every finished outer fold."""
+    # lazy: pandas and pyarrow, only for a table
     from tunecv.results import run_infos_frame, write_parquet_atomic
 
     rows = [r for k in sorted(state["folds"], key=int) for r in _fold_rows(folder, state["folds"][k])]
@@ -262,8 +266,6 @@ def nested(config: Union[Config, Mapping, str, os.PathLike], *, name: Optional[s
     Returns:
         The :class:`NestedResult`.
     """
-    from tunecv.build import as_config
-
     cfg = as_config(config)
     workspace.check_flags(resume, reset, "nested")
     _check_config(cfg)
@@ -301,7 +303,7 @@ def _name_and_folder(cfg: Config, name: Optional[str], *, resume: bool, reset: b
 
 def _open_state(cfg: Config, nested_name: str, folder: Path, folds: list[list[Any]], resume: bool) -> dict:
     """``nested.json`` as it is (``--resume``: its outer folds must be the ones planned now), or a new one."""
-    from tunecv.scoring import score_direction
+    from tunecv.scoring import score_direction  # lazy: pandas, only once runs are scored
 
     plan = [[str(i) for i in f] for f in folds]
     if resume:
@@ -360,8 +362,6 @@ def _announce_outer(state: dict, folder: Path, k: int, n_test: int) -> bool:
 def _run_outer(cfg: Config, state: dict, folder: Path, k: int, test_ids: list[Any], progress: bool,
                executor: Any) -> Any:
     """Tune outer fold ``k`` on ``executor`` (resumed when its folder exists) and record it."""
-    import tunecv.tune as tune_mod
-
     nested_name = state["name"]
     outer_cfg = outer_config(cfg, nested_name, folder, k, test_ids)
     resume = _announce_outer(state, folder, k, len(test_ids))
@@ -401,10 +401,6 @@ class _OuterTunes:
 
     def run(self, pending: list[int]) -> list[Any]:
         import contextlib
-
-        import tunecv.tune as tune_mod
-        from tunecv._disk import stop_on_full_disk
-        from tunecv.scheduler import drive
 
         nested_name = self.state["name"]
         with contextlib.ExitStack() as held:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from tunecv import _trial_records as records
 from tunecv.artifacts.files import RUN_INFOS_FILE
 
 __all__ = ["CVProgress", "LiveBar", "TuneProgress"]
@@ -204,8 +205,6 @@ class TuneProgress(LiveBar):
 
     def refresh(self, study: Any) -> None:
         """Counts and best value from the whole study (a scan of every trial: at start, then rarely)."""
-        from tunecv import _trial_records as records
-
         if not self.enabled:
             return
         self._refreshed = time.monotonic()
@@ -224,8 +223,6 @@ class TuneProgress(LiveBar):
 
     def finished(self, study: Any, session: Any, trial: Any, state: str, params: Mapping[str, Any]) -> None:
         """A trial was told ``state``; ``session`` is its cv, ``params`` its values."""
-        from tunecv import _trial_records as records
-
         if self.progress is None:
             return
         result = session.result()
@@ -255,8 +252,6 @@ class TuneProgress(LiveBar):
     def summary(self, result: Any) -> None:
         """The tune's closing lines on stdout (``result`` is its :class:`~tunecv.tune.TuneResult`)."""
         from rich.console import Console
-
-        from tunecv import _trial_records as records
 
         console = Console()
         if result.stopped_by and result.stopped_by.startswith("converged"):  # tune.stop_when

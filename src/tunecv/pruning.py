@@ -161,7 +161,7 @@ def epoch_score(metrics: Mapping[str, Any], scoring_metric: Sequence[str], strat
     """The run's score from its current metrics (``None`` when a scoring metric is missing or not finite)."""
     import pandas as pd
 
-    from tunecv.scoring import score_runs
+    from tunecv.scoring import score_runs  # lazy: pandas and pyarrow, only once a run reports an epoch
 
     row = {k: float(v) for k, v in metrics.items() if _is_number(v)}
     row["status"] = "completed"

@@ -33,6 +33,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from tunecv.build import instantiate
 from tunecv.config import import_class
 from tunecv.errors import ConfigError
 
@@ -85,8 +86,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _instantiate(spec: Mapping[str, Any], base: type, key: str) -> Any:
-    from tunecv.build import instantiate
-
     return instantiate(spec, base, key)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["AGGREGATIONS", "Aggregation", "aggregation", "register_aggregation"]
@@ -50,7 +51,5 @@ def aggregation(name: str, key: str = "cv.multi_score_strategy") -> Aggregation:
     """The aggregation that ``name`` names (a registered name or a dotted class path), built."""
     cls = AGGREGATIONS.load(name, key)
     if not (isinstance(cls, type) and issubclass(cls, Aggregation)):
-        from tunecv.errors import ConfigError
-
         raise ConfigError(f"`{key}` must name a subclass of tunecv.aggregations.Aggregation; got {name!r} ({cls!r})")
     return cls()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tunecv.artifacts.run_info import executor_record
 from tunecv.errors import ConfigError, one_of
 
 __all__ = ["EXECUTORS", "check_executor_config", "executor_entry", "executor_factory", "executor_names",
@@ -125,8 +126,6 @@ def job_states(folders: Any) -> dict[Any, str]:
     its module; folders without a record, or whose executor cannot say, are left out.
     """
     from pathlib import Path
-
-    from tunecv.artifacts.run_info import executor_record
 
     by_executor: dict[str, list[Path]] = {}
     for folder in folders:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from tunecv.executors._base import current_device
+from tunecv.executors._serial import SerialExecutor
 
 
 class CustomError(Exception):
@@ -96,8 +97,6 @@ RECORDED_FOLDERS: list[str] = []
 
 def recording_from_config(cfg: Any, *, parallel: bool, accelerator: str) -> Any:
     """A serial executor that records each run folder it is given (registered only by the seam tests)."""
-    from tunecv.executors._serial import SerialExecutor
-
     class Recording(SerialExecutor):
         name = "recording"
         pinned = True  # its runs take the pinned run's one device (Executor.run_overrides)

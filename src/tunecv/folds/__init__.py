@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
+from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["FOLD_METHODS", "FoldMethod", "fold_method", "register_fold_method"]
@@ -74,8 +75,6 @@ def fold_method(split: Any, key: str = "split.fold_method") -> FoldMethod:
     """The fold method of a ``split:`` section, built for it."""
     cls = FOLD_METHODS.load(split.fold_method, key)
     if not (isinstance(cls, type) and issubclass(cls, FoldMethod)):
-        from tunecv.errors import ConfigError
-
         raise ConfigError(f"`{key}` must name a subclass of tunecv.folds.FoldMethod; got {split.fold_method!r} "
                           f"({cls!r})")
     return cls(split)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["TRACKERS", "Tracker", "register_tracker", "run_trackers"]
@@ -68,8 +69,6 @@ def run_trackers(cfg: Any) -> list[Tracker]:
         key = f"logging.trackers[{i}]"
         cls = TRACKERS.load(name, key)
         if not (isinstance(cls, type) and issubclass(cls, Tracker)):
-            from tunecv.errors import ConfigError
-
             raise ConfigError(f"`{key}` must name a subclass of tunecv.trackers.Tracker; got {name!r} ({cls!r})")
         out.append(cls(cfg))
     return out
