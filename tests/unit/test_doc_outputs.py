@@ -122,7 +122,7 @@ def test_the_quickstart_says_what_its_output_shows():
 
 def report_plot_names() -> set[str]:
     """The PNG files ``tunecv report`` can write, read from its source."""
-    source = (REPO / "src" / "tunecv" / "report.py").read_text()
+    source = (REPO / "src" / "tunecv" / "report" / "plots.py").read_text()
     optuna = re.search(r"_OPTUNA_PLOTS = \(([^)]*)\)", source).group(1)
     names = set(re.findall(r'"(\w+)"', optuna))
     names |= set(re.findall(r'out_dir / "(\w+)\.png"', source))
@@ -149,15 +149,15 @@ def test_the_paired_differences_labels_fit_in_the_figure(tmp_path, monkeypatch, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tunecv import report
+    from tunecv.report import plots
 
     figures = []
-    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig) or fig.savefig(path, dpi=100) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or fig.savefig(path, dpi=100) or path)
     entries = [{"cv_name": f"{best[:-1]}{i}", "indistinguishable_from_best": i == 1,
                 "vs_best": {"difference": {"mean": -0.1 * i, "low": -0.2 * i, "high": 0.05 - 0.1 * i},
                             "p_value": 0.06, "p_can_reach_alpha": False, "n_pairs": 5}} for i in (1, 2, 3)]
     summary = {"leaderboard": entries, "statistics": {"best": best}, "direction": "maximize"}
-    path = report._paired_plot(tmp_path, summary)
+    path = plots._paired_plot(tmp_path, summary)
     assert Path(path).name == "paired_differences.png" and Path(path).is_file()
     fig = figures[0]
     fig.set_dpi(100)
