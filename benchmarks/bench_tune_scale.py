@@ -96,7 +96,7 @@ def table_only(n_trials: int, root: Path) -> dict:
     import optuna
 
     from tunecv.results import read_tune_table, run_infos_frame
-    from tunecv.tune import _TuneTable
+    from tunecv.tune.table import _TuneTable
 
     study = optuna.create_study(direction="minimize")
     table = _TuneTable(root, study)

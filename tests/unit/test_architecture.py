@@ -14,7 +14,7 @@ _spec.loader.exec_module(graph)
 
 def test_the_graph_is_read_from_the_code():
     modules = graph.import_graph()
-    assert "tunecv.cv" in modules["tunecv.tune"]
+    assert "tunecv.cv" in modules["tunecv.tune.driver"]
     assert "tunecv.results" in modules["tunecv.scoring"]
     assert graph.room("tunecv.executors._pool") == "executors"
 

@@ -80,7 +80,7 @@ def test_only_the_job_itself_touches_its_future():
     assert not found, f"set a job's outcome through Job.set_result / set_exception / set_running_or_notify_cancel: {found}"
 
 
-@pytest.mark.parametrize("level", ["cv.py", "tune.py", "nested.py", "train.py", "build.py", "cli.py", "placement.py",
+@pytest.mark.parametrize("level", ["cv.py", *(f"tune/{p.name}" for p in sorted((SRC / "tune").glob("*.py"))), "nested.py", "train.py", "build.py", "cli.py", "placement.py",
                                    "scheduler.py"])
 def test_levels_import_executors_only_by_their_public_names(level):
     tree = ast.parse((SRC / level).read_text())

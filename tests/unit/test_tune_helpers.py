@@ -6,7 +6,9 @@ import optuna
 import pytest
 
 from tunecv.errors import StorageError
-from tunecv.tune import _best_trial, _overflow, open_storage, redact
+from tunecv.tune import open_storage, redact
+from tunecv.tune.result import _best_trial
+from tunecv.tune.study import _overflow
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -88,7 +90,7 @@ class _Session:
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
 def test_best_watch_flags_exactly_the_trials_that_change_best_or_runner_up(direction):
-    from tunecv.tune import _BestWatch
+    from tunecv.tune.scores import _BestWatch
 
     sign = 1 if direction == "maximize" else -1
     study = optuna.create_study(direction=direction)
@@ -116,7 +118,7 @@ def test_best_watch_flags_exactly_the_trials_that_change_best_or_runner_up(direc
 
 
 def test_counts_kept_by_the_driver_match_the_storage():
-    from tunecv.tune import _Counts
+    from tunecv.tune.study import _Counts
 
     study = optuna.create_study()
     for x in (1, 2, 3):
@@ -157,7 +159,7 @@ def test_waiting_for_other_workers_returns_when_their_trials_finished_before_the
     """
     import threading
 
-    from tunecv.tune import _StudyStorage, _wait_for_others
+    from tunecv.tune.study import _StudyStorage, _wait_for_others
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name="s")
