@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tunecv"
-GROUPED = ("executors", "examples", "artifacts", "folds", "aggregations", "trackers")  # packages drawn as one room each
+GROUPED = ("executors", "examples", "artifacts", "folds", "aggregations", "trackers", "config")  # packages drawn as one room each
 
 
 def module_name(path: Path) -> str:
