@@ -219,9 +219,9 @@ class Config:
         Keys may be dotted (``split.fold_method``); a key inside a free-form section (``model.init_args.lr``)
         goes through the full parser, any other through ``dataclasses.replace``.
         """
-        # a real cycle, named: a key inside a free-form section goes through the full parser (keys.set_key,
-        # on tunecv.config.parsing) and every copy is validated (tunecv.config.validation), both of which
-        # build on this schema; the package has loaded them by the time a Config exists
+        # A key inside a free-form section goes through the full parser and every copy is validated, both
+        # built on this schema; the package has loaded them by the time a Config exists.
+        # cycle: config.schema -> config.keys (set_key) -> config.parsing -> config.schema; and validation
         from tunecv.config import set_key, validate
 
         cfg: Config = self
