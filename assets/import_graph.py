@@ -11,7 +11,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tunecv"
 GROUPED = ("executors", "examples", "artifacts", "folds", "aggregations", "trackers", "search_space", "report",
-           "tune")  # packages drawn as one room each
+           "tune", "config")  # packages drawn as one room each
 
 
 def module_name(path: Path) -> str:

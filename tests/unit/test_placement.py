@@ -14,8 +14,9 @@ from tunecv.errors import ConfigError
 from tunecv.executors import DevicePoolExecutor, Executor, Job, SerialExecutor, _registry
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "tunecv"
-# The config types the device keys (schema, defaults, help); executors turn their own sections into jobs.
-OWNERS = {"placement.py", "config.py"}
+# The config types the device keys (schema, defaults, help) and checks their ranges; executors turn their own
+# sections into jobs.
+OWNERS = {"placement.py", "config/schema.py", "config/validation.py"}
 DEVICE_KEYS = set(placement.DEVICE_KEYS)
 PARALLEL_MODES = {"cv-parallel", "tune-parallel"}
 
