@@ -448,7 +448,7 @@ def _test_phase(trainer: Any, model: Any, data: Any, best: Optional[str], metric
     """
     # lazy: tunecv.data and tunecv.fold_data import lightning (heavy), which a caller reading run results never needs
     from tunecv.data import SplitDataModule
-    from tunecv.fold_data import FoldedBase
+    from tunecv.fold_data import FoldedBase  # lazy: lightning (see above)
 
     is_overridden = importlib.import_module(f"{package_of(model)}.utilities.model_helpers").is_overridden
     has_test = data.has_test if isinstance(data, (SplitDataModule, FoldedBase)) else _defines_test(data)

@@ -38,6 +38,7 @@ from tunecv.executors._registry import (
     check_executor_config,
     executor_names,
     executor_sections,
+    job_states,
     make_executor_from_config,
     register_executor,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "executor_sections",
     "gpu_count",
     "job_overrides",
+    "job_states",
     "make_executor",
     "make_executor_from_config",
     "prestart_forkserver",

@@ -87,7 +87,7 @@ def _metric_summary(df: Any, first: Sequence[str]) -> dict[str, dict[str, Any]]:
     """mean, std and count of every metric over the completed runs, the scoring metrics first."""
     # lazy: both import pandas; `import tunecv.report` stays light
     from tunecv.results import metric_columns
-    from tunecv.scoring import summarize_metrics
+    from tunecv.scoring import summarize_metrics  # lazy: pandas (see above)
 
     names = list(dict.fromkeys([*first, *sorted(metric_columns(df))]))
     table = summarize_metrics(df, names)

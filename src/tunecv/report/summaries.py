@@ -67,7 +67,7 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def _job_state(run_dir: Path) -> str:
     """A run without a result: ``running``, or the state of the job its executor recorded (``queued``)."""
     # lazy: the executors' registry imports every executor; `import tunecv.report` stays light (a run's report needs none of it)
-    from tunecv.executors._registry import job_states
+    from tunecv.executors import job_states
 
     return job_states([run_dir]).get(run_dir, "running")
 
@@ -75,7 +75,7 @@ def _job_state(run_dir: Path) -> str:
 def _unfinished_jobs(root: Path, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Runs not recorded yet whose executor left a job (SLURM, ...): its state from the scheduler."""
     # lazy: the executors' registry imports every executor; `import tunecv.report` stays light (a run's report needs none of it)
-    from tunecv.executors._registry import job_states
+    from tunecv.executors import job_states
 
     recorded = {f"{r['run_name']}-{r['run_id']}" for r in runs}
     folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in recorded
@@ -87,7 +87,7 @@ def _fold_count(split: Mapping[str, Any]) -> Any:
     """:func:`tunecv.splits.fold_count` of a ``split`` section read from a ``config.yaml``."""
     # lazy: tunecv.splits imports pandas, tunecv.config jsonargparse's schema; `import tunecv.report` stays light
     from tunecv.config import SplitConfig
-    from tunecv.splits import fold_count
+    from tunecv.splits import fold_count  # lazy: pandas (see above)
 
     try:
         return fold_count(SplitConfig(**split))
