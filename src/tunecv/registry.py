@@ -86,6 +86,15 @@ class Registry:
         raise ConfigError(f"`{key}` must be one of {', '.join(self._entries)}; got {value!r} (or the dotted "
                           f"path of {self.what} class: my_pkg.module.MyClass)")
 
+    def load_class(self, value: Any, base: type, key: Optional[str] = None) -> type:
+        """:meth:`load`, checked to be a subclass of ``base`` (the extension point's base class)."""
+        key = key or self.key
+        cls = self.load(value, key)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ConfigError(f"`{key}` must name a subclass of {base.__module__}.{base.__qualname__}; got "
+                              f"{value!r} ({cls!r})")
+        return cls
+
 
 def _resolve(entry: str, key: str, name: str) -> Any:
     """A built-in ``"module:attribute"`` (or ``"module"``) entry, imported."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["AGGREGATIONS", "Aggregation", "aggregation", "register_aggregation"]
@@ -49,7 +48,4 @@ def register_aggregation(name: str, cls: Any) -> None:
 
 def aggregation(name: str, key: str = "cv.multi_score_strategy") -> Aggregation:
     """The aggregation that ``name`` names (a registered name or a dotted class path), built."""
-    cls = AGGREGATIONS.load(name, key)
-    if not (isinstance(cls, type) and issubclass(cls, Aggregation)):
-        raise ConfigError(f"`{key}` must name a subclass of tunecv.aggregations.Aggregation; got {name!r} ({cls!r})")
-    return cls()
+    return AGGREGATIONS.load_class(name, Aggregation, key)()

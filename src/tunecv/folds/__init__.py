@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
-from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["FOLD_METHODS", "FoldMethod", "fold_method", "register_fold_method"]
@@ -73,8 +72,4 @@ def register_fold_method(name: str, cls: Any) -> None:
 
 def fold_method(split: Any, key: str = "split.fold_method") -> FoldMethod:
     """The fold method of a ``split:`` section, built for it."""
-    cls = FOLD_METHODS.load(split.fold_method, key)
-    if not (isinstance(cls, type) and issubclass(cls, FoldMethod)):
-        raise ConfigError(f"`{key}` must name a subclass of tunecv.folds.FoldMethod; got {split.fold_method!r} "
-                          f"({cls!r})")
-    return cls(split)
+    return FOLD_METHODS.load_class(split.fold_method, FoldMethod, key)(split)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunecv.errors import ConfigError
 from tunecv.registry import Registry
 
 __all__ = ["TRACKERS", "Tracker", "register_tracker", "run_trackers"]
@@ -67,8 +66,5 @@ def run_trackers(cfg: Any) -> list[Tracker]:
     out = []
     for i, name in enumerate(cfg.logging.trackers):
         key = f"logging.trackers[{i}]"
-        cls = TRACKERS.load(name, key)
-        if not (isinstance(cls, type) and issubclass(cls, Tracker)):
-            raise ConfigError(f"`{key}` must name a subclass of tunecv.trackers.Tracker; got {name!r} ({cls!r})")
-        out.append(cls(cfg))
+        out.append(TRACKERS.load_class(name, Tracker, key)(cfg))
     return out
