@@ -107,3 +107,24 @@ def test_a_full_disk_stops_with_one_line_naming_the_path_the_space_and_the_resum
     text = str(info.value)
     assert "\n" not in text and f"writing {tmp_path / 'run_infos.parquet'} (" in text and " free there)" in text
     assert text.rstrip().endswith("--name c --resume")
+
+
+def test_opening_an_unreachable_server_fails_at_once_unless_the_tune_has_used_it(monkeypatch):
+    """A wrong URL is said at once; a worker joining a tune whose server is restarting waits for it."""
+    import time
+
+    from tunecv.tune import open_storage
+
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/nowhere"
+    monkeypatch.setenv(_storage_retry.RETRY_ENV, "1.5")
+    started = time.monotonic()
+    with pytest.raises(StorageError) as info:
+        open_storage(url)
+    assert "cannot be opened" in str(info.value) and time.monotonic() - started < 1.5
+    started = time.monotonic()
+    with pytest.raises(StorageError) as info:
+        open_storage(url, known=True)
+    assert time.monotonic() - started >= 1.5
+    text = str(info.value)
+    assert "could not be reached for 2 s" in text and "in opening" in text and "s3cret" not in text

@@ -159,7 +159,8 @@ class TuneDriver:
                 with contextlib.suppress(Exception):
                     optuna.delete_study(study_name=plan.tune_name, storage=open_storage(url))
             workspace.discard([plan.folder])
-        storage = open_storage(url) if plan.shared else None
+        # a joining worker (the folder is there) rides out a server restart while it opens
+        storage = open_storage(url, known=plan.folder.exists()) if plan.shared else None
         plan.folder.mkdir(parents=True, exist_ok=True)
         if storage is None:
             storage, study, created = self._open_own_study(url)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunecv._io import atomic_write_json, read_json
-from tunecv._storage_retry import retrying
+from tunecv._storage_retry import call_with_retries, retrying
 from tunecv.artifacts.files import SPACE_FILE, STORAGE_FILE
 from tunecv.config import Config
 from tunecv.errors import ConfigError, StorageError
@@ -34,9 +34,14 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, known: bool = False) -> Any:
     """An Optuna storage for a URL: an RDB URL (``sqlite:///``, ``postgresql://``, ...) or
-    ``journal:///path/to/file.log`` (a journal file on a shared disk)."""
+    ``journal:///path/to/file.log`` (a journal file on a shared disk).
+
+    A database server that cannot be reached is said at once (a wrong URL, a server never started), unless
+    the storage is ``known``: the tune's folder exists, so another worker or an earlier run of this tune has
+    used it, and a refused connection means a restart. That opening is retried like every later call
+    (``TUNECV_STORAGE_RETRY_S``)."""
     import optuna
 
     try:
@@ -53,8 +58,10 @@ def open_storage(url: str) -> Any:
                 try:
                     # a dropped connection is replaced (pre-ping); a call while the server is away is retried.
                     # Opening is not: a wrong URL or a server that is not there says so at once.
-                    return retrying(optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}),
-                                    redact(url))
+                    def rdb(url: str = url) -> Any:
+                        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+                    return retrying(call_with_retries(rdb, "opening", redact(url)) if known else rdb(), redact(url))
                 except Exception as exc:  # workers starting together race to create the schema
                     text = _chain_text(exc)  # Optuna wraps the driver's error ("... during the commit")
                     if attempt == 5 or not any(s in text for s in ("duplicate key", "already exists",
