@@ -6,11 +6,23 @@ hand-written loop is what a user would write without tunecv. Prints the wall-tim
 for runs of >= 10 s) and the per-run overhead in seconds.
 
     python benchmarks/bench_cv_overhead.py --epochs 12 --folds 3
+
+Before / after a change: ``--base-src OTHER_CHECKOUT/src`` times the tunecv cv of this tree's ``src`` and of
+``OTHER_CHECKOUT/src`` instead, each in its own process (``PYTHONPATH``, imports outside the timing, one
+torch thread per run), alternating which goes first, and prints each pair's after / before ratio and their
+median. The config (and the digits example) must mean the same in both trees.
+
+    python benchmarks/bench_cv_overhead.py --epochs 3 --folds 2 --repeats 4 --base-src ../wt-before/src
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,12 +62,72 @@ def with_tunecv(cfg: dict, root: Path) -> float:
     return time.perf_counter() - t0
 
 
+SRC = {"after": str(Path(__file__).resolve().parent.parent / "src")}  # "before": --base-src
+
+
+def in_child(tree: str, cfg: dict, root: Path) -> float:
+    """``with_tunecv`` in a new process whose tunecv is ``SRC[tree]`` (imports outside the timing)."""
+    root.mkdir(parents=True)
+    (root / "cfg.json").write_text(json.dumps(cfg))
+    env = dict(os.environ, PYTHONPATH=SRC[tree], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(root)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree} arm failed:\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if not answer["tunecv"].startswith(SRC[tree]):
+        raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {SRC[tree]}")
+    return float(answer["seconds"])
+
+
+def child(root: Path) -> None:
+    import lightning  # noqa: F401  (outside the timing, as in this process's own arms)
+    import torch
+
+    import tunecv
+    import tunecv.cv  # (outside the timing)
+
+    torch.set_num_threads(1)
+    cfg = json.loads((root / "cfg.json").read_text())
+    seconds = with_tunecv(cfg, root / "artifacts")
+    print(json.dumps({"seconds": seconds, "tunecv": str(Path(tunecv.__file__).resolve())}))
+
+
+def before_after(args: argparse.Namespace) -> None:
+    SRC["before"] = str(Path(args.base_src).resolve())
+    print(f"machine: {machine()}; load at start: {os.getloadavg()[0]:.2f}")
+    print(f"tunecv cv serial, {args.folds} runs of {args.epochs} epochs, each arm in its own process, 1 torch "
+          f"thread; after = {SRC['after']}, before = {SRC['before']}")
+    ratios, times = [], {"after": [], "before": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = digits_config(Path(tmp) / "unused", args.epochs, n_folds=args.folds)
+        for r in range(args.repeats):
+            order = ["after", "before"] if r % 2 == 0 else ["before", "after"]
+            got = {tree: in_child(tree, cfg, Path(tmp) / f"{tree}{r}") for tree in order}
+            for tree in order:
+                times[tree].append(got[tree])
+            ratios.append(got["after"] / got["before"])
+            print(f"pair {r + 1} ({' then '.join(order)}): after {got['after']:.2f} s, before {got['before']:.2f} s; "
+                  f"ratio after / before {ratios[-1]:.3f}; load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"median ratio after / before: {statistics.median(ratios):.3f} over {len(ratios)} pairs "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); best after {min(times['after']):.2f} s, best before "
+          f"{min(times['before']):.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--base-src", help="another checkout's src: time its tunecv cv against this tree's")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    if args.base_src:
+        before_after(args)
+        return
     import lightning  # noqa: F401  (import once, outside the timings)
 
     import tunecv.cv  # noqa: F401

@@ -10,14 +10,25 @@ the time from one trial's start to the next (Optuna's ``datetime_start``), mean 
 and the last 100 trials and their ratio (the baseline is the same tune's first trials), and the share of
 the tune's wall time spent inside trials (``datetime_start`` to ``datetime_complete``: the cv, its run,
 its files) and inside the runs themselves (``duration`` in ``run_infos``).
+
+Before / after a change: ``--base-src OTHER_CHECKOUT/src`` runs each size with this tree's ``src`` and with
+``OTHER_CHECKOUT/src``, each tune in its own process (``PYTHONPATH``, imports outside the timing), ``--pairs``
+times, alternating which goes first, and prints the after / before ratio of the wall time and of the
+start-to-start gaps (median over the pairs).
+
+    python benchmarks/bench_tune_scale.py --sizes 200 --pairs 3 --base-src ../wt-before/src
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -123,6 +134,63 @@ def table_only(n_trials: int, root: Path) -> dict:
             "max": max(times), "total": sum(times), "final": final, "window": window}
 
 
+SRC = {"after": str(Path(__file__).resolve().parent.parent / "src")}  # "before": --base-src
+
+
+def in_child(tree: str, n_trials: int, root: Path) -> dict:
+    """:func:`run_size` in a new process whose tunecv is ``SRC[tree]``."""
+    root.mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=SRC[tree], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(root), "--sizes",
+                           str(n_trials)], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree} arm failed:\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if not answer["tunecv"].startswith(SRC[tree]):
+        raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {SRC[tree]}")
+    return answer
+
+
+def child(root: Path, n_trials: int) -> None:
+    import lightning  # noqa: F401  (outside the timing)
+    import optuna
+    import torch
+
+    import tunecv
+    import tunecv.tune  # (outside the timing)
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    stats = run_size(n_trials, root)
+    print(json.dumps({**stats, "tunecv": str(Path(tunecv.__file__).resolve())}))
+
+
+def before_after(sizes: list[int], pairs: int, base_src: str) -> None:
+    SRC["before"] = str(Path(base_src).resolve())
+    print(f"machine: {machine()}; load at start: {os.getloadavg()[0]:.2f}")
+    print(f"each tune in its own process, 1 torch thread; after = {SRC['after']}, before = {SRC['before']}")
+    keys = ("wall", "first_median", "last_median")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            ratios: dict[str, list[float]] = {k: [] for k in keys}
+            for i in range(pairs):
+                order = ["after", "before"] if i % 2 == 0 else ["before", "after"]
+                got = {tree: in_child(tree, n, Path(tmp) / f"{tree}{n}-{i}") for tree in order}
+                for k in keys:
+                    ratios[k].append(got["after"][k] / got["before"][k])
+                print(f"{n} trials, pair {i + 1} ({' then '.join(order)}): wall after {got['after']['wall']:.1f} s, "
+                      f"before {got['before']['wall']:.1f} s (ratio {ratios['wall'][-1]:.3f}); median start-to-start "
+                      f"first {got['after']['window']} after {got['after']['first_median'] * 1000:.0f} ms, before "
+                      f"{got['before']['first_median'] * 1000:.0f} ms; last after "
+                      f"{got['after']['last_median'] * 1000:.0f} ms, before {got['before']['last_median'] * 1000:.0f} "
+                      f"ms; load {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"{n} trials, median ratio after / before over {pairs} pairs: wall "
+                  f"{statistics.median(ratios['wall']):.3f} (min {min(ratios['wall']):.3f}, max "
+                  f"{max(ratios['wall']):.3f}); first gaps {statistics.median(ratios['first_median']):.3f}; last gaps "
+                  f"{statistics.median(ratios['last_median']):.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="trial counts (default 200 2000)")
@@ -130,7 +198,16 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
     parser.add_argument("--table-only", type=int, nargs="+", default=None, metavar="N",
                         help="measure only the tune table's work per trial (no training) at these sizes")
+    parser.add_argument("--base-src", help="another checkout's src: run each size with its tunecv too (before/after)")
+    parser.add_argument("--pairs", type=int, default=3, help="before/after pairs per size (with --base-src)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.sizes[0])
+        return
+    if args.base_src:
+        before_after(args.sizes or [200], args.pairs, args.base_src)
+        return
     if args.table_only:
         import optuna
 
