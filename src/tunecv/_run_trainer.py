@@ -121,8 +121,7 @@ def run_loggers(run: Any, user_loggers: Sequence[Any], trackers: Sequence[Any],
     a wandb project is set and the user has no WandbLogger: one W&B run per run)."""
     users: list[Any] = []
     for lg in user_loggers:
-        trk.apply_run_identity(lg, run)
-        users.append(lg)
+        users.append(trk.apply_run_identity(lg, run))  # built again with the run's identity
     for tracker in trackers:
         users = list(tracker.select(run, users))
     ours: list[Any] = []

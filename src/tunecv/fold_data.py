@@ -309,7 +309,9 @@ class FoldedBase:
     # -- attributes that are the inner module's ------------------------------------------------------------
     trainer = _delegated("trainer")
     prepare_data_per_node = _delegated("prepare_data_per_node")
-    _log_hyperparams = _delegated("_log_hyperparams")
+    # Whether Lightning logs the data's hparams is the inner module's (its own save_hyperparameters sets it); the
+    # only write here, LightningDataModule.__init__'s default, is not passed on to the inner module.
+    _log_hyperparams = property(lambda self: self._inner._log_hyperparams, lambda self, value: None)
     hparams = property(lambda self: self._inner.hparams, doc="The inner module's ``hparams``.")
     hparams_initial = property(lambda self: self._inner.hparams_initial, doc="The inner module's initial hparams.")
     _hparams_name = property(lambda self: self._inner._hparams_name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -194,7 +195,7 @@ def _started(logger: Any) -> Any:
     # Lightning passes `anonymous=None`, which wandb >= 0.19 warns about on every process.
     init_kwargs = getattr(logger, "_wandb_init", None)
     if isinstance(init_kwargs, dict) and init_kwargs.get("anonymous") is None:
-        init_kwargs.pop("anonymous", None)
+        init_kwargs.pop("anonymous", None)  # upstream: wandb/wandb#10909 Lightning passes `anonymous` unconditionally
     _ = logger.experiment  # start now, so that a network failure shows up here, not mid-fit
     return logger
 
@@ -406,11 +407,12 @@ def _add_wandb_defaults(with_project: dict, others: dict, identity: RunIdentity)
 
 
 def apply_run_identity(logger: Any, identity: RunIdentity) -> Any:
-    """Give an already-built logger the run's identity (as :func:`run_logger_spec` does for a spec).
+    """The logger, built again through its class's constructor with the run's identity (as
+    :func:`run_logger_spec` does for a spec); its other arguments are kept.
 
     Possible only while the logger has not started its experiment; a logger that has (a W&B run already
-    running under another id) is left as it is, with a warning. Other classes are returned unchanged.
-    Returns ``logger``.
+    running under another id) is returned as it is, with a warning, and so is one whose class has its own
+    ``__init__`` (its arguments cannot be read back). Other classes are returned unchanged.
     """
     kind = logger_kind(logger)
     if kind == "wandb":
@@ -420,47 +422,106 @@ def apply_run_identity(logger: Any, identity: RunIdentity) -> Any:
                 log.warning("the WandbLogger of run %s was started before the run (W&B id %s); it keeps that "
                             "identity", identity.run_name, getattr(started, "id", None))
             return logger
-        init = logger._wandb_init
-        if _unset(init.get("dir"), "."):
-            init["dir"] = str(identity.run_dir)
-        init.update(name=identity.run_name, id=identity.run_id, group=identity.group, job_type=identity.job_type,
-                    resume="allow")
-        _add_wandb_defaults(init, init, identity)
-        logger._name, logger._id = init["name"], init["id"]
-        logger._save_dir, logger._project = init["dir"], init.get("project")
-    elif kind in ("csv", "tensorboard"):
-        if getattr(logger, "_experiment", None) is None:
-            logger._version = f"{identity.run_name}-{identity.run_id}"
-            if getattr(logger, "_name", None) == _DEFAULT_NAME:
-                logger._name = identity.group
-    elif kind == "mlflow":
-        logger._run_name = identity.run_name
-        logger.tags = {**dict(getattr(logger, "tags", None) or {}), **_mlflow_tags(identity)}
+        args, init = _wandb_args(logger)
+        if _unset(args.get("save_dir"), "."):
+            args["save_dir"] = str(identity.run_dir)
+        args.update(name=identity.run_name, id=identity.run_id)
+        init.update(group=identity.group, job_type=identity.job_type, resume="allow")
+        _add_wandb_defaults(args, init, identity)
+        return _rebuilt(logger, args, init, identity)
+    if kind in ("csv", "tensorboard") and getattr(logger, "_experiment", None) is None:
+        args, extra = _file_logger_args(logger, kind)
+        args["version"] = f"{identity.run_name}-{identity.run_id}"
+        if args["name"] == _DEFAULT_NAME:
+            args["name"] = identity.group
+        return _rebuilt(logger, args, extra, identity)
+    if kind == "mlflow" and not getattr(logger, "_initialized", False):
+        args = _mlflow_args(logger)
+        args.update(run_name=identity.run_name, tags={**dict(args.get("tags") or {}), **_mlflow_tags(identity)})
+        return _rebuilt(logger, args, {}, identity)
     return logger
+
+
+# What a built logger was constructed with, read back so that it can be built again with the run's identity
+# (Lightning's loggers have no setters for their name, version or W&B init arguments).
+_WANDB_NAMED = ("name", "project", "dir", "id", "anonymous")  # the wandb.init keys WandbLogger's own arguments set
+
+
+def _wandb_args(logger: Any) -> tuple[dict, dict]:
+    """A WandbLogger's constructor arguments: (named ones, the rest of its ``wandb.init`` arguments)."""
+    init = dict(logger._wandb_init)
+    args = {"name": init.get("name"), "project": init.get("project"), "save_dir": init.get("dir"),
+            "id": init.get("id"), "anonymous": init.get("anonymous") == "allow", "offline": logger._offline,
+            "log_model": logger._log_model, "prefix": logger._prefix,
+            "checkpoint_name": getattr(logger, "_checkpoint_name", None),
+            "add_file_policy": getattr(logger, "add_file_policy", None)}
+    return args, {k: v for k, v in init.items() if k not in _WANDB_NAMED}
+
+
+def _file_logger_args(logger: Any, kind: str) -> tuple[dict, dict]:
+    """A CSVLogger's or TensorBoardLogger's constructor arguments: (named ones, a TensorBoard writer's others)."""
+    args = {"save_dir": logger.save_dir, "name": logger.name, "version": getattr(logger, "_version", None),
+            "prefix": logger._prefix}
+    if kind == "csv":
+        args["flush_logs_every_n_steps"] = logger._flush_logs_every_n_steps
+        return args, {}
+    args.update(log_graph=logger._log_graph, default_hp_metric=logger._default_hp_metric, sub_dir=logger.sub_dir)
+    return args, dict(getattr(logger, "_kwargs", None) or {})
+
+
+def _mlflow_args(logger: Any) -> dict:
+    synchronous = getattr(logger, "_log_batch_kwargs", {}).get("synchronous")
+    return {"experiment_name": logger._experiment_name, "run_name": logger._run_name,
+            "tracking_uri": logger._tracking_uri, "tags": logger.tags, "log_model": logger._log_model,
+            "prefix": logger._prefix, "artifact_location": logger._artifact_location, "run_id": logger._run_id,
+            "synchronous": synchronous}
+
+
+def _rebuilt(logger: Any, args: Mapping[str, Any], extra: Mapping[str, Any], identity: Optional[RunIdentity]) -> Any:
+    """``type(logger)(**args, **extra)``: ``args`` that its constructor names (a ``None`` for an argument added in a
+    later Lightning is left out), ``extra`` as its ``**kwargs``. A class with its own ``__init__`` (a user's
+    subclass) cannot be read back: ``logger`` itself, with a warning."""
+    cls = type(logger)
+    if not getattr(cls.__init__, "__module__", "").startswith(_LIGHTNING_PACKAGES):
+        if identity is not None:
+            _warn_once(f"rebuild-{cls.__qualname__}", "%s has its own __init__: tunecv cannot give it the run's "
+                       "identity (name it in trainer.logger as a class_path, or give each run its own)",
+                       cls.__qualname__)
+        return logger
+    params = inspect.signature(cls).parameters
+    named = {k: v for k, v in args.items() if k in params and not (v is None and params[k].default is not None)}
+    return cls(**named, **extra)
+
+
+_LIGHTNING_PACKAGES = ("lightning.pytorch.", "pytorch_lightning.", "lightning.fabric.")
 
 
 def start_wandb(logger: Any, init_timeout: Optional[float] = None) -> Any:
     """Start a user's ``WandbLogger`` as tunecv starts its own: a run left open is closed first, the per-run
     ``WANDB_*`` variables are set aside (and put back by :func:`finish_wandb`), the mode is tunecv's unless
     the logger sets one (``offline``, ``mode``), ``wandb.init`` is bounded, and an unreachable service means
-    offline. Returns the started logger, or ``None`` when wandb cannot start at all."""
+    offline. The logger is built again (through its constructor) for each try.
+
+    Returns:
+        The started logger (a new object: put it where ``logger`` was), or ``None`` when wandb cannot start
+        at all.
+    """
     import wandb
 
     mode = _prepare_run(wandb)
     timeout = _init_timeout(init_timeout)
-    init = logger._wandb_init
-    own_mode = logger._offline or "mode" in init
+    args, init = _wandb_args(logger)
+    own_mode, own_settings = bool(args["offline"]) or "mode" in init, "settings" in init
 
     def make(mode_: str) -> Any:
-        logger._experiment = None
+        extra = dict(init)
         if not own_mode:
-            init["mode"] = mode_
-        if "settings" not in init or make.added_settings:  # type: ignore[attr-defined]
-            init["settings"] = _settings(wandb, mode_, timeout)
-            make.added_settings = True  # type: ignore[attr-defined]
-        return _started(logger)
+            extra["mode"] = mode_
+        if not own_settings:
+            extra["settings"] = _settings(wandb, mode_, timeout)
+        rebuilt = _rebuilt(logger, args, extra, None)
+        return _started(rebuilt)
 
-    make.added_settings = False  # type: ignore[attr-defined]
     return _start_with_fallback(wandb, make, mode)
 
 

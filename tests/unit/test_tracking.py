@@ -209,3 +209,28 @@ def test_apply_run_identity_to_built_loggers(tmp_path):
     assert wandb_lg.version == "abcd1234"
     csv_lg = tracking.apply_run_identity(CSVLogger(tmp_path), ID)
     assert (csv_lg.name, csv_lg.version) == ("t", "t-cv0-run-f0s42-abcd1234")
+
+
+def test_apply_run_identity_builds_the_logger_again_keeping_its_other_arguments(tmp_path):
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    given = CSVLogger(tmp_path, name="mine", prefix="p", flush_logs_every_n_steps=7)
+    csv_lg = tracking.apply_run_identity(given, ID)
+    assert csv_lg is not given and type(csv_lg) is CSVLogger
+    assert (csv_lg.save_dir, csv_lg.name, csv_lg.version) == (str(tmp_path), "mine", "t-cv0-run-f0s42-abcd1234")
+    assert (csv_lg._prefix, csv_lg._flush_logs_every_n_steps) == ("p", 7)
+    assert given.name == "mine" and given._version is None  # the given object is not changed
+    wandb_given = WandbLogger(project="mine", prefix="w", log_model=False, notes="n", save_dir=str(tmp_path))
+    wandb_lg = tracking.apply_run_identity(wandb_given, ID)
+    assert wandb_lg is not wandb_given and wandb_lg._prefix == "w"
+    assert (wandb_lg._wandb_init["name"], wandb_lg.version, wandb_lg.save_dir) == ("t-cv0-run-f0s42", "abcd1234",
+                                                                           str(tmp_path))
+    assert wandb_lg._wandb_init["notes"] == "n" and wandb_given._wandb_init.get("group") is None
+
+    class OwnInit(CSVLogger):
+        def __init__(self, where):
+            super().__init__(where, name="own")
+
+    own = OwnInit(tmp_path)
+    assert tracking.apply_run_identity(own, ID) is own  # its arguments cannot be read back: left as it is

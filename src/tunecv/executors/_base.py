@@ -32,8 +32,15 @@ RETURN_WHEN = (
     concurrent.futures.ALL_COMPLETED,
 )
 
-# Set by the worker process before the job's function runs (see ``_worker.py``).
+# Set by the worker process before the job's function runs (see ``_worker.py``), through pin_device.
 _CURRENT_DEVICE: Optional[Device] = None
+
+
+def pin_device(device: Optional[Device]) -> None:
+    """This process runs its jobs on ``device`` (what :func:`current_device` answers): a worker calls it before
+    each job."""
+    global _CURRENT_DEVICE
+    _CURRENT_DEVICE = device
 
 
 def current_device() -> Optional[Device]:

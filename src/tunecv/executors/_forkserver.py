@@ -145,9 +145,9 @@ def _fork_server_here(preload: Sequence[str]) -> bool:
                 os._exit(code)
         listener.close()
         os.close(alive_r)
-        server._forkserver_address = address
-        server._forkserver_alive_fd = alive_w
-        server._forkserver_pid = pid
+        # The server is registered as ensure_running registers the one it spawns; ForkServer takes no server
+        # started elsewhere (not even its parent's, the upstream issue), so its three fields are set here.
+        server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid  # upstream: python/cpython#86354 no public way to hand ForkServer a running server
     return True
 
 

@@ -70,12 +70,12 @@ def stop_servers() -> None:
             # The server holds no state; its own exit (tearing down torch and lightning) can take a
             # second or more, so it is killed rather than waited for.
             _end_helper(server._forkserver_pid, server._forkserver_alive_fd, grace=0.0)
-            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None  # upstream: python/cpython#81688 ForkServer.stop() was proposed and rejected
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     if tracker is not None and getattr(tracker, "_pid", None) is not None:
         with tracker._lock:
             _end_helper(tracker._pid, tracker._fd)
-            tracker._pid = tracker._fd = None
+            tracker._pid = tracker._fd = None  # upstream: python/cpython#88887 nothing public ends or reaps the tracker
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

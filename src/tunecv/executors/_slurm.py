@@ -202,6 +202,17 @@ class _SlurmJob(Job):
         self._executor._scancel([self.job_id])
         return True
 
+    def gives_up(self, live: bool, now: float) -> bool:
+        """Whether this job, seen ``live`` (or not) at ``now`` with no result file, has ended without a result: at
+        once when this executor cancelled it (it was stopped before its result), else once it has been gone for
+        ``RESULT_GRACE_S`` (a slow disk may still bring the file)."""
+        if live:
+            self._ended_at = None
+            return False
+        if self._ended_at is None:
+            self._ended_at = now
+        return self._cancelled or now - self._ended_at >= RESULT_GRACE_S
+
     def __repr__(self) -> str:
         return f"<SlurmJob {self.job_id} {self.name} {self.slurm_state.lower()}>"
 
@@ -396,14 +407,9 @@ class SlurmExecutor(Executor):
             if self._result_file(job).exists():  # written once, when the call returned or raised
                 self._finish(job)
                 continue
-            if state in LIVE_STATES:
-                job._ended_at = None
-                continue
             # ended (or forgotten by SLURM) without a result: give a slow disk a moment, then fail (at once
             # for a job cancelled here: it was stopped before its result)
-            if job._ended_at is None:
-                job._ended_at = now
-            if job._cancelled or now - job._ended_at >= RESULT_GRACE_S:
+            if job.gives_up(state in LIVE_STATES, now):
                 final = state or "UNKNOWN"
                 self._fail(job, SlurmJobError(ended_message(job.job_id, job.name, final, job.reason, job.log),
                                               job.job_id, final, job.log))

@@ -83,9 +83,11 @@ def main() -> None:
     from submitit.core.submission import submitit_main
     from submitit.slurm.slurm import SlurmJobEnvironment
 
-    SlurmJobEnvironment._requeue = _requeue  # type: ignore[method-assign]
+    # submitit has no hook for either: its requeue fails on the SIGTERM that the requeue itself sends, and it
+    # only logs a SIGTERM, so a job outside a fit runs on until SLURM's SIGKILL (see the module's docstring)
+    SlurmJobEnvironment._requeue = _requeue  # type: ignore[method-assign]  # upstream: facebookincubator/submitit#1708 requeue then SIGTERM ends tasks with exit code 1
     _submitit_handle_signals = SlurmJobEnvironment._handle_signals
-    SlurmJobEnvironment._handle_signals = _handle_signals  # type: ignore[method-assign]
+    SlurmJobEnvironment._handle_signals = _handle_signals  # type: ignore[method-assign]  # upstream: facebookincubator/submitit#1677 SIGTERM only bypassed, job not ending
     submitit_main()  # raises when the call failed (submitit pickled the error first): a normal exit, code 1
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -202,7 +202,7 @@ def _run_job(payload: bytes, device: Device, environ: dict[str, str], threads: O
     """Run one job in this worker; return the message for the driver (its value or its exception)."""
     os.environ.clear()
     os.environ.update(environ)
-    _base._CURRENT_DEVICE = device
+    _base.pin_device(device)
     if threads is not None and "torch" in sys.modules:
         # torch was preloaded (forkserver): its thread pool size is already fixed, set it here.
         # Otherwise OMP_NUM_THREADS / MKL_NUM_THREADS set above apply when the job imports torch.

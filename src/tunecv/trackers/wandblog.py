@@ -43,9 +43,15 @@ class WandbTracker(Tracker):
         return [] if made is None else [made]  # None: wandb could not start; the run goes on without it
 
     def start(self, run, trainer, loggers):
-        if self.user_wandb is not None and tracking.start_wandb(self.user_wandb) is None:
-            loggers.remove(self.user_wandb)  # wandb cannot start: the run goes on without it
-            trainer.loggers = list(loggers)
+        if self.user_wandb is None:
+            return
+        started = tracking.start_wandb(self.user_wandb)  # built again, in tunecv's mode: a new object
+        at = next(i for i, lg in enumerate(loggers) if lg is self.user_wandb)
+        if started is None:
+            del loggers[at]  # wandb cannot start: the run goes on without it
+        else:
+            loggers[at] = self.user_wandb = started
+        trainer.loggers = list(loggers)
 
     def finish(self, run, exit_code):
         if self.cfg.logging.wandb_project or self.user_has_wandb:
