@@ -29,6 +29,7 @@ from .build import as_config, validate_objects
 from .config import Config, config_from_dict, dump_yaml
 from .errors import ConfigError, RunFailedError
 from .executors import Executor, WorkerDiedError, current_device, thread_budget
+from .folds import folds_run
 from .placement import Placement, check_cv, many_runs_config, resolve
 from .progress import CVProgress
 from .scheduler import drive
@@ -170,9 +171,7 @@ class CrossValidation:
 
     # -- plan ---------------------------------------------------------------------------------------------
     def _plan(self, resume: bool) -> list[CVRun]:
-        from .splits import fold_count  # lazy: pandas, only once folds are split
-
-        n_folds = self.cfg.cv.n_folds or fold_count(self.cfg.split)
+        n_folds = folds_run(self.cfg.split, self.cfg.cv.n_folds)
         runs = []
         for seed in plan_seeds(self.cfg.cv.n_seeds):
             for fold in range(n_folds):

@@ -38,6 +38,7 @@ from tunecv.artifacts.kinds import folder_kind
 from tunecv.build import as_config, build_objects
 from tunecv.config import Config, SplitConfig, dump_yaml
 from tunecv.errors import ConfigError, ResumeError
+from tunecv.folds import folds_run
 from tunecv.placement import resolve
 from tunecv.scheduler import drive
 from tunecv.train import read_result
@@ -132,7 +133,7 @@ def outer_folds(cfg: Config) -> list[list[Any]]:
                           f"{splits.SAMPLE_ID_COLUMN!r} column, else its index) must be unique; got duplicates")
     ids = list(ids.tolist())
     folds = splits.split_folds(metadata, outer, seed=cfg.seed)
-    return [[ids[i] for i in test.tolist()] for _, test in folds[:ne.n_folds or ne.total_folds]]
+    return [[ids[i] for i in test.tolist()] for _, test in folds[:folds_run(outer, ne.n_folds)]]
 
 
 def outer_seed(cfg: Config, k: int) -> int:

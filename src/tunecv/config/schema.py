@@ -34,6 +34,9 @@ FIT_KEYS = ("ckpt_path", "weights_only")
 FLAGS = ("print_config", "resume", "reset", "dry_run", "quiet", "debug", "verbose")
 
 
+DEFAULT_TOTAL_FOLDS = 5  # split.total_folds and nested.total_folds: the one default fold count
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """How samples are split into test, train and validation sets."""
@@ -41,7 +44,7 @@ class SplitConfig:
     test_split: TestSplit = "none"
     test_split_by: Optional[list[Union[float, int, str]]] = None
     fold_method: str = "kfold"  # a registered fold method (tunecv.folds) or a class path
-    total_folds: int = 5
+    total_folds: int = DEFAULT_TOTAL_FOLDS
     group_column: str = "region"
     stratify_column: Optional[str] = None
     # For a plain LightningDataModule (no metadata of its own): where each fit sample's label / group is.
@@ -129,7 +132,7 @@ class NestedConfig:
     """Outer folds of ``tunecv nested``: each a whole tune on the rest, tested on the held-out fold."""
 
     fold_method: str = "kfold"
-    total_folds: int = 5
+    total_folds: int = DEFAULT_TOTAL_FOLDS
     n_folds: Optional[int] = None
 
 

@@ -37,7 +37,7 @@ def validate(cfg: Config) -> None:
                           f"got {sp.total_folds}")
     if not makes_folds and sp.total_folds < 1:
         raise ConfigError(f"`split.total_folds` must be >= 1; got {sp.total_folds}")
-    n_folds = sp.total_folds if makes_folds else 1
+    n_folds = fold_method(sp).fold_count()
     if not 0 <= cfg.fold < n_folds:
         raise ConfigError(f"`fold` must be in [0, {n_folds - 1}] (split.total_folds={n_folds}); got {cfg.fold}")
     _validate_test_split_by(sp)

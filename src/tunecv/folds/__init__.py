@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from tunecv.registry import Registry
 
-__all__ = ["FOLD_METHODS", "FoldMethod", "fold_method", "register_fold_method"]
+__all__ = ["FOLD_METHODS", "FoldMethod", "fold_method", "folds_run", "register_fold_method"]
 
 
 class FoldMethod:
@@ -73,3 +73,9 @@ def register_fold_method(name: str, cls: Any) -> None:
 def fold_method(split: Any, key: str = "split.fold_method") -> FoldMethod:
     """The fold method of a ``split:`` section, built for it."""
     return FOLD_METHODS.load_class(split.fold_method, FoldMethod, key)(split)
+
+
+def folds_run(split: Any, n_folds: Optional[int] = None) -> int:
+    """How many folds a cross-validation runs: the first ``n_folds`` (``cv.n_folds``, ``nested.n_folds``) when
+    set, else every fold of ``split`` (:meth:`FoldMethod.fold_count`). The one definition of the fold count."""
+    return int(n_folds) if n_folds else fold_method(split).fold_count()

@@ -10,6 +10,7 @@ from typing import Any, Optional
 from tunecv import naming
 from tunecv.artifacts.files import RUN_INFOS_FILE
 from tunecv.artifacts.run_info import has_run_info, read_run_info
+from tunecv.folds import folds_run
 from tunecv.report.folder import _direction, _first, _metric_names, _metric_summary, _read_config, _scoring
 from tunecv.tracking import offline_runs
 
@@ -45,7 +46,7 @@ def _cv_summary(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     score = _first(df, "score")
     unstable = _first(df, "score_is_unstable")
     split = cfg.get("split") or {}
-    n_folds = (cfg.get("cv") or {}).get("n_folds") or _fold_count(split)
+    n_folds = _fold_count(split, (cfg.get("cv") or {}).get("n_folds"))
     n_seeds = (cfg.get("cv") or {}).get("n_seeds")
     planned = n_folds * n_seeds if isinstance(n_folds, int) and isinstance(n_seeds, int) else None
     runs = _run_rows(df)
@@ -83,16 +84,15 @@ def _unfinished_jobs(root: Path, runs: Sequence[Mapping[str, Any]]) -> list[dict
     return [{"run": folder.name, "state": state} for folder, state in job_states(folders).items()]
 
 
-def _fold_count(split: Mapping[str, Any]) -> Any:
-    """:func:`tunecv.splits.fold_count` of a ``split`` section read from a ``config.yaml``."""
-    # lazy: tunecv.splits imports pandas, tunecv.config jsonargparse's schema; `import tunecv.report` stays light
+def _fold_count(split: Mapping[str, Any], n_folds: Any = None) -> Any:
+    """:func:`tunecv.folds.folds_run` of a ``split`` section and ``cv.n_folds`` read from a ``config.yaml``."""
+    # lazy: tunecv.config imports jsonargparse's schema; `import tunecv.report` stays light
     from tunecv.config import SplitConfig
-    from tunecv.splits import fold_count  # lazy: pandas (see above)
 
     try:
-        return fold_count(SplitConfig(**split))
+        return folds_run(SplitConfig(**split), n_folds)
     except TypeError:  # a config.yaml written by another version: keys this one does not know
-        return split.get("total_folds")
+        return n_folds or split.get("total_folds")
 
 
 def _status_counts(df: Any, planned: Optional[int]) -> dict[str, Any]:

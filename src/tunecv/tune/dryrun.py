@@ -7,6 +7,7 @@ from typing import Any
 from tunecv import naming
 from tunecv import pruning as _pruning
 from tunecv.config import Config
+from tunecv.folds import folds_run
 
 
 def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: str, strategy: str,
@@ -16,7 +17,7 @@ def _print_plan(cfg: Config, space: Any, points: Any, n_trials: int, tune_name: 
 
     console = Console()
     sp = cfg.split
-    folds = cfg.cv.n_folds or (sp.total_folds if sp.fold_method != "none" else 1)
+    folds = folds_run(sp, cfg.cv.n_folds)
     runs = folds * cfg.cv.n_seeds
     console.print(f"tune {tune_name}: {n_trials} trials x {runs} runs each ({folds} folds x {cfg.cv.n_seeds} "
                   f"seeds), sampler {sampler}, pruner {cfg.tune.pruner}, strategy {strategy}")
