@@ -65,7 +65,7 @@ def with_tunecv(cfg: dict, root: Path) -> float:
 SRC = {"after": str(Path(__file__).resolve().parent.parent / "src")}  # "before": --base-src
 
 
-def in_child(tree: str, cfg: dict, root: Path) -> float:
+def in_child(tree: str, cfg: dict, root: Path) -> dict:
     """``with_tunecv`` in a new process whose tunecv is ``SRC[tree]`` (imports outside the timing)."""
     root.mkdir(parents=True)
     (root / "cfg.json").write_text(json.dumps(cfg))
@@ -77,7 +77,7 @@ def in_child(tree: str, cfg: dict, root: Path) -> float:
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     if not answer["tunecv"].startswith(SRC[tree]):
         raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {SRC[tree]}")
-    return float(answer["seconds"])
+    return answer
 
 
 def child(root: Path) -> None:
@@ -89,8 +89,10 @@ def child(root: Path) -> None:
 
     torch.set_num_threads(1)
     cfg = json.loads((root / "cfg.json").read_text())
+    cpu = time.process_time()
     seconds = with_tunecv(cfg, root / "artifacts")
-    print(json.dumps({"seconds": seconds, "tunecv": str(Path(tunecv.__file__).resolve())}))
+    cpu = time.process_time() - cpu  # this process's CPU time: far less sensitive to a loaded machine than wall
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "tunecv": str(Path(tunecv.__file__).resolve())}))
 
 
 def before_after(args: argparse.Namespace) -> None:
@@ -98,19 +100,23 @@ def before_after(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}; load at start: {os.getloadavg()[0]:.2f}")
     print(f"tunecv cv serial, {args.folds} runs of {args.epochs} epochs, each arm in its own process, 1 torch "
           f"thread; after = {SRC['after']}, before = {SRC['before']}")
-    ratios, times = [], {"after": [], "before": []}
+    ratios, cpu_ratios, times = [], [], {"after": [], "before": []}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = digits_config(Path(tmp) / "unused", args.epochs, n_folds=args.folds)
         for r in range(args.repeats):
             order = ["after", "before"] if r % 2 == 0 else ["before", "after"]
             got = {tree: in_child(tree, cfg, Path(tmp) / f"{tree}{r}") for tree in order}
             for tree in order:
-                times[tree].append(got[tree])
-            ratios.append(got["after"] / got["before"])
-            print(f"pair {r + 1} ({' then '.join(order)}): after {got['after']:.2f} s, before {got['before']:.2f} s; "
-                  f"ratio after / before {ratios[-1]:.3f}; load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"median ratio after / before: {statistics.median(ratios):.3f} over {len(ratios)} pairs "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); best after {min(times['after']):.2f} s, best before "
+                times[tree].append(got[tree]["seconds"])
+            a, b = got["after"], got["before"]
+            ratios.append(a["seconds"] / b["seconds"])
+            cpu_ratios.append(a["cpu"] / b["cpu"])
+            print(f"pair {r + 1} ({' then '.join(order)}): wall after {a['seconds']:.2f} s, before {b['seconds']:.2f} s "
+                  f"(ratio {ratios[-1]:.3f}); CPU after {a['cpu']:.2f} s, before {b['cpu']:.2f} s (ratio "
+                  f"{cpu_ratios[-1]:.3f}); load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"median ratio after / before over {len(ratios)} pairs: wall {statistics.median(ratios):.3f} (min "
+          f"{min(ratios):.3f}, max {max(ratios):.3f}), CPU {statistics.median(cpu_ratios):.3f} (min "
+          f"{min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f}); best wall after {min(times['after']):.2f} s, before "
           f"{min(times['before']):.2f} s")
 
 

@@ -162,7 +162,9 @@ def child(root: Path, n_trials: int) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    cpu = time.process_time()
     stats = run_size(n_trials, root)
+    stats["cpu"] = time.process_time() - cpu  # this process's CPU time: less sensitive to load than wall
     print(json.dumps({**stats, "tunecv": str(Path(tunecv.__file__).resolve())}))
 
 
@@ -170,7 +172,7 @@ def before_after(sizes: list[int], pairs: int, base_src: str) -> None:
     SRC["before"] = str(Path(base_src).resolve())
     print(f"machine: {machine()}; load at start: {os.getloadavg()[0]:.2f}")
     print(f"each tune in its own process, 1 torch thread; after = {SRC['after']}, before = {SRC['before']}")
-    keys = ("wall", "first_median", "last_median")
+    keys = ("wall", "cpu", "first_median", "last_median")
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             ratios: dict[str, list[float]] = {k: [] for k in keys}
@@ -180,14 +182,17 @@ def before_after(sizes: list[int], pairs: int, base_src: str) -> None:
                 for k in keys:
                     ratios[k].append(got["after"][k] / got["before"][k])
                 print(f"{n} trials, pair {i + 1} ({' then '.join(order)}): wall after {got['after']['wall']:.1f} s, "
-                      f"before {got['before']['wall']:.1f} s (ratio {ratios['wall'][-1]:.3f}); median start-to-start "
+                      f"before {got['before']['wall']:.1f} s (ratio {ratios['wall'][-1]:.3f}); CPU after "
+                      f"{got['after']['cpu']:.1f} s, before {got['before']['cpu']:.1f} s (ratio {ratios['cpu'][-1]:.3f}); "
+                      f"median start-to-start "
                       f"first {got['after']['window']} after {got['after']['first_median'] * 1000:.0f} ms, before "
                       f"{got['before']['first_median'] * 1000:.0f} ms; last after "
                       f"{got['after']['last_median'] * 1000:.0f} ms, before {got['before']['last_median'] * 1000:.0f} "
                       f"ms; load {os.getloadavg()[0]:.2f}", flush=True)
             print(f"{n} trials, median ratio after / before over {pairs} pairs: wall "
                   f"{statistics.median(ratios['wall']):.3f} (min {min(ratios['wall']):.3f}, max "
-                  f"{max(ratios['wall']):.3f}); first gaps {statistics.median(ratios['first_median']):.3f}; last gaps "
+                  f"{max(ratios['wall']):.3f}); CPU {statistics.median(ratios['cpu']):.3f} (min {min(ratios['cpu']):.3f}, "
+                  f"max {max(ratios['cpu']):.3f}); first gaps {statistics.median(ratios['first_median']):.3f}; last gaps "
                   f"{statistics.median(ratios['last_median']):.3f}", flush=True)
 
 
