@@ -126,7 +126,7 @@ def _fork_server_here(preload: Sequence[str]) -> bool:
         if pid == 0:  # the server: never back into the caller's code
             code = 1
             try:
-                server._lock.release()  # held by the caller's thread, which this copy no longer runs for
+                server._lock.release()  # held by the caller's thread, gone in this copy  # upstream: python/cpython#86354 (as below)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a new interpreter
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 os.close(alive_w)
