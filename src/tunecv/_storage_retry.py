@@ -212,17 +212,25 @@ def _make_class(base: type) -> type:
 
     @contextmanager
     def batched_trial_writes(self: Any) -> Iterator[None]:
-        """Hold this thread's trial attr and intermediate-value writes; write them when the block ends
-        without an error (a block inside another one joins the outer batch)."""
+        """Hold this thread's trial attr and intermediate-value writes; write them when the block ends, also
+        when it raises (what was set before the error is kept, as separate calls would have kept it; the
+        block's error is the one raised). A block inside another one joins the outer batch."""
         if self._batch is not None:
             yield
             return
-        self._batch, self._batch_thread = {}, threading.get_ident()
+        writes: dict[tuple[str, int, Any], Any] = {}
+        self._batch, self._batch_thread = writes, threading.get_ident()
         try:
             yield
-            writes = self._batch
-        finally:
+        except BaseException:
             self._batch, self._batch_thread = None, None
+            try:
+                _flush(self._inner, self._where, writes)
+            except Exception:
+                log.warning("the storage %s: a trial's records before an error were not written", self._where,
+                            exc_info=True)
+            raise
+        self._batch, self._batch_thread = None, None
         _flush(self._inner, self._where, writes)
 
     namespace: dict[str, Any] = {"__init__": __init__, "__getattr__": __getattr__,
