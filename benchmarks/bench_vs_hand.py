@@ -160,6 +160,7 @@ def main() -> None:
     print(f"case {args.case}: {case['trials']} trials x 3 folds x {case['epochs']} epochs, "
           f"{case['limit'] or 'all'} samples, 1 thread per run")
     ratios: dict[str, list[float]] = {arm: [] for group in groups for arm in group[:1] + group[2:]}
+    after_before: dict[str, list[float]] = {group[0]: [] for group in groups if len(group) > 2}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs):
             for group in groups:
@@ -168,6 +169,8 @@ def main() -> None:
                 hand = group[1]
                 for arm in group[:1] + group[2:]:
                     ratios[arm].append(times[arm] / times[hand])
+                if len(group) > 2:  # this tree against --base-src in the same pair
+                    after_before[group[0]].append(times[group[0]] / times[group[2]])
                 print(f"pair {i + 1} ({' then '.join(order)}): "
                       + ", ".join(f"{a} {times[a]:.2f} s" for a in order)
                       + "; ratio " + ", ".join(f"{a} / {hand} {ratios[a][-1]:.3f}" for a in group[:1] + group[2:])
@@ -177,6 +180,9 @@ def main() -> None:
             r = ratios[arm]
             print(f"median {arm} / {group[1]}: {statistics.median(r):.3f} over {len(r)} pairs "
                   f"(min {min(r):.3f}, max {max(r):.3f})")
+    for arm, r in after_before.items():
+        print(f"median {arm} / {arm}-base (this tree / --base-src): {statistics.median(r):.3f} over {len(r)} pairs "
+              f"(min {min(r):.3f}, max {max(r):.3f})")
 
 
 if __name__ == "__main__":
