@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -105,7 +106,11 @@ def _env(tree: str = "") -> dict:
     return env
 
 
+CPU: list[float] = []  # the CPU seconds (user + sys) of each arm's processes, in the order run
+
+
 def _timed(cmds: list[list[str]], cwd: Path, tree: str = "") -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     procs = [subprocess.Popen(c, cwd=cwd, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for c in cmds]
@@ -113,7 +118,10 @@ def _timed(cmds: list[list[str]], cwd: Path, tree: str = "") -> float:
         _, err = p.communicate()
         if p.returncode != 0:
             raise SystemExit(f"arm failed ({p.args}):\n{err.decode()[-3000:]}")
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return wall
 
 
 def run_arm(arm: str, case: dict, tmp: Path, index: int) -> float:
@@ -160,23 +168,36 @@ def main() -> None:
     print(f"case {args.case}: {case['trials']} trials x 3 folds x {case['epochs']} epochs, "
           f"{case['limit'] or 'all'} samples, 1 thread per run")
     ratios: dict[str, list[float]] = {arm: [] for group in groups for arm in group[:1] + group[2:]}
+    after_before: dict[str, list[float]] = {group[0]: [] for group in groups if len(group) > 2}
+    cpu_after_before: dict[str, list[float]] = {group[0]: [] for group in groups if len(group) > 2}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs):
             for group in groups:
                 order = list(group) if i % 2 == 0 else list(reversed(group))
                 times = {arm: run_arm(arm, case, Path(tmp), i) for arm in order}
+                cpu = dict(zip(order, CPU[-len(order):]))
                 hand = group[1]
                 for arm in group[:1] + group[2:]:
                     ratios[arm].append(times[arm] / times[hand])
+                if len(group) > 2:  # this tree against --base-src in the same pair
+                    after_before[group[0]].append(times[group[0]] / times[group[2]])
                 print(f"pair {i + 1} ({' then '.join(order)}): "
                       + ", ".join(f"{a} {times[a]:.2f} s" for a in order)
                       + "; ratio " + ", ".join(f"{a} / {hand} {ratios[a][-1]:.3f}" for a in group[:1] + group[2:])
-                      + f"; load {os.getloadavg()[0]:.2f}", flush=True)
+                      + f"; load {os.getloadavg()[0]:.2f}; CPU s " + ", ".join(f"{a} {cpu[a]:.1f}" for a in order),
+                      flush=True)
+                if len(group) > 2:
+                    cpu_after_before[group[0]].append(cpu[group[0]] / cpu[group[2]])
     for group in groups:
         for arm in group[:1] + group[2:]:
             r = ratios[arm]
             print(f"median {arm} / {group[1]}: {statistics.median(r):.3f} over {len(r)} pairs "
                   f"(min {min(r):.3f}, max {max(r):.3f})")
+    for arm, r in after_before.items():
+        print(f"median {arm} / {arm}-base (this tree / --base-src): {statistics.median(r):.3f} over {len(r)} pairs "
+              f"(min {min(r):.3f}, max {max(r):.3f})")
+        c = cpu_after_before[arm]
+        print(f"median CPU time {arm} / {arm}-base: {statistics.median(c):.3f} (min {min(c):.3f}, max {max(c):.3f})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,13 @@
-"""Atomic file writes: a temp file in the same folder, fsync, ``os.replace``, fsync of the folder."""
+"""Atomic file writes: a temp file in the same folder, fsync, ``os.replace``, fsync of the folder.
+
+The rename alone is what keeps a killed process from leaving a torn file (the page cache outlives the
+process); the two fsyncs are for an OS crash or a power loss. Records something else is rebuilt from keep
+them: a run's ``run_info.json`` (a finished run is kept on ``--resume``), a cv's last ``run_infos.parquet``
+(a tune's table part and a lost study are rebuilt from it), config snapshots, the tune's parts. A cv's
+``run_infos.parquet`` rewritten after each run is written with ``durable=False``, the rename without the
+fsyncs (~10 ms less a write on this project's VM): ``--resume`` rebuilds its rows from the runs'
+``run_info.json``, and the cv's last write is durable again.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +37,9 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temp file next to ``path``, then move it into place atomically."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], *, durable: bool = True) -> None:
+    """Call ``write(file)`` on a temp file next to ``path``, then move it into place atomically; with
+    ``durable``, flushed to disk (the file, then the folder's entry) before this returns."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,7 +47,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -45,7 +56,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not exc.filename:
             raise OSError(exc.errno, exc.strerror, str(path)) from exc  # say which file could not be written
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -6,6 +6,13 @@ Optuna's ``RDBStorage`` opens a session per call; with SQLAlchemy's ``pool_pre_p
 but a call made while the server is down (restarting, failing over) or while SQLite is locked raises.
 :func:`retrying` wraps a storage so that each call of Optuna's storage API is tried again on such an
 error until it succeeds or ``budget`` seconds have passed since the first failure.
+
+The proxy also batches a trial's writes: inside ``with storage.batched_trial_writes():`` the trial user and
+system attrs and intermediate values set through it (``Trial.set_user_attr``, ``Trial.report``: Optuna's
+``Trial`` keeps its own copy up to date as always) are held and written when the block ends, on an
+``RDBStorage`` as one transaction (one commit, one fsync of a SQLite file, instead of one per value), else
+call by call. The rows are those the separate calls would have written, so ``optuna.load_study`` reads the
+same trial.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import functools
 import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 from tunecv.errors import StorageError
@@ -125,23 +134,118 @@ def retrying(storage: Any, where: str) -> Any:
     return _CLASS(storage, where)
 
 
+# what a batch holds: (kind, trial_id, key or step) -> value, in the order first set
+_BATCHED = {"set_trial_user_attr": "user", "set_trial_system_attr": "system",
+            "set_trial_intermediate_value": "value"}
+
+
+def _rdb_behind(storage: Any) -> Any:
+    """The ``RDBStorage`` a storage is or wraps (Optuna's ``_CachedStorage`` keeps it as ``_backend``; read
+    only), else ``None``."""
+    import optuna
+
+    storage = getattr(storage, "_backend", storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+def _one_transaction(rdb: Any, writes: dict[tuple[str, int, Any], Any]) -> Optional[Callable[[], None]]:
+    """A function writing ``writes`` into ``rdb`` in one session and one commit, through ``RDBStorage``'s own
+    per-row writers (the ones its public setters call); ``None`` when this Optuna lacks them.
+
+    Private API of Optuna: it has no public call that sets several attrs or values of a trial at once; a bulk
+    ``set_trial_user_attrs`` was proposed upstream (optuna/optuna#5665, closed unmerged) and until it exists
+    the per-row writers are the only way to one commit. Only called here, never set."""
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+    except ImportError:  # pragma: no cover - an Optuna whose RDB internals moved: separate calls
+        return None
+    set_attr = getattr(rdb, "_set_trial_attr_without_commit", None)
+    set_value = getattr(rdb, "_set_trial_intermediate_value_without_commit", None)
+    if set_attr is None or set_value is None:  # pragma: no cover - as above
+        return None
+    models_of = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
+
+    def write() -> None:
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            for (kind, trial_id, key), value in writes.items():
+                if kind == "value":
+                    set_value(session, trial_id, key, value)
+                else:
+                    set_attr(session, models_of[kind], trial_id, key, value)
+
+    return write
+
+
+def _flush(inner: Any, where: str, writes: dict[tuple[str, int, Any], Any]) -> None:
+    """Write a batch: one transaction on an RDB storage, else the separate calls (each retried)."""
+    rdb = _rdb_behind(inner)
+    write = _one_transaction(rdb, writes) if rdb is not None and writes else None
+    if write is not None:
+        call_with_retries(write, "set_trial_user_attr", where)
+        return
+    method = {kind: name for name, kind in _BATCHED.items()}
+    for (kind, trial_id, key), value in writes.items():
+        call_with_retries(functools.partial(getattr(inner, method[kind]), trial_id, key, value), method[kind], where)
+
+
 def _make_class(base: type) -> type:
     def __init__(self: Any, inner: Any, where: str) -> None:
         self._inner, self._where = inner, where
+        self._batch: Optional[dict[tuple[str, int, Any], Any]] = None
+        self._batch_thread: Optional[int] = None
 
     def __getattr__(self: Any, name: str) -> Any:  # anything that is not the storage API
         return getattr(self.__dict__["_inner"], name)
 
     def wrap(name: str) -> Callable[..., Any]:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if name in _BATCHED and self._batch is not None and self._batch_thread == threading.get_ident():
+                trial_id, key, value = _batched_args(name, *args, **kwargs)
+                self._batch[(_BATCHED[name], trial_id, key)] = value
+                return None
             bound = getattr(self._inner, name)
             return call_with_retries(functools.partial(bound, *args, **kwargs), name, self._where)
 
         method.__name__ = name
         return method
 
-    namespace: dict[str, Any] = {"__init__": __init__, "__getattr__": __getattr__}
+    @contextmanager
+    def batched_trial_writes(self: Any) -> Iterator[None]:
+        """Hold this thread's trial attr and intermediate-value writes; write them when the block ends, also
+        when it raises (what was set before the error is kept, as separate calls would have kept it; the
+        block's error is the one raised). A block inside another one joins the outer batch."""
+        if self._batch is not None:
+            yield
+            return
+        writes: dict[tuple[str, int, Any], Any] = {}
+        self._batch, self._batch_thread = writes, threading.get_ident()
+        try:
+            yield
+        except BaseException:
+            self._batch, self._batch_thread = None, None
+            try:
+                _flush(self._inner, self._where, writes)
+            except Exception:
+                log.warning("the storage %s: a trial's records before an error were not written", self._where,
+                            exc_info=True)
+            raise
+        self._batch, self._batch_thread = None, None
+        _flush(self._inner, self._where, writes)
+
+    namespace: dict[str, Any] = {"__init__": __init__, "__getattr__": __getattr__,
+                                 "batched_trial_writes": batched_trial_writes}
     for name in dir(base):
         if not name.startswith("_") and callable(getattr(base, name)):
             namespace[name] = wrap(name)
     return type("RetryingStorage", (base,), namespace)
+
+
+def _batched_args(name: str, trial_id: int, key: Any = None, value: Any = None, **kwargs: Any) -> tuple[int, Any, Any]:
+    """``(trial_id, key or step, value)`` of a batched setter's call, positional or by keyword."""
+    if name == "set_trial_intermediate_value":
+        key = kwargs.get("step", key)
+        value = kwargs.get("intermediate_value", value)
+    else:
+        key, value = kwargs.get("key", key), kwargs.get("value", value)
+    return trial_id, key, value

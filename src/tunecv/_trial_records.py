@@ -1,7 +1,9 @@
 """What a tune writes into its Optuna study so that a plain Optuna user (``optuna.load_study``,
 optuna-dashboard) sees what tunecv saw, plus the tune's budgets and warm start.
 
-Written per trial (all through Optuna's public API, before the trial is told):
+Written per trial (all through Optuna's public API, before the trial is told; the tune's driver groups the
+writes of one step, a run's records or a trial's last attrs, into one storage transaction on an RDB
+storage: :mod:`tunecv._storage_retry`):
 
 - intermediate values: after every finished run of the trial's cv, the cv score so far, at step = the
   number of runs finished before it (the run index of a serial cv). A pruned trial's value is therefore
@@ -245,7 +247,8 @@ class Budget:
         return self.base + time.monotonic() - self.t0
 
     def save(self) -> None:
-        """Store the elapsed time (after every run, and at the end)."""
+        """Store the elapsed time (after every trial, after every run when ``tune.timeout`` is set, and at the
+        end)."""
         try:
             stored = float(self.study.user_attrs.get(ELAPSED_ATTR, 0.0) or 0.0)
             self.study.set_user_attr(ELAPSED_ATTR, round(max(stored, self.elapsed()), 3))

@@ -246,7 +246,7 @@ class CrossValidation:
             result = self._failed_result(run, result, error)
         row = self._row(run, result)
         self.rows[run.index] = row
-        self.write()
+        self.write(durable=False)  # rebuilt from the runs' run_info.json on --resume: no fsync
         check_run(row, run.run_dir)  # a full disk stops the cv (or tune): every further run would fail the same way
         return row
 
@@ -314,12 +314,13 @@ class CrossValidation:
             return float("nan"), True
         return cv_score(pd.DataFrame(completed), self.cfg.cv.scoring_metric, self.cfg.cv.multi_score_strategy)
 
-    def write(self) -> None:
-        """Rewrite ``run_infos.parquet`` atomically."""
+    def write(self, durable: bool = True) -> None:
+        """Rewrite ``run_infos.parquet`` atomically; fsynced unless ``durable`` is false (the rewrites after
+        each run: ``--resume`` rebuilds the rows from the runs' ``run_info.json``)."""
         from .results import write_parquet_atomic  # lazy: pandas and pyarrow, only for a table
 
         self.cv_dir.mkdir(parents=True, exist_ok=True)
-        write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS)
+        write_parquet_atomic(self.frame(), self.cv_dir / RUN_INFOS, durable=durable)
 
     def result(self) -> CVResult:
         score, unstable = self.score()

@@ -215,7 +215,7 @@ def run_infos_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
 # -- files -----------------------------------------------------------------------------------------------
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike,
-                         metadata: Mapping[bytes, bytes] | None = None) -> None:
+                         metadata: Mapping[bytes, bytes] | None = None, *, durable: bool = True) -> None:
     """Write ``df`` to a parquet file so that ``path`` is always either the old or the new file.
 
     Written through :func:`tunecv._io.atomic_write` (a temp file in the same folder, fsync,
@@ -225,11 +225,13 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike,
         df: The table; its index is not written.
         path: The target file.
         metadata: extra key-value pairs for the file's schema metadata.
+        durable: fsync it (``False`` for a table rebuilt from its records on ``--resume``: still atomic
+            against a kill, not flushed against a power loss).
     """
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    atomic_write(path, lambda fh: pq.write_table(table, fh))
+    atomic_write(path, lambda fh: pq.write_table(table, fh), durable=durable)
 
 
 def _empty() -> pd.DataFrame:

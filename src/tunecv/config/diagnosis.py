@@ -19,7 +19,7 @@ from tunecv.config.classes import (
     import_class,
     init_parameters,
 )
-from tunecv.config.command_line import _config_text, _read_config_value, _units
+from tunecv.config.command_line import _config_text, _read_config_value, _units, yaml_load
 from tunecv.config.parser import build_parser
 from tunecv.config.schema import _DEFAULTS, CLASS_SECTIONS, _config_hints, _dataclass_of, _plain
 from tunecv.errors import ConfigError, Interrupted
@@ -87,7 +87,7 @@ def _blame_unit(parser: Any, before: list[str], unit: list[str]) -> Optional[str
 
 def _yaml_value(text: str) -> Any:
     try:
-        return yaml.safe_load(text) if text != "" else ""
+        return yaml_load(text) if text != "" else ""
     except yaml.YAMLError:
         return text
 

@@ -13,6 +13,7 @@ import yaml
 
 from tunecv import user_cli
 from tunecv.config.command_line import (
+    SAFE_DUMPER,
     _check_utf8,
     _config_text,
     _find_cli,
@@ -20,6 +21,7 @@ from tunecv.config.command_line import (
     _read_config_value,
     _units,
     _unwrap_subcommands,
+    yaml_load,
 )
 from tunecv.config.diagnosis import _diagnose, one_line
 from tunecv.config.parser import _trainer_defaults, add_tunecv_keys, build_parser
@@ -125,7 +127,7 @@ def _section_as_path(words: Sequence[str]) -> bool:
     for i, word in enumerate(words[:-1]):
         key = word[2:]
         if key == "config":
-            data = yaml.safe_load(words[i + 1]) or {}
+            data = yaml_load(words[i + 1]) or {}
             if any(isinstance(v, str) and _dataclass_of(hints.get(k)) for k, v in data.items()):
                 return True
         elif key in hints and _dataclass_of(hints[key]) and not words[i + 1].lstrip().startswith("{"):
@@ -209,7 +211,7 @@ def _from_namespace(ns: Any, cli_parser: Any = None, cli: Optional[str] = None) 
     """
     extra: dict[str, Any] = {}
     if cli_parser is not None:
-        data = yaml.safe_load(cli_parser.dump(ns, skip_none=False, skip_link_targets=True, format="yaml"))
+        data = yaml_load(cli_parser.dump(ns, skip_none=False, skip_link_targets=True, format="yaml"))
         data.pop("config", None)
         extra = {k: v for k, v in data.items() if k not in _DEFAULTS}
         data["cli"] = cli = data.get("cli") or cli  # found from the classes' package (pytorch_lightning)
@@ -241,4 +243,4 @@ def _from_namespace(ns: Any, cli_parser: Any = None, cli: Optional[str] = None) 
 def dump_yaml(cfg: Config | Mapping) -> str:
     """The config as YAML, keys in declaration order."""
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False, default_flow_style=None, width=100)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tunecv import conditional
-from tunecv.config import CLASS_SECTIONS, Config, check_key, config_from_dict, set_in
+from tunecv.config import CLASS_SECTIONS, Config, check_key, config_from_dict, derive, set_in
 from tunecv.errors import ConfigError, SearchSpaceError
 from tunecv.search_space.distributions import Param, _copy
 from tunecv.search_space.parsing import _parse_document, _read_file
@@ -245,6 +245,9 @@ def apply(cfg: Config, values: Mapping[str, Any]) -> Config:
     Raises:
         ConfigError: the values make an invalid config (the message names the key).
     """
+    derived = derive(cfg, {key: _copy(value) for key, value in values.items()})  # model/data init args only
+    if derived is not None:
+        return derived
     data = cfg.to_dict()
     for key, value in values.items():
         set_in(data, key, _copy(value))

@@ -341,12 +341,13 @@ class TuneDriver:
         """The cv of a new trial: its folder and config written, the runs it kept from disk reported."""
         plan = self.plan
         self.heartbeat.add(trial_id)
-        if self.worker is not None:
-            self.store.set_system_attr(trial_id, WORKER_ATTR, self.worker)
-        trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
-        cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
-        if CV_INDEX_ATTR not in trial.user_attrs:
-            trial.set_user_attr(CV_INDEX_ATTR, cv_index)
+        with self.store.batched():  # the trial's first records: one storage transaction
+            if self.worker is not None:
+                self.store.set_system_attr(trial_id, WORKER_ATTR, self.worker)
+            trial.set_user_attr(records.CONFIG_VALUES_ATTR, values)
+            cv_index = int(trial.user_attrs.get(CV_INDEX_ATTR, trial.number))
+            if CV_INDEX_ATTR not in trial.user_attrs:
+                trial.set_user_attr(CV_INDEX_ATTR, cv_index)
         cv_name = naming.cv_name(plan.tune_name, cv_index)
         trial_cfg = search_space.apply(self.cfg, plan.space.to_config(values))
         extra = {"tune_name": plan.tune_name, "trial": trial.number, "trial_state": "running", **values}
@@ -356,7 +357,8 @@ class TuneDriver:
                                   extra_columns=extra)
         recorder = records.TrialRecorder(trial, session, lambda row: _run_score(session, row), report=not plan.multi)
         self.trials[id(session)] = TrialRun(trial, trial_id, values, session, recorder)
-        recorder.adopt()
+        with self.store.batched():
+            recorder.adopt()
         self.epochs.hook(self.study, trial, session)  # in-run pruning: each run gets its spec
         if _pruning.was_pruned_inside(session.rows.values()):  # a resumed trial whose run was pruned inside
             session.stop("pruned", completed_columns={"trial_state": "pruned"})
@@ -369,9 +371,11 @@ class TuneDriver:
     def run_ended(self, session: CrossValidation, run: Any, row: dict) -> None:
         """Report a finished run to its trial and prune the cv when the pruner says so."""
         tr = self.trials[id(session)]
-        tr.recorder.run_ended(run.index, row)
-        self.epochs.run_ended(tr.trial, run)  # the run's curve into its trial (in-run pruning)
-        self.budget.save()
+        with self.store.batched():  # the run's records: one storage transaction
+            tr.recorder.run_ended(run.index, row)
+            self.epochs.run_ended(tr.trial, run)  # the run's curve into its trial (in-run pruning)
+        if self.budget.timeout is not None:  # per run only where a resume's tune.timeout counts on it
+            self.budget.save()
         if row["status"] == "pruned" and not tr.session.done:  # pruned inside the run: the trial stops
             session.stop("pruned", completed_columns={"trial_state": "pruned"})
             log.info("%s pruned inside run %s at epoch %s", session.name, run.name, row.get("pruned_at_epoch"))
@@ -388,6 +392,7 @@ class TuneDriver:
         """Tell the trial of a finished cv, keep the best-trial record and the counts, add the cv to the table."""
         tr = self.trials.pop(id(session))
         state = self.tell(tr)
+        self.budget.save()
         if self.best_watch.may_change(state, session):
             records.record_best(self.study, _best_trial(self.study, self.plan.directions), self.plan.directions)
             self.best_watch.update(self.study)
@@ -424,10 +429,11 @@ class TuneDriver:
                 state = TrialState.FAIL
         # everything is set before the tell: a finished trial cannot be changed. A pruned trial's value is its
         # last intermediate value, the cv score so far (see tunecv._trial_records).
-        tr.recorder.before_tell(result.score, result.score_is_unstable)
-        if state == TrialState.COMPLETE and not multi:  # tune.stop_when: the trial's cv scores
-            self.convergence.report(trial, tr.recorder.run_scores.values())
-        _record_constraints(self.cfg, trial, result.run_infos)
+        with self.store.batched():  # the trial's last records: one storage transaction
+            tr.recorder.before_tell(result.score, result.score_is_unstable)
+            if state == TrialState.COMPLETE and not multi:  # tune.stop_when: the trial's cv scores
+                self.convergence.report(trial, tr.recorder.run_scores.values())
+            _record_constraints(self.cfg, trial, result.run_infos)
         if state in (TrialState.PRUNED, TrialState.FAIL):
             self.study.tell(trial, state=state)
         else:

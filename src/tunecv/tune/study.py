@@ -157,6 +157,12 @@ class _StudyStorage:
     def set_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self.storage.set_trial_system_attr(trial_id, key, value)
 
+    def batched(self) -> Any:
+        """A block whose trial attr and intermediate-value writes are one storage transaction on an RDB
+        storage (:mod:`tunecv._storage_retry`); a plain block on any other storage."""
+        batch = getattr(self.storage, "batched_trial_writes", None)
+        return batch() if batch is not None else contextlib.nullcontext()
+
     def fail(self, trial_id: int) -> None:
         """Mark a RUNNING trial FAIL (raises when it is finished already, e.g. by another worker)."""
         from optuna.trial import TrialState
