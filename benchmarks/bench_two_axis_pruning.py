@@ -6,7 +6,7 @@ Arms (one seed = one sampler seed for every arm):
 1. ``random``: random search, N full cvs: its best cv score is the target;
 2. ``tunecv``: TPE + Wilcoxon fold pruning (tunecv today);
 3. ``two-axis``: TPE + Wilcoxon between runs + ``tune.run_pruner`` (successive halving at epoch rungs,
-   ``--rf``, ``--min-epochs``) inside runs;
+   ``--schedules``) inside runs;
 4. ``optuna-holdout``: what an Optuna user writes: TPE + ``HyperbandPruner`` (min 1 epoch, reduction factor 3)
    + ``optuna_integration.PyTorchLightningPruningCallback`` on one holdout split (fold 0 of the same cv);
    each new holdout-best configuration is then scored with the same cv (not counted in its epochs);
