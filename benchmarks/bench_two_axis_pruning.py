@@ -327,17 +327,19 @@ def stop_when_check(name: str, root: Path, args) -> list[dict]:
     space.write_text(yaml.safe_dump({"hyperparameters": problem["space"]}))
     out = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        cfg = _cfg(problem, root, space, args, "tpe", "wilcoxon", args.cap, seed, stop_when="converged")
+        cfg = _cfg(problem, root, space, args, "tpe", args.stop_pruner, args.cap, seed, stop_when="converged",
+                   stop_min_trials=args.stop_min_trials)
         stopped = tune(cfg, name=f"{name}-stop-{seed}", progress=False)
         n_stop = sum(t.state.is_finished() for t in stopped.study.trials)
+        n_complete = sum(t.state.name == "COMPLETE" for t in stopped.study.trials)
         cfg["tune"]["stop_when"] = None
         full = tune(cfg, name=f"{name}-stop-{seed}", resume=True, progress=False)
         runs = full.study.trials[full.best_trial].user_attrs.get("run_scores") or {}
         std = statistics.stdev(runs.values()) if len(runs) > 1 else float("nan")
-        row = {"problem": name, "seed": seed, "trials": n_stop, "stopped_by": stopped.stopped_by,
+        row = {"problem": name, "seed": seed, "trials": n_stop, "complete": n_complete, "stopped_by": stopped.stopped_by,
                "score": stopped.best_score, "full": full.best_score, "std": std,
                "within": abs(stopped.best_score - full.best_score) <= std}
-        print(f"{name} seed {seed}: stopped after {n_stop} trials ({stopped.stopped_by}); choice {row['score']:.4f} "
+        print(f"{name} seed {seed}: stopped after {n_stop} trials, {n_complete} complete ({stopped.stopped_by}); choice {row['score']:.4f} "
               f"vs {args.cap}-trial {row['full']:.4f}, cv std {std:.4f}: {'within' if row['within'] else 'OUTSIDE'}",
               flush=True)
         out.append(row)
@@ -356,6 +358,8 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--stop-when", action="store_true", help="run the stop_when check instead of the arms")
     parser.add_argument("--cap", type=int, default=40, help="trial cap of the stop_when check")
+    parser.add_argument("--stop-min-trials", type=int, default=20, help="tune.stop_min_trials of the check")
+    parser.add_argument("--stop-pruner", default="wilcoxon", help="tune.pruner of the check")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows = []
