@@ -11,6 +11,8 @@ Optuna's public ``create_trial`` / ``add_trial``:
   ``optuna.trial.FixedTrial`` of the recorded values);
 - its state (``trial_state``), its value (the cv score, or the objectives), its intermediate values and
   user attrs as :class:`tunecv._trial_records.TrialRecorder` writes them (replayed over the recorded runs);
+- the per-epoch curves of its runs (user attr ``epoch_scores``, read back from each run's
+  ``epoch_scores.json``), which in-run pruning (:mod:`tunecv.pruning`) compares later runs with;
 - a trial that was still running is failed and its parameters queued again with its cv index, as a
   resume does with trials a crash left running: its cv keeps its finished runs.
 """
@@ -26,6 +28,7 @@ from typing import Any, Optional
 
 from tunecv import _trial_records as records
 from tunecv.artifacts.files import RUN_INFOS_FILE
+from tunecv.pruning import EPOCH_SCORES_ATTR, run_curves
 from tunecv.results import read_run_infos, read_tune_table
 
 log = logging.getLogger("tunecv.tune")
@@ -184,6 +187,9 @@ def _frozen_trial(rows: Any, number: int, plan: Any, new_session: Callable[..., 
     score, unstable = session.score()
     recorder.before_tell(score, unstable)
     attrs = {**collect.user_attrs, records.CONFIG_VALUES_ATTR: values, "cv_index": cv_index}
+    curves = run_curves(session.runs)  # in-run pruning compares later runs with these per-epoch curves
+    if curves:
+        attrs[EPOCH_SCORES_ATTR] = curves
     value: Any = None
     values_list: Any = None
     trial_state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[state]

@@ -196,6 +196,20 @@ def write_epoch_scores(run_dir: Any, curve: Mapping[int, float], pruned_at: Opti
                                   "pruned_at_epoch": pruned_at}))
 
 
+def run_curves(runs: Iterable[Any]) -> dict[str, Any]:
+    """The ``epoch_scores`` user attr of a trial whose runs are ``runs`` (each with ``fold``, ``seed`` and
+    ``run_dir``), from the ``epoch_scores.json`` they left; runs that left none are skipped. A study rebuilt
+    from the tune's folder, and a re-queued trial that keeps its cv's finished runs, get their curves back
+    from here, so in-run pruning compares later runs with them as before."""
+    out: dict[str, Any] = {}
+    for run in runs:
+        curve, pruned_at = read_epoch_scores(run.run_dir)
+        if curve:
+            out[run_key(run.fold, run.seed)] = {"curve": {str(k): v for k, v in sorted(curve.items())},
+                                                "pruned_at_epoch": pruned_at}
+    return out
+
+
 def history_for(trials: Iterable[Any], fold: int, seed: int, before: int) -> list[tuple[int, dict[int, float], bool]]:
     """The curves of ``(fold, seed)`` in the study's trials other than number ``before`` (any trial that
     reported one: finished or still running), from their user attr ``epoch_scores``."""
@@ -288,7 +302,12 @@ class InRunPruning:
         """Give ``session`` (a trial's cv) the pruning spec of each of its runs."""
         if not self.enabled:
             return
-        self.curves[trial.number] = dict(trial.user_attrs.get(EPOCH_SCORES_ATTR) or {})
+        attr = dict(trial.user_attrs.get(EPOCH_SCORES_ATTR) or {})
+        kept = run_curves(r for r in session.runs if r.index in session.rows)  # a resumed cv's finished runs
+        if any(attr.get(k) != v for k, v in kept.items()):
+            attr.update(kept)
+            trial.set_user_attr(EPOCH_SCORES_ATTR, attr)
+        self.curves[trial.number] = attr
 
         def spec(run: Any) -> RunPruning:
             trials = study.get_trials(deepcopy=False)

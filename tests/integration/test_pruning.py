@@ -149,6 +149,31 @@ def test_resume_after_a_kill_never_reruns_a_pruned_run(tmp_path):
     assert states[:2] == ["COMPLETE", "PRUNED"] and len(states) == 3, states  # the tune finished after the kill
 
 
+def test_a_study_rebuilt_on_resume_keeps_the_curves_in_run_pruning_compares_with(tmp_path, caplog):
+    # trial 0 (learns) alone, then the study is lost: on --resume trial 1 (hopeless) is still pruned at the
+    # first rung, which needs trial 0's per-epoch curve of the same fold and seed (alone, it would be promoted)
+    cfg = pruning_cfg(tmp_path)
+    cfg["cv"]["n_seeds"] = 1
+    cfg["tune"]["max_runs"] = 2
+    first = tune(cfg, name="lost", progress=False)
+    tdir = tmp_path / "artifacts" / "lost"
+    assert [t.state.name for t in first.study.trials] == ["COMPLETE", "WAITING"]  # the grid's second point
+    before = first.study.trials[0].user_attrs[EPOCH_SCORES_ATTR]
+    assert sorted(before) == ["f0s42", "f1s42"] and sorted(before["f0s42"]["curve"]) == ["1", "2", "3", "4"]
+    (tdir / "optuna.db").unlink()
+    cfg["tune"]["max_runs"] = None
+    with caplog.at_level("WARNING", logger="tunecv.tune"):
+        res = tune(cfg, name="lost", resume=True, progress=False)
+    assert any("rebuilt it from the tune's folder" in r.getMessage() for r in caplog.records)
+    trials = res.study.get_trials(deepcopy=False)
+    assert trials[0].user_attrs[EPOCH_SCORES_ATTR] == before  # restored as the run left it
+    assert trials[1].state.name == "PRUNED"
+    df = load_run_infos(tdir)
+    bad = df[(df["trial"] == 1) & df["pruned_at_epoch"].notna()]
+    assert list(bad["status"]) == ["pruned"] and list(bad["pruned_at_epoch"]) == [1]
+    assert trials[1].user_attrs[EPOCH_SCORES_ATTR]["f0s42"]["pruned_at_epoch"] == 1
+
+
 def test_the_terminator_stops_a_tune_whose_trials_cannot_improve(tmp_path, capsys):
     # lr hardly varies: every trial scores the same up to noise, far inside the cv's own error
     space = {"hyperparameters": {"model.init_args.lr": {"distribution": "uniform", "low": 0.05, "high": 0.0501}}}
