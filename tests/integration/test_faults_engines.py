@@ -25,25 +25,13 @@ def finished_runs(tdir: Path) -> dict[str, float]:
 
 # -- 1. a study rebuilt from the artifacts ------------------------------------------------------------------
 
-def test_a_lost_study_is_rebuilt_from_the_tune_folder_and_the_tune_finishes(tmp_path, external_pkg, caplog):
-    """The study deleted, then (from the same finished tune, its folder restored) the study overwritten."""
-    import shutil
-
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_a_lost_study_is_rebuilt_from_the_tune_folder_and_the_tune_finishes(tmp_path, external_pkg, damage, caplog):
     first = tune(tune_cfg(tmp_path, 3), name="t", progress=False)
     tdir = tmp_path / "artifacts" / "t"
     before = {t.number: t for t in first.study.trials}
-    pristine = tmp_path / "pristine"
-    shutil.copytree(tdir, pristine)  # copy2: the run files keep their mtimes
-    for damage in ("deleted", "garbage"):
-        shutil.rmtree(tdir)
-        shutil.copytree(pristine, tdir)
-        caplog.clear()
-        _lost_study_resumes(tmp_path, tdir, damage, before, caplog)
-
-
-def _lost_study_resumes(tmp_path: Path, tdir: Path, damage: str, before: dict, caplog) -> None:
     kept = finished_runs(tdir)
-    assert len(kept) == 6, damage
+    assert len(kept) == 6
     db = tdir / "optuna.db"
     if damage == "deleted":
         db.unlink()
@@ -52,10 +40,10 @@ def _lost_study_resumes(tmp_path: Path, tdir: Path, damage: str, before: dict, c
     with caplog.at_level("WARNING", logger="tunecv.tune"):
         more = tune(tune_cfg(tmp_path, 5), name="t", resume=True, progress=False)
     said = [r.getMessage() for r in caplog.records if "rebuilt it from the tune's folder" in r.getMessage()]
-    assert len(said) == 1 and "3 complete" in said[0], (damage, said)
+    assert len(said) == 1 and "3 complete" in said[0], said
     # what a plain Optuna user sees: the earlier trials as they were, then the new ones
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{db}")
-    assert len(study.trials) == 5, damage
+    assert len(study.trials) == 5
     for number, old in before.items():
         new = study.trials[number]
         assert (new.state, new.params, new.distributions) == (old.state, old.params, old.distributions)
@@ -63,12 +51,12 @@ def _lost_study_resumes(tmp_path: Path, tdir: Path, damage: str, before: dict, c
         assert new.intermediate_values == pytest.approx(old.intermediate_values)
         for key in ("run_scores", "n_runs", "config_values", "score", "score_is_unstable", "cv_name", "cv_index"):
             assert new.user_attrs[key] == pytest.approx(old.user_attrs[key]) if key == "score" else \
-                new.user_attrs[key] == old.user_attrs[key], (damage, key)
+                new.user_attrs[key] == old.user_attrs[key], key
     seen = points(study)
-    assert len(seen) == 5 and len(set(seen)) == 5, damage  # the sampler proposed no evaluated point again
+    assert len(seen) == 5 and len(set(seen)) == 5  # the sampler proposed no evaluated point again
     assert more.n_finished == 5
     after = finished_runs(tdir)
-    assert {k: after[k] for k in kept} == kept, damage  # no finished run was trained again
+    assert {k: after[k] for k in kept} == kept  # no finished run was trained again
     assert len(after) == 10 and len(run_dirs(tdir)) == 10
     df = read_run_infos(tdir / "run_infos.parquet")
     assert df["run_name"].is_unique and len(df) == 10 and set(df["status"]) == {"completed"}
