@@ -8,8 +8,10 @@ runs, from a copy of the project in ``tmp_path``, with the same tiny overrides:
 (b) ``tunecv train --cli <entry> --config ...`` with the configs unchanged: the probe callback
     (``projects/_probe.py``, added on the command line of both runs) must record the same model, data
     module, optimizer, schedulers, user callbacks and loggers;
-(c) ``tunecv cv`` with 2 folds, 1 seed (one more ``--config`` holding only tunecv's own keys);
-(d) ``tunecv tune`` of 2 trials over a model init argument.
+(c) ``tunecv tune`` of 2 trials over a model init argument, each trial a 2-fold, 1-seed cv (one more
+    ``--config`` holding only tunecv's own keys): its two cvs are checked as cross-validations of the
+    project, its runs as a tune's sweep. A separate ``tunecv cv`` would only train such a cv once more
+    (``tunecv cv --cli`` itself runs in tests/integration/test_user_cli.py).
 
 Projects run two at a time (each process limited to one torch thread); a project's four tests wait for
 its subprocess.
@@ -117,8 +119,6 @@ def steps(p: Project, work: Path) -> tuple[Path, list[dict]]:
         {"name": "train", "kind": "tunecv", "argv": ["train", *common, *p.overrides, *probe, "--artifact_dir", art,
                                                       "--name", "corpus-train"],
          "probe_out": str(work / "probe_train.json")},
-        {"name": "cv", "kind": "tunecv", "argv": ["cv", *common, "--config", str(tunecv_file), *p.overrides,
-                                                   "--artifact_dir", art, "--name", "corpus-cv"]},
         {"name": "tune", "kind": "tunecv", "argv": ["tune", *common, "--config", str(tunecv_file),
                                                      "--config", str(tune_file), *p.overrides,
                                                      "--artifact_dir", art, "--name", "corpus-tune"]},
@@ -254,13 +254,14 @@ def test_tunecv_train_builds_what_the_project_s_cli_builds(pool, slug):
 
 @pytest.mark.parametrize("slug", [p.slug for p in CASES])
 def test_tunecv_cv_cross_validates_the_project(pool, slug):
-    _step(pool, slug, "cv")
-    folder = pool.work / slug / "artifacts" / "_cross_validations" / "corpus-cv"
-    infos = pd.read_parquet(folder / "run_infos.parquet")
-    assert len(infos) == 2 and sorted(infos["fold"]) == [0, 1]
-    assert (infos["status"] == "completed").all(), infos["error"].tolist()
-    metric = BY_SLUG[slug].metric.split(":")[0]
-    assert metric in infos.columns and infos[metric].notna().all()
+    _step(pool, slug, "tune")
+    tdir = pool.work / slug / "artifacts" / "corpus-tune"
+    for index in (0, 1):  # each trial's cv: 2 folds of the project, its own run_infos.parquet
+        infos = pd.read_parquet(tdir / f"corpus-tune-cv{index}" / "run_infos.parquet")
+        assert len(infos) == 2 and sorted(infos["fold"]) == [0, 1]
+        assert (infos["status"] == "completed").all(), infos["error"].tolist()
+        metric = BY_SLUG[slug].metric.split(":")[0]
+        assert metric in infos.columns and infos[metric].notna().all()
 
 
 @pytest.mark.parametrize("slug", [p.slug for p in CASES])
