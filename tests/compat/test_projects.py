@@ -1,7 +1,7 @@
 """The real-project corpus (issue 23): public LightningCLI projects run unchanged under tunecv.
 
 Each folder of ``projects/`` is a real public project reproduced small and offline (see its README): its
-entry point, configs, data module, model and callbacks. Per project, one subprocess (``projects/_runner.py``)
+entry point, configs, data module, model and callbacks. Per project, one runner (``projects/_runner.py``)
 runs, from a copy of the project in ``tmp_path``, with the same tiny overrides:
 
 (a) the project's own command (``python main.py fit --config ...``), exit 0;
@@ -13,8 +13,8 @@ runs, from a copy of the project in ``tmp_path``, with the same tiny overrides:
     project, its runs as a tune's sweep. A separate ``tunecv cv`` would only train such a cv once more
     (``tunecv cv --cli`` itself runs in tests/integration/test_user_cli.py).
 
-Projects run two at a time (each process limited to one torch thread); a project's four tests wait for
-its subprocess.
+Projects run two at a time, in two runner processes that take one project after another (each limited to
+one torch thread); a project's four tests wait for its project.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,7 +131,9 @@ def steps(p: Project, work: Path) -> tuple[Path, list[dict]]:
 
 
 class _Pool:
-    """Runs every project's subprocess, two at a time, on first demand."""
+    """Runs every project, two at a time, on first demand: two runner processes (``_runner.py --serve``) take
+    the next project from one queue, so torch, Lightning and tunecv import twice in all, not once per project
+    (the runner purges the project's modules and restores the environment between steps and projects)."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -140,41 +143,77 @@ class _Pool:
         self.started = False
         self.lock = threading.Lock()
 
-    def _one(self, p: Project) -> None:
+    def _spec(self, p: Project) -> Path:
         work = self.work / p.slug
         work.mkdir(parents=True)
         root, spec_steps = steps(p, work)
+        for s in spec_steps:
+            s["env"]["WANDB_DIR"] = str(work)
         spec = work / "spec.json"
-        results = work / "results.json"
-        spec.write_text(json.dumps({"root": str(root), "steps": spec_steps, "results": str(results)}))
+        spec.write_text(json.dumps({"root": str(root), "steps": spec_steps, "results": str(work / "results.json"),
+                                    "done": str(work / "done")}))
+        return spec
+
+    def _start(self, index: int) -> tuple[subprocess.Popen, Path]:
         # a fresh shell's environment: no PL_GLOBAL_SEED left by an earlier test's seed_everything
         base = {k: v for k, v in os.environ.items() if k != "PL_GLOBAL_SEED"}
         env = {**base, "PYTHONPATH": os.pathsep.join([str(SRC), str(PROJECTS)]),
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_DIR": str(work)}
-        proc = subprocess.run([sys.executable, str(PROJECTS / "_runner.py"), str(spec)], env=env,
-                              capture_output=True, text=True, timeout=600)
-        self.logs[p.slug] = (proc.stdout + proc.stderr)[-6000:]
-        self.results[p.slug] = json.loads(results.read_text()) if results.is_file() else {}
-        self.done[p.slug].set()
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        log = self.work / f"runner{index}-{time.monotonic_ns()}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([sys.executable, str(PROJECTS / "_runner.py"), "--serve"], env=env, text=True,
+                                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+        return proc, log
 
-    def _worker(self, queue: list[Project]) -> None:
-        while True:
-            with self.lock:
-                if not queue:
-                    return
-                p = queue.pop(0)
-            try:
-                self._one(p)
-            finally:
-                self.done[p.slug].set()
+    def _one(self, p: Project, proc: subprocess.Popen, log: Path) -> None:
+        spec = self._spec(p)
+        offset = log.stat().st_size
+        proc.stdin.write(f"{spec}\n")
+        proc.stdin.flush()
+        done, deadline = spec.parent / "done", time.monotonic() + 600
+        while not done.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not done.exists() and proc.poll() is None:  # a project stuck for 10 minutes: its runner goes
+            proc.kill()
+            proc.wait()
+        with log.open(errors="replace") as fh:
+            fh.seek(offset)
+            self.logs[p.slug] = fh.read()[-6000:]
+        results = spec.parent / "results.json"
+        try:  # a runner that died mid-write leaves no whole file: the step then "did not run"
+            self.results[p.slug] = json.loads(results.read_text()) if results.is_file() else {}
+        except ValueError:
+            self.results[p.slug] = {}
+
+    def _worker(self, queue: list[Project], index: int) -> None:
+        proc = log = None
+        try:
+            while True:
+                with self.lock:
+                    if not queue:
+                        return
+                    p = queue.pop(0)
+                try:
+                    if proc is None or proc.poll() is not None:  # first, or the last one died: a new runner
+                        proc, log = self._start(index)
+                    self._one(p, proc, log)
+                finally:
+                    self.done[p.slug].set()
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.stdin.close()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
     def get(self, slug: str) -> tuple[dict, str]:
         with self.lock:
             if not self.started:
                 self.started = True
                 queue = list(CASES)
-                for _ in range(2):
-                    threading.Thread(target=self._worker, args=(queue,), daemon=True).start()
+                for index in range(2):
+                    threading.Thread(target=self._worker, args=(queue, index), daemon=True).start()
         self.done[slug].wait()
         return self.results.get(slug, {}), self.logs.get(slug, "")
 

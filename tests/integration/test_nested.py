@@ -282,9 +282,7 @@ def test_a_killed_nested_run_resumes_without_touching_its_finished_outer_fold(tm
     from tests.integration._processes import kill_during
 
     path = tmp_path / "nested.yaml"
-    # one trial per outer tune: what is checked is the outer level (a finished outer fold kept as it is, the cut
-    # one finished), which a second trial would only make longer
-    path.write_text(yaml.safe_dump(nested_cfg(tmp_path, outer=2, n_trials=1)))
+    path.write_text(yaml.safe_dump(nested_cfg(tmp_path, outer=2, n_trials=2)))
     folder = tmp_path / "artifacts" / "kill"
     # SIGKILL once outer fold 1's tune has started its first cv (outer fold 0 finished and was recorded)
     kill_during([sys.executable, "-m", "tunecv", "nested", "--config", str(path), "--name", "kill", "--quiet"],
@@ -297,4 +295,4 @@ def test_a_killed_nested_run_resumes_without_touching_its_finished_outer_fold(tm
     state = json.loads((folder / "nested.json").read_text())
     assert sorted(state["folds"]) == ["0", "1"] and state["optimism"]["n"] == 2
     df = load_run_infos(folder)
-    assert len(df) == 2 * (1 * 2 + 1) and df["run_id"].is_unique and (df["status"] == "completed").all()
+    assert len(df) == 2 * (2 * 2 + 1) and df["run_id"].is_unique and (df["status"] == "completed").all()

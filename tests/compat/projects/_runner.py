@@ -6,6 +6,8 @@
 sys.path) or ``tunecv`` (``tunecv.cli.main(ARGS)``). Between steps, the modules imported from the project
 folder are purged and sys.path, the cwd and the environment restored, so each step starts as a fresh
 command would. Writes ``{name: {"rc", "error", "seconds", "snapshot"}}`` to SPEC's ``results`` path.
+``python _runner.py --serve`` runs one SPEC after another, their paths read from stdin (:func:`serve`): the same
+purge between steps holds between projects.
 """
 
 from __future__ import annotations
@@ -81,5 +83,22 @@ def main(spec_path: str) -> None:
             pass
 
 
+def serve() -> None:
+    """``python _runner.py --serve``: one SPEC path per line of stdin, each run in turn in this process (torch,
+    Lightning and tunecv import once per runner, not once per project); SPEC's ``done`` file is written after
+    each, results or not."""
+    for line in sys.stdin:
+        spec_path = line.strip()
+        if not spec_path:
+            continue
+        print(f"=== {spec_path}", flush=True)
+        try:
+            main(spec_path)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            Path(json.loads(Path(spec_path).read_text())["done"]).touch()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    serve() if sys.argv[1] == "--serve" else main(sys.argv[1])
