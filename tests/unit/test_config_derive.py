@@ -1,4 +1,4 @@
-"""A trial's config derived from the parsed base config plus the sampled values (``tunecv.config.derive``)
+"""A trial's config derived from the parsed base config plus the sampled values (``tunecv.config.derive``, module ``derived``)
 is the config the full parse gives; a value the full parse rejects is left to it (the one-line error)."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 from tunecv.config.classes import _annotation as _annotation
 from tunecv.config.classes import _resolve_class as _resolve_class
 from tunecv.config.classes import import_class, init_parameters
-from tunecv.config.derive import derive
+from tunecv.config.derived import derive
 from tunecv.config.diagnosis import _describe_type as _describe_type
 from tunecv.config.diagnosis import one_line
 from tunecv.config.keys import check_key, get_key, set_in, set_key
