@@ -16,7 +16,19 @@ from tunecv.errors import ConfigError
 # libyaml's loader and emitter where PyYAML has them: the same safe constructors and representers, run in C
 # (a tune reads and writes each trial's config as YAML several times; the Python ones took ~0.1 s a read)
 SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-SAFE_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _SafeDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's safe emitter with the representers registered on ``yaml.SafeDumper`` (jsonargparse adds its
+    ``Namespace`` there; ``CSafeDumper`` has its own table and would not see them)."""
+
+
+def yaml_dump(data: Any, **kwargs: Any) -> str:
+    """``yaml.safe_dump(data, **kwargs)``, with libyaml where it is there."""
+    if _SafeDumper is not yaml.SafeDumper:
+        _SafeDumper.yaml_representers = {**yaml.SafeDumper.yaml_representers}
+        _SafeDumper.yaml_multi_representers = {**yaml.SafeDumper.yaml_multi_representers}
+    return yaml.dump(data, Dumper=_SafeDumper, **kwargs)
 
 
 def yaml_load(text: Any) -> Any:
@@ -57,7 +69,7 @@ def _read_config_value(value: str) -> Any:
 def _config_text(data: Mapping) -> str:
     if not data:
         return "{}"
-    return yaml.dump(_plain(dict(data)), Dumper=SAFE_DUMPER, sort_keys=False)
+    return yaml_dump(_plain(dict(data)), sort_keys=False)
 
 
 def _find_cli(words: Sequence[str]) -> Optional[str]:

@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
-
 from tunecv import user_cli
 from tunecv.config.command_line import (
-    SAFE_DUMPER,
     _check_utf8,
     _config_text,
     _find_cli,
@@ -21,6 +18,7 @@ from tunecv.config.command_line import (
     _read_config_value,
     _units,
     _unwrap_subcommands,
+    yaml_dump,
     yaml_load,
 )
 from tunecv.config.diagnosis import _diagnose, one_line
@@ -243,4 +241,4 @@ def _from_namespace(ns: Any, cli_parser: Any = None, cli: Optional[str] = None) 
 def dump_yaml(cfg: Config | Mapping) -> str:
     """The config as YAML, keys in declaration order."""
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
-    return yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False, default_flow_style=None, width=100)
+    return yaml_dump(data, sort_keys=False, default_flow_style=None, width=100)
