@@ -39,8 +39,8 @@ def artifacts(tmp_path_factory):
     mid: dict = {}
     write = CrossValidation.write
 
-    def write_then_report(self):
-        write(self)
+    def write_then_report(self, *args, **kwargs):
+        write(self, *args, **kwargs)
         if self.name == "t1-cv1" and len(self.rows) == 1 and not mid:
             out = io.StringIO()
             mid["summary"] = report(tune_dir, plots=False, console=Console(file=out, width=200))
