@@ -39,6 +39,8 @@ _TRANSIENT_TEXT = (
     "connection is closed", "connection already closed", "consuming input failed", "ssl syscall",
     "connection reset", "broken pipe", "no connection to the server", "server has gone away",
     "lost connection", "timeout expired", "the database system is in recovery mode", "connection timed out",
+    "not yet accepting connections", "closed unexpectedly", "could not receive data from server",
+    "could not send data to server",
 )
 
 
