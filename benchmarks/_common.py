@@ -36,3 +36,22 @@ def timer(label: str, results: dict):
     t0 = time.perf_counter()
     yield
     results[label] = time.perf_counter() - t0
+
+
+def run_in_tree(script: str, src: str, args: list[str], tree: str) -> dict:
+    """Run ``script args`` in a new process whose tunecv comes from ``src`` (one torch thread), and return the
+    JSON object its last stdout line prints; stops the benchmark when the arm fails or imported another tunecv
+    (the child prints its ``tunecv`` module path under the key ``"tunecv"``)."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(Path(script).resolve()), *args], env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree} arm failed:\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if not answer["tunecv"].startswith(src):
+        raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {src}")
+    return answer

@@ -21,13 +21,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import digits_config, machine
+from _common import digits_config, machine, run_in_tree
 
 
 def hand_written(cfg: dict, folds: list[int], seed: int, root: Path) -> float:
@@ -69,15 +67,7 @@ def in_child(tree: str, cfg: dict, root: Path) -> dict:
     """``with_tunecv`` in a new process whose tunecv is ``SRC[tree]`` (imports outside the timing)."""
     root.mkdir(parents=True)
     (root / "cfg.json").write_text(json.dumps(cfg))
-    env = dict(os.environ, PYTHONPATH=SRC[tree], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(root)], env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{tree} arm failed:\n{done.stderr[-3000:]}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    if not answer["tunecv"].startswith(SRC[tree]):
-        raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {SRC[tree]}")
-    return answer
+    return run_in_tree(__file__, SRC[tree], ["--child", str(root)], tree)
 
 
 def child(root: Path) -> None:

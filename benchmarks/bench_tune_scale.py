@@ -27,14 +27,12 @@ import json
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
-from _common import machine
+from _common import machine, run_in_tree
 
 WINDOW = 100
 
@@ -140,15 +138,7 @@ SRC = {"after": str(Path(__file__).resolve().parent.parent / "src")}  # "before"
 def in_child(tree: str, n_trials: int, root: Path) -> dict:
     """:func:`run_size` in a new process whose tunecv is ``SRC[tree]``."""
     root.mkdir(parents=True)
-    env = dict(os.environ, PYTHONPATH=SRC[tree], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(root), "--sizes",
-                           str(n_trials)], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{tree} arm failed:\n{done.stderr[-3000:]}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    if not answer["tunecv"].startswith(SRC[tree]):
-        raise SystemExit(f"{tree} arm imported tunecv from {answer['tunecv']}, not {SRC[tree]}")
-    return answer
+    return run_in_tree(__file__, SRC[tree], ["--child", str(root), "--sizes", str(n_trials)], tree)
 
 
 def child(root: Path, n_trials: int) -> None:
